@@ -1,0 +1,107 @@
+"""User-visible actions: one function each, called by the WebSocket consumer, views, the admin
+and management commands alike.
+
+Each action validates and authorises (``check_*``), then writes; events are emitted by the
+models' outbox hook inside the same transaction and published after commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+
+from chat import ratelimit, selectors
+from chat.models import Membership, Message, Room
+
+
+class ActionError(Exception):
+    """A request the action refuses; nothing was changed. ``code`` is stable for clients."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class PostResult:
+    message: Message
+    created: bool
+
+
+def check_body(body: object) -> str:
+    if not isinstance(body, str) or not body.strip():
+        raise ActionError("body_required", "body must be a non-empty string")
+    limit = settings.PARLEY["MAX_BODY_CHARS"]
+    if len(body) > limit:
+        raise ActionError("body_too_long", f"body is longer than {limit} characters")
+    return body
+
+
+def check_can_post(*, user: AbstractBaseUser, room: Room) -> None:
+    if not user.is_authenticated:
+        raise ActionError("not_authenticated", "authentication required")
+    if room.is_private and not selectors.is_member(user=user, room=room):
+        raise ActionError("forbidden", "you are not a member of this room")
+
+
+def post_message(
+    *, author: AbstractBaseUser, room: Room, body: object, client_id: uuid.UUID | None = None
+) -> PostResult:
+    """Post ``body`` to ``room`` as ``author``.
+
+    A repeated ``client_id`` (the sender's retry) returns the message it already created,
+    without counting against the rate limit. Raises ActionError for invalid or forbidden input.
+    """
+    body = check_body(body)
+    check_can_post(user=author, room=room)
+    if client_id is not None:
+        existing = _by_client_id(author=author, client_id=client_id, room=room)
+        if existing is not None:
+            return PostResult(existing, created=False)
+    if not ratelimit.allow_post(author.pk):
+        raise ActionError("rate_limited", "too many messages, slow down")
+    try:
+        with transaction.atomic():
+            message = Message(room=room, author=author, body=body, client_id=client_id)
+            message.save()
+    except IntegrityError:
+        # Only a concurrent retry with the same client_id can collide here.
+        existing = client_id and _by_client_id(author=author, client_id=client_id, room=room)
+        if not existing:
+            raise
+        return PostResult(existing, created=False)
+    return PostResult(message, created=True)
+
+
+def _by_client_id(*, author: AbstractBaseUser, client_id: uuid.UUID, room: Room) -> Message | None:
+    existing = (
+        Message.objects.select_related("room", "author")
+        .filter(author=author, client_id=client_id)
+        .first()
+    )
+    if existing is not None and existing.room_id != room.pk:
+        raise ActionError("client_id_reused", "this client_id was used for another room")
+    return existing
+
+
+def join_room(*, user: AbstractBaseUser, room: Room) -> Membership:
+    """Make ``user`` a member of a public room (idempotent)."""
+    if room.is_private and not selectors.is_member(user=user, room=room):
+        raise ActionError("forbidden", "private rooms are joined by invitation")
+    membership, _ = Membership.objects.get_or_create(user=user, room=room)
+    return membership
+
+
+def create_room(
+    *, creator: AbstractBaseUser, slug: str, title: str, is_private: bool = False
+) -> Room:
+    """Create a room owned by ``creator``."""
+    with transaction.atomic():
+        room = Room.objects.create(slug=slug, title=title, is_private=is_private)
+        Membership.objects.create(user=creator, room=room, role=Membership.Role.OWNER)
+    return room

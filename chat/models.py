@@ -1,0 +1,136 @@
+"""Rooms, memberships, messages, and the transactional outbox of events."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import F, Q
+
+
+class Room(models.Model):
+    slug = models.SlugField(max_length=64, unique=True)
+    title = models.CharField(max_length=200)
+    is_private = models.BooleanField(default=False)
+    # Seq of the room's newest message; the next message takes last_seq + 1.
+    last_seq = models.PositiveBigIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @classmethod
+    def allocate_seq(cls, room_id: int) -> int:
+        """Take the next seq of a room.
+
+        Must run inside the transaction that saves the message: the UPDATE holds the room's row
+        lock until commit, so concurrent writers (threads or processes, PostgreSQL or SQLite)
+        queue and a rollback gives the number back. Seqs are therefore gapless and unique, and a
+        room's messages commit in seq order.
+        """
+        cls.objects.filter(pk=room_id).update(last_seq=F("last_seq") + 1)
+        return cls.objects.filter(pk=room_id).values_list("last_seq", flat=True).get()
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        MEMBER = "member"
+        MODERATOR = "moderator"
+        OWNER = "owner"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    # Highest seq the user has read in this room.
+    last_read_seq = models.PositiveBigIntegerField(default=0)
+    joined_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "room"], name="membership_unique_user_room")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.room} ({self.role})"
+
+
+class Message(models.Model):
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="messages"
+    )
+    body = models.TextField()
+    seq = models.PositiveBigIntegerField(editable=False)
+    # The sender's idempotency key: the same (author, client_id) never makes a second message.
+    client_id = models.UUIDField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["room", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["room", "seq"], name="message_unique_room_seq"),
+            models.UniqueConstraint(
+                fields=["author", "client_id"],
+                condition=Q(client_id__isnull=False),
+                name="message_unique_author_client_id",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.room}#{self.seq}"
+
+    def save(self, *args, **kwargs) -> None:
+        """Save; a new message also gets its seq and its ``message.created`` event.
+
+        This is the safety net that makes *every* insert publish — the post action, the admin,
+        a shell's ``Message.objects.create()`` — because the event is written to the outbox in
+        the same transaction as the row and published after commit. ``bulk_create`` and raw SQL
+        bypass ``save()`` and therefore publish nothing: use ``chat.actions.post_message``.
+        """
+        if not self._state.adding or self.seq is not None:
+            super().save(*args, **kwargs)
+            return
+        from chat import outbox  # outbox imports this module
+
+        with transaction.atomic(using=kwargs.get("using")):
+            self.seq = Room.allocate_seq(self.room_id)
+            super().save(*args, **kwargs)
+            outbox.record_message_created(self)
+
+
+class OutboxEvent(models.Model):
+    """An event written in the same transaction as the change it describes.
+
+    ``published_at`` is set once the event is on Redis (the room's channel-layer group and the
+    topic's stream). Rows still unpublished are what the relay re-sends after a Redis outage.
+    """
+
+    # Position: the order events were recorded in (per room it is also seq order).
+    id = models.BigAutoField(primary_key=True)
+    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    topic = models.CharField(max_length=64)
+    type = models.CharField(max_length=64)
+    room = models.ForeignKey(Room, null=True, on_delete=models.CASCADE, related_name="+")
+    seq = models.PositiveBigIntegerField(null=True)
+    # The whole event exactly as published (see chat.events.Event).
+    event = models.JSONField()
+    created_at = models.DateTimeField()
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["room", "id"],
+                condition=Q(published_at__isnull=True),
+                name="outbox_pending_by_room",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"

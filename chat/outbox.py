@@ -1,0 +1,37 @@
+"""The transactional outbox: events are written with the change, published after commit."""
+
+from __future__ import annotations
+
+import uuid
+from functools import partial
+
+from django.db import transaction
+from django.utils.dateparse import parse_datetime
+
+from chat import events, relay
+from chat.models import Message, OutboxEvent
+
+
+def record(event: events.Event, *, room_id: int | None) -> OutboxEvent:
+    """Write ``event`` to the outbox and publish it once the transaction commits.
+
+    Must be called inside the transaction that makes the change the event describes, so the
+    event exists if and only if the change does. Publishing is attempted right after commit;
+    if Redis is unreachable then, the row stays pending and the relay publishes it later.
+    """
+    row = OutboxEvent.objects.create(
+        event_id=uuid.UUID(event["id"]),
+        topic=event["topic"],
+        type=event["type"],
+        room_id=room_id,
+        seq=event["seq"],
+        event=event,
+        created_at=parse_datetime(event["ts"]),
+    )
+    transaction.on_commit(partial(relay.flush_after_commit, room_id))
+    return row
+
+
+def record_message_created(message: Message) -> OutboxEvent:
+    """Called by ``Message.save()`` inside the transaction that inserted the message."""
+    return record(events.message_created(message), room_id=message.room_id)

@@ -1,0 +1,106 @@
+"""The WebSocket protocol: parsing client frames and building server frames.
+
+Close codes (also in the README):
+  4400 bad connection parameters (e.g. after_seq not a non-negative integer)
+  4401 not authenticated            4403 private room, not a member
+  4404 unknown room                 4429 sustained flood of rejected frames
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+from chat.events import dumps
+
+CLOSE_BAD_REQUEST = 4400
+CLOSE_FLOOD = 4429
+
+
+class ProtocolError(Exception):
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class SendMessage:
+    body: object
+    client_id: uuid.UUID | None
+
+
+@dataclass(frozen=True)
+class Sync:
+    after_seq: int
+
+
+@dataclass(frozen=True)
+class Ping:
+    pass
+
+
+ClientFrame = SendMessage | Sync | Ping
+
+
+def parse_seq(value: Any) -> int:
+    """A non-negative seq from a frame field or a query-string value."""
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ProtocolError("invalid_seq", "after_seq must be a non-negative integer")
+    return value
+
+
+def parse_client_frame(text: str | None, data: bytes | None) -> ClientFrame:
+    """Parse one client frame; raises ProtocolError with a stable code for anything else."""
+    if text is None:
+        raise ProtocolError("binary_not_supported", "send JSON text frames")
+    if len(text.encode()) > settings.PARLEY["MAX_FRAME_BYTES"]:
+        raise ProtocolError("frame_too_large", "frame exceeds the size limit")
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        raise ProtocolError("bad_json", "frame is not valid JSON") from None
+    if not isinstance(frame, dict):
+        raise ProtocolError("not_an_object", "frame must be a JSON object")
+    kind = frame.get("type")
+    if kind == "message.send":
+        return SendMessage(body=frame.get("body"), client_id=_client_id(frame.get("client_id")))
+    if kind == "sync":
+        return Sync(after_seq=parse_seq(frame.get("after_seq")))
+    if kind == "ping":
+        return Ping()
+    raise ProtocolError("unknown_type", f"unknown frame type {kind!r}")
+
+
+def _client_id(value: Any) -> uuid.UUID | None:
+    if value is None:
+        return None
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise ProtocolError("invalid_client_id", "client_id must be a UUID") from None
+
+
+def error(code: str, detail: str, **extra: Any) -> str:
+    return dumps({"type": "error", "code": code, "detail": detail, **extra})
+
+
+def ack(client_id: uuid.UUID | None, message: dict, *, created: bool) -> str:
+    return dumps(
+        {
+            "type": "message.ack",
+            "client_id": str(client_id) if client_id else None,
+            "created": created,
+            "message": message,
+        }
+    )
+
+
+def sync_done(seq: int) -> str:
+    return dumps({"type": "sync.done", "seq": seq})

@@ -1,0 +1,128 @@
+"""Publishing outbox events to Redis: the fast path after commit and the recovery relay.
+
+One Lua script puts an event on Redis atomically: XADD to the topic's stream and PUBLISH to the
+room's channel-layer group, guarded by the highest seq already published for that room, so a
+re-send (two publishers racing, or the relay retrying after a half-finished attempt) is dropped
+instead of duplicated.
+
+Ordering: every publisher publishes *all* pending events of a room, oldest first, and marks a row
+published only after Redis accepted it. Whoever publishes seq N has therefore already published
+(or seen published) every seq below N, so a room's events reach Redis in seq order.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import redis
+from channels.layers import get_channel_layer
+from django.utils import timezone
+
+from chat import events
+from chat.models import OutboxEvent
+from chat.redis_client import get_redis
+
+log = logging.getLogger("parley.relay")
+
+# Highest seq published per room (hash field = room id).
+PUBLISHED_SEQ_KEY = "parley:published-seq"
+
+_PUBLISH = """
+if ARGV[2] ~= '' then
+  local last = redis.call('HGET', KEYS[2], ARGV[1])
+  if last and tonumber(ARGV[2]) <= tonumber(last) then
+    return 0
+  end
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+end
+redis.call('XADD', KEYS[1], '*', 'id', ARGV[5], 'type', ARGV[6], 'event', ARGV[7])
+if ARGV[3] ~= '' then
+  redis.call('PUBLISH', ARGV[3], ARGV[4])
+end
+return 1
+"""
+
+BATCH = 200
+
+
+def _script(client: redis.Redis):
+    # register_script caches the SHA and falls back to EVAL after a Redis restart.
+    return client.register_script(_PUBLISH)
+
+
+def publish_rows(rows: list[OutboxEvent], client: redis.Redis | None = None) -> int:
+    """Put ``rows`` (oldest first) on Redis in one round trip; return how many were new.
+
+    Raises redis.RedisError if Redis is unreachable; nothing is marked then.
+    """
+    if not rows:
+        return 0
+    client = client or get_redis()
+    script = _script(client)
+    layer = get_channel_layer()
+    pipe = client.pipeline(transaction=False)
+    for row in rows:
+        event = row.event
+        frame = events.client_frame(event)
+        group_channel = layer_message = ""
+        if row.room_id is not None and frame is not None:
+            group_channel = layer.group_channel_name(events.room_group(row.room_id))
+            layer_message = layer.serialize({"type": "chat.event", "seq": row.seq, "frame": frame})
+        script(
+            keys=[events.stream_key(row.topic), PUBLISHED_SEQ_KEY],
+            args=[
+                row.room_id if row.room_id is not None else "",
+                row.seq if row.seq is not None else "",
+                group_channel,
+                layer_message,
+                str(row.event_id),
+                row.type,
+                events.dumps(event),
+            ],
+            client=pipe,
+        )
+    results = pipe.execute()
+    OutboxEvent.objects.filter(pk__in=[r.pk for r in rows]).update(published_at=timezone.now())
+    return sum(1 for r in results if r == 1)
+
+
+def flush_room(room_id: int | None) -> int:
+    """Publish every pending event of one room (or of no room), in order."""
+    published = 0
+    while True:
+        rows = list(
+            OutboxEvent.objects.filter(room_id=room_id, published_at__isnull=True).order_by("id")[
+                :BATCH
+            ]
+        )
+        published += publish_rows(rows)
+        if len(rows) < BATCH:
+            return published
+
+
+def flush_after_commit(room_id: int | None) -> None:
+    """The fast path, run by ``transaction.on_commit``: publish now, or leave it to the relay."""
+    try:
+        flush_room(room_id)
+    except redis.RedisError as exc:
+        log.warning("Redis unreachable after commit, the relay will publish: %s", exc)
+
+
+def flush_pending(*, older_than: float = 0.0) -> int:
+    """The relay's sweep: publish everything still pending (oldest first). Raises RedisError."""
+    cutoff = timezone.now() - timedelta(seconds=older_than)
+    published = 0
+    while True:
+        rows = list(
+            OutboxEvent.objects.filter(published_at__isnull=True, created_at__lte=cutoff).order_by(
+                "id"
+            )[:BATCH]
+        )
+        published += publish_rows(rows)
+        if len(rows) < BATCH:
+            return published
+
+
+def pending_count() -> int:
+    return OutboxEvent.objects.filter(published_at__isnull=True).count()

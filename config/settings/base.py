@@ -1,0 +1,161 @@
+"""Settings shared by every environment; values come from the environment (12-factor).
+
+DATABASE_URL unset -> a SQLite file in the project. REDIS_URL unset -> the project's embedded
+Redis (see config/embedded_redis.py).
+"""
+
+from pathlib import Path
+
+import environ
+
+from config import embedded_redis
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env.str("SECRET_KEY", default="")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "chat",
+    "analytics",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database --------------------------------------------------------------------------------
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # IMMEDIATE takes the write lock at BEGIN, so two writers queue on the busy timeout instead
+    # of one failing at once with "database is locked" when both upgrade a read lock; WAL lets
+    # readers (replays, history) run while a writer commits.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    # A file, not :memory:, so server processes started by tests share the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test-db.sqlite3")}
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: channel layer (live push) and streams (durable topics) ----------------------------
+REDIS_URL = env.str("REDIS_URL", default="") or embedded_redis.ensure_default()
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "chat.layers.ParleyChannelLayer",
+        "CONFIG": {
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    # redis-py 8's default 5 s read timeout kills idle subscriber connections;
+                    # the subscriber reads with its own short timeouts, so none is needed here.
+                    "socket_timeout": None,
+                    "socket_connect_timeout": 2,
+                    # TCP only: unix-socket connections take no keepalive option.
+                    **({"socket_keepalive": True} if REDIS_URL.startswith("redis") else {}),
+                },
+            ],
+            "prefix": env.str("PARLEY_LAYER_PREFIX", default="parley"),
+        },
+    },
+}
+
+PARLEY = {
+    # Longest message body, in characters.
+    "MAX_BODY_CHARS": 4000,
+    # Largest WebSocket frame the server parses, in bytes (a body of 4,000 emoji fits).
+    "MAX_FRAME_BYTES": 64 * 1024,
+    # Messages a user may post per window, across all their sockets and the REST API.
+    "RATE_LIMIT_MESSAGES": env.int("PARLEY_RATE_LIMIT_MESSAGES", default=30),
+    "RATE_LIMIT_WINDOW_SECONDS": env.int("PARLEY_RATE_LIMIT_WINDOW_SECONDS", default=10),
+    # Error frames a socket may earn in a row before it is closed as a flood (code 4429).
+    "FLOOD_CLOSE_AFTER_ERRORS": 50,
+    # Messages per replay page on resume: bounds memory per socket.
+    "REPLAY_PAGE_SIZE": 200,
+    # The relay's reconciliation sweep of the outbox (only the recovery path waits on it).
+    "RELAY_SWEEP_SECONDS": env.float("PARLEY_RELAY_SWEEP_SECONDS", default=1.0),
+    # Outbox rows younger than this are left to the fast path that committed them.
+    "RELAY_GRACE_SECONDS": env.float("PARLEY_RELAY_GRACE_SECONDS", default=0.5),
+}
+
+# --- Auth, i18n, static ------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# Only where collectstatic is used (production); development serves the source folders.
+STATIC_ROOT = env.str("STATIC_ROOT", default="") or None
+# Serve static files from the app itself (no CDN, no separate web server); in development
+# straight from the source folders, without collectstatic.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "parley": {"level": env.str("PARLEY_LOG_LEVEL", default="INFO")},
+    },
+}

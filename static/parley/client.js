@@ -1,0 +1,126 @@
+// Parley room client: one live WebSocket per room with no gap, no duplicate, in order.
+//
+// - Every message.new carries the room's seq. A seq at or below the last one seen is a
+//   duplicate and dropped; one beyond last+1 means the live path lost something, so the client
+//   asks the server to replay from its last seq ({"type": "sync"}) and drops the early frame
+//   (the replay includes it).
+// - A dropped socket reconnects with exponential back-off and jitter, resuming with
+//   ?after_seq=<last seq>. Refusals that cannot change by retrying (4400, 4401, 4403, 4404) stop.
+// - Posts carry a client_id; unacknowledged posts are re-sent after a reconnect and the server
+//   creates each at most once.
+
+const FINAL_CLOSE_CODES = new Set([4400, 4401, 4403, 4404]);
+
+export class RoomConnection {
+  constructor({ slug, afterSeq = null, onMessage = () => {}, onState = () => {},
+                onError = () => {}, onAck = () => {}, url = null,
+                minDelayMs = 250, maxDelayMs = 15000 }) {
+    this.slug = slug;
+    this.lastSeq = afterSeq;
+    this.onMessage = onMessage;
+    this.onState = onState;
+    this.onError = onError;
+    this.onAck = onAck;
+    this.url = url;
+    this.minDelayMs = minDelayMs;
+    this.maxDelayMs = maxDelayMs;
+    this.unacked = new Map(); // client_id -> frame
+    this.attempt = 0;
+    this.syncing = false;
+    this.stopped = false;
+    this.socket = null;
+  }
+
+  start() {
+    this.stopped = false;
+    this._open();
+  }
+
+  stop() {
+    this.stopped = true;
+    if (this.socket) this.socket.close(1000);
+  }
+
+  /** Post a message; returns its client_id. Sent now, or once the socket is back. */
+  send(body) {
+    const clientId = crypto.randomUUID();
+    const frame = { type: "message.send", body, client_id: clientId };
+    this.unacked.set(clientId, frame);
+    this._write(frame);
+    return clientId;
+  }
+
+  _endpoint() {
+    const base = this.url || `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}`;
+    const query = this.lastSeq === null ? "" : `?after_seq=${this.lastSeq}`;
+    return `${base}/ws/rooms/${encodeURIComponent(this.slug)}/${query}`;
+  }
+
+  _open() {
+    this.onState(this.attempt ? "reconnecting" : "connecting");
+    const socket = new WebSocket(this._endpoint());
+    this.socket = socket;
+    this.syncing = true; // the server replays, then says sync.done
+    socket.onmessage = (event) => this._receive(JSON.parse(event.data));
+    socket.onclose = (event) => this._closed(event);
+  }
+
+  _closed(event) {
+    this.socket = null;
+    if (this.stopped) { this.onState("closed"); return; }
+    if (FINAL_CLOSE_CODES.has(event.code)) {
+      this.onState("refused");
+      this.onError({ code: event.code, detail: event.reason });
+      return;
+    }
+    this.onState("offline");
+    const ceiling = Math.min(this.maxDelayMs, this.minDelayMs * 2 ** this.attempt);
+    const delay = ceiling / 2 + Math.random() * ceiling / 2;
+    this.attempt += 1;
+    setTimeout(() => { if (!this.stopped) this._open(); }, delay);
+  }
+
+  _write(frame) {
+    if (this.socket && this.socket.readyState === WebSocket.OPEN && !this.syncing) {
+      this.socket.send(JSON.stringify(frame));
+    }
+  }
+
+  _receive(frame) {
+    switch (frame.type) {
+      case "message.new":
+        return this._deliver(frame.message);
+      case "sync.done":
+        if (this.lastSeq === null || frame.seq > this.lastSeq) this.lastSeq = frame.seq;
+        this.syncing = false;
+        this.attempt = 0;
+        this.onState("live");
+        for (const pending of this.unacked.values()) this._write(pending);
+        return;
+      case "message.ack":
+        this.unacked.delete(frame.client_id);
+        this.onAck(frame);
+        return;
+      case "error":
+        if (frame.client_id) this.unacked.delete(frame.client_id);
+        this.onError(frame);
+        return;
+      default:
+        return;
+    }
+  }
+
+  _deliver(message) {
+    if (this.lastSeq !== null && message.seq <= this.lastSeq) return; // duplicate
+    if (this.lastSeq !== null && message.seq > this.lastSeq + 1) {
+      // A gap: ask for a replay from what we have, unless one is already under way.
+      if (!this.syncing && this.socket && this.socket.readyState === WebSocket.OPEN) {
+        this.syncing = true;
+        this.socket.send(JSON.stringify({ type: "sync", after_seq: this.lastSeq }));
+      }
+      return;
+    }
+    this.lastSeq = message.seq;
+    this.onMessage(message);
+  }
+}
