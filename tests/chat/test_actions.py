@@ -1,0 +1,98 @@
+"""post_message: the one place a message is posted from (WebSocket, REST, admin, shell)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.test import override_settings
+
+from chat import actions
+from chat.models import Message
+from config.settings.base import PARLEY
+
+
+@pytest.mark.django_db(transaction=True)
+def test_post_saves_and_publishes(lobby, bob, stream_events):
+    result = actions.post_message(author=bob, room=lobby, body="hi")
+    assert result.created
+    assert result.message.seq == 1
+    assert [e["payload"]["message"]["body"] for e in stream_events()] == ["hi"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_same_client_id_creates_one_message(lobby, bob, stream_events):
+    client_id = uuid.uuid4()
+    first = actions.post_message(author=bob, room=lobby, body="once", client_id=client_id)
+    again = actions.post_message(author=bob, room=lobby, body="once", client_id=client_id)
+    assert first.created and not again.created
+    assert again.message.pk == first.message.pk
+    assert Message.objects.count() == 1
+    assert len(stream_events()) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_client_id_of_another_room_is_refused(lobby, secret_room, bob):
+    client_id = uuid.uuid4()
+    actions.post_message(author=bob, room=lobby, body="here", client_id=client_id)
+    with pytest.raises(actions.ActionError) as err:
+        actions.post_message(author=bob, room=secret_room, body="there", client_id=client_id)
+    assert err.value.code == "client_id_reused"
+    assert Message.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (None, "body_required"),
+        ("", "body_required"),
+        ("   \n", "body_required"),
+        (42, "body_required"),
+        (["list"], "body_required"),
+        ("x" * 4001, "body_too_long"),
+    ],
+)
+@pytest.mark.django_db(transaction=True)
+def test_invalid_body_is_refused_and_changes_nothing(lobby, bob, stream_events, body, code):
+    with pytest.raises(actions.ActionError) as err:
+        actions.post_message(author=bob, room=lobby, body=body)
+    assert err.value.code == code
+    assert Message.objects.count() == 0
+    assert stream_events() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_longest_allowed_body_is_accepted(lobby, bob):
+    assert actions.post_message(author=bob, room=lobby, body="é" * 4000).created
+
+
+@pytest.mark.django_db(transaction=True)
+def test_non_member_cannot_post_to_private_room(secret_room, mallory, stream_events):
+    with pytest.raises(actions.ActionError) as err:
+        actions.post_message(author=mallory, room=secret_room, body="let me in")
+    assert err.value.code == "forbidden"
+    assert Message.objects.count() == 0
+    assert stream_events() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rate_limit_refuses_beyond_the_limit_but_retries_are_free(lobby, bob):
+    with override_settings(PARLEY={**PARLEY, "RATE_LIMIT_MESSAGES": 3}):
+        ids = [uuid.uuid4() for _ in range(3)]
+        for client_id in ids:
+            actions.post_message(author=bob, room=lobby, body="x", client_id=client_id)
+        # A retry of an already created message is answered, not counted.
+        assert not actions.post_message(author=bob, room=lobby, body="x", client_id=ids[0]).created
+        with pytest.raises(actions.ActionError) as err:
+            actions.post_message(author=bob, room=lobby, body="one too many")
+    assert err.value.code == "rate_limited"
+    assert Message.objects.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_join_public_room_is_idempotent_and_private_needs_invitation(lobby, secret_room, mallory):
+    assert actions.join_room(user=mallory, room=lobby) == actions.join_room(
+        user=mallory, room=lobby
+    )
+    with pytest.raises(actions.ActionError):
+        actions.join_room(user=mallory, room=secret_room)

@@ -1,0 +1,69 @@
+"""Shared fixtures: named users, rooms made through the real actions, Redis hygiene, and the
+events the write path published (read back from the real stream and checked against the schema).
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from chat import actions
+from chat.redis_client import get_redis
+from tests.support.events import published_events
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis():
+    """Each test starts with no Parley keys (streams, publish guard, rate counters)."""
+    _delete_parley_keys()
+    yield
+    _delete_parley_keys()
+
+
+def _delete_parley_keys() -> None:
+    client = get_redis()
+    keys = [*client.scan_iter("parley:*"), *client.scan_iter("chat.*")]
+    if keys:
+        client.delete(*keys)
+
+
+def _user(username: str):
+    return get_user_model().objects.create_user(username, password=f"pw-{username}")
+
+
+@pytest.fixture
+def alice(db):
+    return _user("alice")
+
+
+@pytest.fixture
+def bob(db):
+    return _user("bob")
+
+
+@pytest.fixture
+def mallory(db):
+    """A logged-in user who belongs to no private room."""
+    return _user("mallory")
+
+
+@pytest.fixture
+def lobby(alice, bob):
+    """Public room owned by alice; bob is a member."""
+    room = actions.create_room(creator=alice, slug="lobby", title="Lobby")
+    actions.join_room(user=bob, room=room)
+    return room
+
+
+@pytest.fixture
+def secret_room(alice, bob):
+    """Private room of alice and bob."""
+    room = actions.create_room(creator=alice, slug="secret", title="Secret", is_private=True)
+    room.memberships.create(user=bob)
+    return room
+
+
+@pytest.fixture
+def stream_events():
+    """Callable returning the events on the ``chat.message`` stream, schema-checked."""
+    return published_events
