@@ -127,6 +127,8 @@ PARLEY = {
     "RELAY_SWEEP_SECONDS": env.float("PARLEY_RELAY_SWEEP_SECONDS", default=1.0),
     # Outbox rows younger than this are left to the fast path that committed them.
     "RELAY_GRACE_SECONDS": env.float("PARLEY_RELAY_GRACE_SECONDS", default=0.5),
+    # Published outbox rows are kept this long (for inspection in the admin), then deleted.
+    "OUTBOX_RETENTION_HOURS": env.int("PARLEY_OUTBOX_RETENTION_HOURS", default=24),
 }
 
 # --- Auth, i18n, static ------------------------------------------------------------------------

@@ -2,12 +2,15 @@
 
 This is the recovery path after a Redis outage; normal delivery never waits for it. It sweeps
 the outbox every PARLEY["RELAY_SWEEP_SECONDS"] (one indexed query when idle) and publishes the
-pending rows oldest first, so each room's events reach Redis in seq order.
+pending rows oldest first, so each room's events reach Redis in seq order. Once a minute it
+deletes rows published more than PARLEY["OUTBOX_RETENTION_HOURS"] ago.
 """
 
 import logging
 import signal
 import threading
+import time
+from datetime import timedelta
 
 import redis
 from django.conf import settings
@@ -30,6 +33,8 @@ class Command(BaseCommand):
             signal.signal(sig, lambda *_: stop.set())
         interval = settings.PARLEY["RELAY_SWEEP_SECONDS"]
         grace = settings.PARLEY["RELAY_GRACE_SECONDS"]
+        retention = timedelta(hours=settings.PARLEY["OUTBOX_RETENTION_HOURS"])
+        next_prune = 0.0
         down = False
         log.info("relay started, sweeping every %.1fs", interval)
         while not stop.is_set():
@@ -45,4 +50,7 @@ class Command(BaseCommand):
                 down = False
             if once:
                 return
+            if time.monotonic() >= next_prune:
+                relay.prune_published(older_than=retention)
+                next_prune = time.monotonic() + 60
             stop.wait(interval)
