@@ -93,9 +93,11 @@ class Message(models.Model):
         the same transaction as the row and published after commit. ``bulk_create`` and raw SQL
         bypass ``save()`` and therefore publish nothing: use ``chat.actions.post_message``.
         """
-        if not self._state.adding or self.seq is not None:
+        if not self._state.adding:
             super().save(*args, **kwargs)
             return
+        if self.seq is not None:
+            raise ValueError("a new message's seq is assigned by its room; leave it unset")
         from chat import outbox  # outbox imports this module
 
         with transaction.atomic(using=kwargs.get("using")):

@@ -61,3 +61,10 @@ def test_saving_an_existing_message_publishes_nothing_new(lobby, alice, stream_e
     message.save()
     assert len(stream_events()) == 1
     assert Message.objects.get(pk=message.pk).seq == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_new_message_cannot_choose_its_seq(lobby, alice):
+    with pytest.raises(ValueError, match="assigned by its room"):
+        Message.objects.create(room=lobby, author=alice, body="x", seq=7)
+    assert Message.objects.count() == 0
