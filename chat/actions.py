@@ -15,16 +15,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
 from chat import ratelimit, selectors
+from chat.errors import Refused
 from chat.models import Membership, Message, Room
 
 
-class ActionError(Exception):
+class ActionError(Refused):
     """A request the action refuses; nothing was changed. ``code`` is stable for clients."""
-
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
 
 
 @dataclass(frozen=True)

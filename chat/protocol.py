@@ -15,17 +15,15 @@ from typing import Any
 
 from django.conf import settings
 
+from chat.errors import Refused
 from chat.events import dumps
 
 CLOSE_BAD_REQUEST = 4400
 CLOSE_FLOOD = 4429
 
 
-class ProtocolError(Exception):
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
+class ProtocolError(Refused):
+    """A client frame that cannot be understood."""
 
 
 @dataclass(frozen=True)
