@@ -32,10 +32,24 @@ class PostResult:
 def check_body(body: object) -> str:
     if not isinstance(body, str) or not body.strip():
         raise ActionError("body_required", "body must be a non-empty string")
+    if not _is_storable_text(body):
+        raise ActionError("body_invalid", "body contains a NUL or an unpaired surrogate")
     limit = settings.PARLEY["MAX_BODY_CHARS"]
     if len(body) > limit:
         raise ActionError("body_too_long", f"body is longer than {limit} characters")
     return body
+
+
+def _is_storable_text(value: str) -> bool:
+    """False for text no database stores alike: a lone surrogate (JSON can escape one, "\\ud800")
+    fails to encode, and PostgreSQL refuses NUL characters that SQLite would keep."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_can_post(*, user: AbstractBaseUser, room: Room) -> None:

@@ -47,8 +47,12 @@ ClientFrame = SendMessage | Sync | Ping
 
 def parse_seq(value: Any) -> int:
     """A non-negative seq from a frame field or a query-string value."""
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
+    # ASCII digits only: str.isdigit() also accepts "²" or "١", which int() rejects or reads.
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        try:
+            value = int(value)
+        except ValueError:  # more digits than int() converts; refused below
+            pass
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ProtocolError("invalid_seq", "after_seq must be a non-negative integer")
     return value
@@ -62,7 +66,7 @@ def parse_client_frame(text: str | None, data: bytes | None) -> ClientFrame:
         raise ProtocolError("frame_too_large", "frame exceeds the size limit")
     try:
         frame = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to parse
         raise ProtocolError("bad_json", "frame is not valid JSON") from None
     if not isinstance(frame, dict):
         raise ProtocolError("not_an_object", "frame must be a JSON object")

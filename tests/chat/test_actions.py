@@ -50,6 +50,8 @@ def test_client_id_of_another_room_is_refused(lobby, secret_room, bob):
         (42, "body_required"),
         (["list"], "body_required"),
         ("x" * 4001, "body_too_long"),
+        ("nul \x00 inside", "body_invalid"),
+        ("lone \ud800 surrogate", "body_invalid"),
     ],
 )
 @pytest.mark.django_db(transaction=True)
