@@ -98,8 +98,10 @@ CHANNEL_LAYERS = {
             "hosts": [
                 {
                     "address": REDIS_URL,
-                    # redis-py 8's default 5 s read timeout kills idle subscriber connections;
-                    # the subscriber reads with its own short timeouts, so none is needed here.
+                    # Deliberate: redis-py 8's default 5 s read timeout equals the core
+                    # channels-redis layer's 5 s blocking pop and kills idle sockets. The pub/sub
+                    # layer reads with its own 0.1 s timeouts and needs no socket-level one;
+                    # tests/chat/test_idle.py guards the behaviour.
                     "socket_timeout": None,
                     "socket_connect_timeout": 2,
                     # TCP only: unix-socket connections take no keepalive option.

@@ -14,6 +14,8 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from django.conf import settings
@@ -78,10 +80,24 @@ class Process:
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def tail(self, chars: int = 3000) -> str:
+        try:
+            return self.output()[-chars:]
+        except FileNotFoundError:
+            return "(no log)"
+
 
 class Daphne(Process):
-    def __init__(self, log_dir: Path, *, redis_url: str | None = None, name: str = "daphne"):
-        self.port = free_port()
+    def __init__(
+        self,
+        log_dir: Path,
+        *,
+        redis_url: str | None = None,
+        name: str = "daphne",
+        port: int | None = None,
+        **extra_env: str,
+    ):
+        self.port = port or free_port()
         args = [
             sys.executable,
             "-m",
@@ -92,7 +108,7 @@ class Daphne(Process):
             str(self.port),
             "config.asgi:application",
         ]
-        super().__init__(name, args, server_env(redis_url), log_dir)
+        super().__init__(name, args, server_env(redis_url, **extra_env), log_dir)
 
     def start(self, timeout: float = 30) -> Daphne:
         super().start()
@@ -112,16 +128,88 @@ class Daphne(Process):
 
 
 class Relay(Process):
-    def __init__(self, log_dir: Path, *, redis_url: str | None = None):
+    def __init__(self, log_dir: Path, *, redis_url: str | None = None, **extra_env: str):
         args = [sys.executable, str(BASE_DIR / "manage.py"), "relay"]
-        super().__init__("relay", args, server_env(redis_url), log_dir)
+        super().__init__("relay", args, server_env(redis_url, **extra_env), log_dir)
+
+    def start(self, timeout: float = 30) -> Relay:
+        """Start and wait until the relay logs that it sweeps."""
+        super().start()
+        deadline = time.monotonic() + timeout
+        while "relay started" not in self.output():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} did not start:\n{self.output()[-3000:]}")
+            time.sleep(0.05)
+        return self
+
+
+class Processes:
+    """The server processes of one test: started through it, all stopped by ``stop_all()``.
+
+    ``explain()`` wraps a test body so that a failure carries the tail of every process log.
+    """
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.started: list[Process] = []
+
+    def start(self, process: Process) -> Process:
+        self.started.append(process)
+        process.start()
+        return process
+
+    def daphne(self, **kwargs) -> Daphne:
+        return self.start(Daphne(self.log_dir, **kwargs))
+
+    def relay(self, **kwargs) -> Relay:
+        return self.start(Relay(self.log_dir, **kwargs))
+
+    def stop_all(self) -> None:
+        for process in reversed(self.started):
+            process.stop()
+
+    def logs(self, chars: int = 3000) -> str:
+        return "".join(
+            f"\n----- {p.name} (exit {p.proc.poll() if p.proc else None}) -----\n{p.tail(chars)}"
+            for p in self.started
+        )
+
+    @contextlib.contextmanager
+    def explain(self) -> Iterator[None]:
+        try:
+            yield
+        except Exception as exc:
+            raise AssertionError(f"{type(exc).__name__}: {exc}{self.logs()}") from exc
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 20, what: str = "") -> None:
+    """Poll ``condition`` until it is true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not within {timeout}s: {what or condition}")
+        time.sleep(0.05)
+
+
+async def async_wait_until(condition, timeout: float = 20, what: str = "") -> None:
+    """``wait_until`` for async code; ``condition`` is an async callable."""
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not within {timeout}s: {what or condition}")
+        await asyncio.sleep(0.05)
 
 
 class RemoteSocket:
-    """A websockets-library client of a real server process."""
+    """A websockets-library client of a real server process.
+
+    Every ``message.new`` payload that any read comes across is kept in ``received``, in arrival
+    order, so a test can count exactly what the socket was sent, duplicates included.
+    """
 
     def __init__(self, ws) -> None:
         self.ws = ws
+        self.received: list[dict] = []
 
     @classmethod
     async def open(cls, url: str, cookie: str) -> tuple[RemoteSocket, dict]:
@@ -132,7 +220,47 @@ class RemoteSocket:
         return socket_, await socket_.recv()
 
     async def recv(self, timeout: float = 10) -> dict:
-        return json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+        frame = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+        if frame.get("type") == "message.new":
+            self.received.append(frame["message"])
+        return frame
+
+    @property
+    def seqs(self) -> list[int]:
+        return [m["seq"] for m in self.received]
+
+    async def post(self, body: str, timeout: float = 10) -> dict:
+        """Send message.send; return the acked message (fail on an error frame)."""
+        client_id = str(uuid.uuid4())
+        await self.send({"type": "message.send", "body": body, "client_id": client_id})
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = await self.recv(max(0.01, deadline - time.monotonic()))
+            if frame.get("client_id") == client_id:
+                assert frame["type"] == "message.ack", f"post {body!r} refused: {frame}"
+                return frame["message"]
+
+    async def wait_seq(self, seq: int, timeout: float = 20) -> None:
+        """Read until a message with seq >= ``seq`` has been received."""
+        deadline = time.monotonic() + timeout
+        while not self.received or max(self.seqs) < seq:
+            await self.recv(max(0.01, deadline - time.monotonic()))
+
+    async def round_trip(self, timeout: float = 10) -> None:
+        """Ping and read up to the pong: whatever the server sent before it has arrived."""
+        await self.send({"type": "ping"})
+        deadline = time.monotonic() + timeout
+        while (await self.recv(max(0.01, deadline - time.monotonic())))["type"] != "pong":
+            pass
+
+    async def wait_closed(self, timeout: float = 10) -> None:
+        """Read until the server side goes away (frames read meanwhile are kept)."""
+        import websockets
+
+        deadline = time.monotonic() + timeout
+        with contextlib.suppress(websockets.ConnectionClosed):
+            while True:
+                await self.recv(max(0.01, deadline - time.monotonic()))
 
     async def send(self, frame: dict) -> None:
         await self.ws.send(json.dumps(frame))
