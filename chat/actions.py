@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from chat import ratelimit, selectors
+from chat import events, outbox, ratelimit, selectors
 from chat.errors import Refused
 from chat.models import Membership, Message, Room
 
@@ -100,18 +101,44 @@ def _by_client_id(*, author: AbstractBaseUser, client_id: uuid.UUID, room: Room)
 
 
 def join_room(*, user: AbstractBaseUser, room: Room) -> Membership:
-    """Make ``user`` a member of a public room (idempotent)."""
+    """Make ``user`` a member of a public room (idempotent; publishes room.joined once)."""
     if room.is_private and not selectors.is_member(user=user, room=room):
         raise ActionError("forbidden", "private rooms are joined by invitation")
-    membership, _ = Membership.objects.get_or_create(user=user, room=room)
+    with transaction.atomic():
+        membership, created = Membership.objects.get_or_create(user=user, room=room)
+        if created:
+            _record_membership(events.ROOM_JOINED, membership)
     return membership
+
+
+def leave_room(*, user: AbstractBaseUser, room: Room) -> bool:
+    """End ``user``'s membership of ``room``; False if there was none. Publishes room.left."""
+    with transaction.atomic():
+        membership = Membership.objects.filter(user=user, room=room).first()
+        if membership is None:
+            return False
+        membership.delete()
+        _record_membership(events.ROOM_LEFT, membership)
+    return True
 
 
 def create_room(
     *, creator: AbstractBaseUser, slug: str, title: str, is_private: bool = False
 ) -> Room:
-    """Create a room owned by ``creator``."""
+    """Create a room owned by ``creator`` (who joins it: room.joined)."""
     with transaction.atomic():
         room = Room.objects.create(slug=slug, title=title, is_private=is_private)
-        Membership.objects.create(user=creator, room=room, role=Membership.Role.OWNER)
+        owner = Membership.objects.create(user=creator, room=room, role=Membership.Role.OWNER)
+        _record_membership(events.ROOM_JOINED, owner)
     return room
+
+
+def _record_membership(type: str, membership: Membership) -> None:
+    event = events.membership(
+        type,
+        room=membership.room.slug,
+        user=membership.user.get_username(),
+        role=membership.role,
+        ts=timezone.now(),
+    )
+    outbox.record(event, room_id=membership.room_id)

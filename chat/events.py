@@ -15,9 +15,16 @@ SCHEMA_VERSION = 1
 
 # Topics: one Redis Stream each.
 TOPIC_MESSAGE = "chat.message"
+TOPIC_ROOM = "chat.room"
+TOPIC_PRESENCE = "chat.presence"
+TOPICS = (TOPIC_MESSAGE, TOPIC_ROOM, TOPIC_PRESENCE)
 
-# Event types.
-MESSAGE_CREATED = "message.created"
+# Event types, by topic.
+MESSAGE_CREATED = "message.created"  # chat.message
+ROOM_JOINED = "room.joined"  # chat.room
+ROOM_LEFT = "room.left"  # chat.room
+USER_CONNECTED = "user.connected"  # chat.presence: a socket opened on a room
+USER_DISCONNECTED = "user.disconnected"  # chat.presence: that socket closed
 
 
 class MessageData(TypedDict):
@@ -32,6 +39,18 @@ class MessageData(TypedDict):
 class MessageCreatedPayload(TypedDict):
     version: int
     message: MessageData
+
+
+class MembershipPayload(TypedDict):
+    version: int
+    user: str
+    role: str
+
+
+class ConnectionPayload(TypedDict):
+    version: int
+    user: str
+    session: str  # one id per socket: user.connected and user.disconnected pair on it
 
 
 class Event(TypedDict):
@@ -89,6 +108,39 @@ def message_created(message: Any) -> Event:
         ts=message.created_at,
         payload={"message": message_data(message)},
     )
+
+
+def membership(type: str, *, room: str, user: str, role: str, ts: datetime) -> Event:
+    """room.joined / room.left."""
+    return make_event(
+        topic=TOPIC_ROOM,
+        type=type,
+        room=room,
+        seq=None,
+        ts=ts,
+        payload={"user": user, "role": role},
+    )
+
+
+def connection(type: str, *, room: str, user: str, session: str, ts: datetime) -> Event:
+    """user.connected / user.disconnected."""
+    return make_event(
+        topic=TOPIC_PRESENCE,
+        type=type,
+        room=room,
+        seq=None,
+        ts=ts,
+        payload={"user": user, "session": session},
+    )
+
+
+PAYLOADS: dict[str, type] = {
+    MESSAGE_CREATED: MessageCreatedPayload,
+    ROOM_JOINED: MembershipPayload,
+    ROOM_LEFT: MembershipPayload,
+    USER_CONNECTED: ConnectionPayload,
+    USER_DISCONNECTED: ConnectionPayload,
+}
 
 
 def client_frame(event: Event) -> str | None:
