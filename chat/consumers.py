@@ -9,13 +9,14 @@ the socket catch up from the database, the source of truth, before going on.
 from __future__ import annotations
 
 import logging
+import uuid
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from chat import actions, events, protocol, selectors
+from chat import actions, events, presence, protocol, selectors
 from chat.selectors import RoomAccessError
 
 log = logging.getLogger("parley.ws")
@@ -24,6 +25,7 @@ log = logging.getLogger("parley.ws")
 class RoomConsumer(AsyncWebsocketConsumer):
     room_id: int | None = None
     group: str | None = None
+    session: str | None = None
     last_seq = 0
     errors_in_a_row = 0
 
@@ -48,11 +50,20 @@ class RoomConsumer(AsyncWebsocketConsumer):
         # live, or is in the replay below, or both (deduplicated by seq).
         self.group = events.room_group(room.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        self.session = uuid.uuid4().hex
+        await self._record_presence(events.USER_CONNECTED)
         await self._resume(after_seq)
 
     async def disconnect(self, code: int) -> None:
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.session:
+            await self._record_presence(events.USER_DISCONNECTED)
+
+    async def _record_presence(self, type: str) -> None:
+        await database_sync_to_async(presence.record_connection)(
+            type, user=self.scope["user"], room=self.room, session=self.session
+        )
 
     async def dispatch(self, message: dict) -> None:
         # channels runs close_old_connections in a worker thread before *every* handler; live

@@ -136,3 +136,23 @@ class OutboxEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.event_id}"
+
+
+class Mention(models.Model):
+    """``@username`` in a message, for that user. Made by the mentions subscriber."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mentions"
+    )
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="mentions")
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "message"], name="mention_once_per_message")
+        ]
+
+    def __str__(self) -> str:
+        return f"@{self.user} in {self.message}"

@@ -9,7 +9,9 @@ from django.contrib.auth import get_user_model
 
 from chat import actions
 from chat.redis_client import get_redis
+from config.embedded_redis import RedisServer
 from tests.support.events import published_events
+from tests.support.procs import Processes
 
 
 @pytest.fixture(autouse=True)
@@ -67,3 +69,19 @@ def secret_room(alice, bob):
 def stream_events():
     """Callable returning the events on the ``chat.message`` stream, schema-checked."""
     return published_events
+
+
+@pytest.fixture
+def processes(tmp_path):
+    """Real server and worker processes for one test, all stopped at its end."""
+    processes = Processes(tmp_path)
+    yield processes
+    processes.stop_all()
+
+
+@pytest.fixture
+def private_redis():
+    """A Redis of the test's own, to stop, kill or restart (never the shared one)."""
+    server = RedisServer().start()
+    yield server
+    server.stop()

@@ -132,7 +132,7 @@ def test_serve_runs_the_stack_and_ctrl_c_stops_all_of_it(tmp_path, redis_dir, ma
 
         children = children_of(serve.pid)
         names = " | ".join(children.values())
-        assert "daphne" in names and "relay" in names and "redis-server" in names, names
+        assert all(n in names for n in ("daphne", "relay", "consume", "redis-server")), names
         assert redis.ping(), f"no embedded Redis at {redis.socket_path}{explain()}"
 
         if ctrl_c == "process":

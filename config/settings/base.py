@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "chat",
+    "broker",
     "analytics",
 ]
 
@@ -131,6 +132,26 @@ PARLEY = {
     "RELAY_GRACE_SECONDS": env.float("PARLEY_RELAY_GRACE_SECONDS", default=0.5),
     # Published outbox rows are kept this long (for inspection in the admin), then deleted.
     "OUTBOX_RETENTION_HOURS": env.int("PARLEY_OUTBOX_RETENTION_HOURS", default=24),
+}
+
+# --- Subscribers: consumer groups on the topic streams (see broker/registry.py) --------------
+PARLEY_SUBSCRIBERS = {
+    "analytics": {
+        "handler": "analytics.subscriber.handle",
+        "topics": ["chat.message", "chat.room", "chat.presence"],
+    },
+    "mentions": {"handler": "chat.mentions.handle", "topics": ["chat.message"], "start": "now"},
+}
+PARLEY_BROKER = {
+    "BATCH": env.int("PARLEY_BROKER_BATCH", default=200),  # entries read and committed at once
+    "BLOCK_MS": 1000,  # longest blocking read: how soon a worker notices SIGTERM
+    "CLAIM_IDLE_MS": env.int("PARLEY_CLAIM_IDLE_MS", default=30_000),  # then a dead worker's
+    # unacknowledged entries are taken over by another
+    "MAX_ATTEMPTS": 5,  # then an event is dead-lettered
+    "RETRY_BASE_SECONDS": env.float("PARLEY_RETRY_BASE_SECONDS", default=0.5),  # doubling
+    "STREAM_MAXLEN": env.int("PARLEY_STREAM_MAXLEN", default=100_000),  # trimmed to this...
+    "STREAM_HARD_MAXLEN": env.int("PARLEY_STREAM_HARD_MAXLEN", default=1_000_000),  # ...unless
+    # unconsumed; beyond this, unconsumed events are dropped (logged, counted)
 }
 
 # --- Auth, i18n, static ------------------------------------------------------------------------

@@ -13,7 +13,7 @@ if not os.environ.get("REDIS_URL"):
     )
 
 from .base import *  # noqa: E402, F403
-from .base import DATABASES, PARLEY, env  # noqa: E402
+from .base import DATABASES, PARLEY, PARLEY_BROKER, PARLEY_SUBSCRIBERS, env  # noqa: E402
 
 DEBUG = False
 SECRET_KEY = env.str("SECRET_KEY", default="parley-test-only-not-secret")
@@ -23,3 +23,24 @@ DATABASES["default"]["CONN_MAX_AGE"] = 0
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 PARLEY["RELAY_SWEEP_SECONDS"] = 0.2
 PARLEY["RELAY_GRACE_SECONDS"] = 0.2
+
+# Subscribers that exist only here (tests/support/subscribers.py): adding one touches no producer.
+PARLEY_SUBSCRIBERS = {
+    **PARLEY_SUBSCRIBERS,
+    "recorder": {"handler": "tests.support.subscribers.record", "topics": ["chat.message"]},
+    "picky": {
+        "handler": "tests.support.subscribers.refuse_poison",
+        "topics": ["chat.message"],
+        "max_attempts": 3,
+    },
+    "slow_analytics": {
+        "handler": "tests.support.subscribers.slow_analytics",
+        "topics": ["chat.message"],
+    },
+}
+PARLEY_BROKER = {
+    **PARLEY_BROKER,
+    "RETRY_BASE_SECONDS": 0.05,
+    "CLAIM_IDLE_MS": env.int("PARLEY_CLAIM_IDLE_MS", default=1500),
+    "BLOCK_MS": 300,
+}

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from tests.support.procs import Processes, RemoteSocket
+from tests.support.procs import RemoteSocket
 from tests.support.ws import session_cookie
 
 pytestmark = [
@@ -16,13 +16,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.timeout(120),
 ]
-
-
-@pytest.fixture
-def processes(tmp_path):
-    processes = Processes(tmp_path)
-    yield processes
-    processes.stop_all()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from chat import actions, events
 from chat.models import OutboxEvent
 from config.embedded_redis import RedisServer
 from tests.support.events import check_event
-from tests.support.procs import Processes, RemoteSocket, async_wait_until
+from tests.support.procs import RemoteSocket, async_wait_until
 from tests.support.ws import session_cookie
 
 pytestmark = [
@@ -35,20 +35,6 @@ async def _close_worker_thread_connections():
     outlive the test (CONN_MAX_AGE) and keep PostgreSQL from dropping the test database."""
     yield
     await database_sync_to_async(connections.close_all)()
-
-
-@pytest.fixture
-def processes(tmp_path):
-    processes = Processes(tmp_path)
-    yield processes
-    processes.stop_all()
-
-
-@pytest.fixture
-def private_redis():
-    server = RedisServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.procs import Processes, RemoteSocket
+from tests.support.procs import RemoteSocket
 from tests.support.ws import session_cookie
 
 pytestmark = [
@@ -13,13 +13,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.timeout(120),
 ]
-
-
-@pytest.fixture
-def processes(tmp_path):
-    processes = Processes(tmp_path)
-    yield processes
-    processes.stop_all()
 
 
 @pytest.fixture

@@ -143,6 +143,30 @@ class Relay(Process):
         return self
 
 
+class Worker(Process):
+    """``manage.py consume NAME...``: subscriber workers."""
+
+    def __init__(
+        self, log_dir: Path, names: list[str], *, redis_url: str | None = None, **extra_env: str
+    ):
+        args = [sys.executable, str(BASE_DIR / "manage.py"), "consume", *names]
+        name = "worker-" + "-".join(names)
+        index = 1
+        while (log_dir / f"{name}-{index}.log").exists():
+            index += 1
+        super().__init__(f"{name}-{index}", args, server_env(redis_url, **extra_env), log_dir)
+
+    def start(self, timeout: float = 30) -> Worker:
+        """Start and wait until every named subscriber's worker runs."""
+        super().start()
+        deadline = time.monotonic() + timeout
+        while "consuming:" not in self.output():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} did not start:\n{self.output()[-3000:]}")
+            time.sleep(0.05)
+        return self
+
+
 class Processes:
     """The server processes of one test: started through it, all stopped by ``stop_all()``.
 
@@ -163,6 +187,9 @@ class Processes:
 
     def relay(self, **kwargs) -> Relay:
         return self.start(Relay(self.log_dir, **kwargs))
+
+    def worker(self, *names: str, **kwargs) -> Worker:
+        return self.start(Worker(self.log_dir, list(names), **kwargs))
 
     def stop_all(self) -> None:
         for process in reversed(self.started):

@@ -1,8 +1,8 @@
 """``manage.py serve``: the whole stack in one command (what ``make run`` runs).
 
-Starts daphne and the outbox relay as child processes sharing this process' Redis (the embedded
-one when REDIS_URL is unset: it lives exactly as long as this command), and stops them all on
-Ctrl-C or SIGTERM.
+Starts daphne, the outbox relay and the subscribers' workers as child processes sharing this
+process' Redis (the embedded one when REDIS_URL is unset: it lives exactly as long as this
+command), and stops them all on Ctrl-C or SIGTERM.
 """
 
 import os
@@ -38,6 +38,7 @@ class Command(BaseCommand):
                 "config.asgi:application",
             ],
             "relay": [sys.executable, manage, "relay"],
+            "subscribers": [sys.executable, manage, "consume", *settings.PARLEY_SUBSCRIBERS],
         }
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):

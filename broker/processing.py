@@ -1,0 +1,164 @@
+"""Applying events to a subscriber: the exactly-once ledger, failures and dead letters.
+
+Used by the worker loop and by the redrive/replay commands alike.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+import uuid
+from dataclasses import dataclass
+
+import redis
+from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from broker import streams
+from broker.models import DeadLetter, ProcessedEvent, SubscriberState
+from broker.registry import Subscriber
+from chat.events import Event, dumps
+
+log = logging.getLogger("parley.broker")
+
+# Failures of the infrastructure, not of the event: retried without counting an attempt.
+TRANSIENT = (OperationalError, InterfaceError, redis.RedisError)
+
+
+@dataclass(frozen=True)
+class Entry:
+    topic: str
+    stream_id: str
+    event: Event
+
+    @property
+    def event_id(self) -> uuid.UUID:
+        return uuid.UUID(self.event["id"])
+
+
+@dataclass(frozen=True)
+class BadEntry:
+    topic: str
+    stream_id: str
+    raw: str
+    error: str
+
+
+def parse(topic: str, stream_id: bytes | str, fields: dict | None) -> Entry | BadEntry:
+    stream_id = streams.decode(stream_id)
+    raw = (fields or {}).get(b"event", b"")
+    try:
+        event = json.loads(raw)
+        uuid.UUID(event["id"])
+        event["type"]  # noqa: B018 - a required key
+    except (ValueError, TypeError, KeyError) as exc:
+        return BadEntry(topic, stream_id, streams.decode(raw or b""), f"unreadable entry: {exc!r}")
+    return Entry(topic, stream_id, event)
+
+
+class Processor:
+    """Runs one subscriber's handler over entries, each effect committed exactly once."""
+
+    def __init__(self, sub: Subscriber, client: redis.Redis, *, worker: str) -> None:
+        self.sub = sub
+        self.redis = client
+        self.worker = worker
+        self.handle = sub.handler()
+
+    def commit(self, entries: list[Entry]) -> int:
+        """Apply the entries not yet in the ledger, in one transaction; return how many.
+
+        Raises whatever the handler raises; then nothing of the batch is committed.
+        """
+        with transaction.atomic():
+            done = set(
+                ProcessedEvent.objects.filter(
+                    subscriber=self.sub.name, event_id__in=[e.event_id for e in entries]
+                ).values_list("event_id", flat=True)
+            )
+            fresh: dict[uuid.UUID, Entry] = {}
+            for entry in entries:  # an event can stand twice in a stream (a re-publish)
+                if entry.event_id not in done and entry.event_id not in fresh:
+                    fresh[entry.event_id] = entry
+            if not fresh:
+                return 0
+            self.handle([e.event for e in fresh.values()])
+            ProcessedEvent.objects.bulk_create(
+                ProcessedEvent(
+                    subscriber=self.sub.name,
+                    event_id=e.event_id,
+                    topic=e.topic,
+                    stream_id=e.stream_id,
+                    worker=self.worker,
+                )
+                for e in fresh.values()
+            )
+            state, _ = SubscriberState.objects.get_or_create(subscriber=self.sub.name)
+            SubscriberState.objects.filter(pk=state.pk).update(
+                processed=F("processed") + len(fresh),
+                last_processed_at=timezone.now(),
+                last_event_ts=list(fresh.values())[-1].event["ts"],
+            )
+        return len(fresh)
+
+    def ack(self, entries: list[Entry | BadEntry]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for entry in entries:
+            pipe.xack(entry.topic, self.sub.group, entry.stream_id)
+            pipe.hdel(streams.attempts_key(self.sub.name), f"{entry.topic}|{entry.stream_id}")
+        pipe.execute()
+
+    def record_failure(self, entry: Entry, exc: BaseException) -> int | None:
+        """Count a failed attempt; dead-letter the entry at the limit (returns None then)."""
+        attempts = self.redis.hincrby(
+            streams.attempts_key(self.sub.name), f"{entry.topic}|{entry.stream_id}", 1
+        )
+        error = "".join(traceback.format_exception(exc)[-5:])
+        log.warning(
+            "%s: event %s failed (attempt %d/%d): %r",
+            self.sub.name,
+            entry.event_id,
+            attempts,
+            self.sub.max_attempts,
+            exc,
+        )
+        if attempts < self.sub.max_attempts:
+            return attempts
+        self.dead_letter(entry, error=error, attempts=attempts)
+        return None
+
+    def dead_letter(self, entry: Entry | BadEntry, *, error: str, attempts: int) -> None:
+        """Set the entry aside (database, then the dead-letter stream), then acknowledge it."""
+        event = entry.event if isinstance(entry, Entry) else None
+        DeadLetter.objects.create(
+            subscriber=self.sub.name,
+            topic=entry.topic,
+            stream_id=entry.stream_id,
+            event_id=entry.event_id if isinstance(entry, Entry) else None,
+            event=event,
+            raw="" if event else entry.raw,
+            error=error,
+            attempts=attempts,
+        )
+        self.redis.xadd(
+            streams.dead_stream(self.sub.name),
+            {
+                "topic": entry.topic,
+                "stream_id": entry.stream_id,
+                "event": dumps(event) if event else entry.raw,
+                "error": error[-2000:],
+                "attempts": attempts,
+            },
+            maxlen=10_000,
+            approximate=True,
+        )
+        self.ack([entry])
+        log.error(
+            "%s: entry %s of %s dead-lettered after %d attempts",
+            self.sub.name,
+            entry.stream_id,
+            entry.topic,
+            attempts,
+        )

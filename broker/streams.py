@@ -1,0 +1,84 @@
+"""Redis Stream plumbing shared by workers, commands and stats: clients, groups, key names."""
+
+from __future__ import annotations
+
+import redis
+from django.conf import settings
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from broker.registry import Subscriber
+from chat.events import stream_key
+
+
+def blocking_client() -> redis.Redis:
+    """A client for blocking reads: its socket timeout outlasts the longest XREADGROUP BLOCK."""
+    block_s = settings.PARLEY_BROKER["BLOCK_MS"] / 1000
+    return redis.Redis.from_url(
+        settings.REDIS_URL,
+        socket_timeout=block_s + 5,
+        socket_connect_timeout=2,
+        retry=Retry(NoBackoff(), 1),
+    )
+
+
+def dead_stream(subscriber: str) -> str:
+    """Where a subscriber's dead letters are appended (the database keeps them for redrive)."""
+    return f"parley:dead:{subscriber}"
+
+
+def attempts_key(subscriber: str) -> str:
+    """Hash of failed attempts per pending entry ("topic|stream id"); survives worker crashes."""
+    return f"parley:sub:{subscriber}:attempts"
+
+
+def worker_key(subscriber: str, consumer: str = "*") -> str:
+    """A live worker's heartbeat (expires when the worker stops refreshing it)."""
+    return f"parley:sub:{subscriber}:worker:{consumer}"
+
+
+def ensure_group(client: redis.Redis, sub: Subscriber, topic: str) -> bool:
+    """Create the subscriber's group on the topic if missing; True if it was created."""
+    start = "0" if sub.start == "oldest" else "$"
+    try:
+        client.xgroup_create(stream_key(topic), sub.group, id=start, mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" in str(exc):
+            return False
+        raise
+    return True
+
+
+def ensure_groups(client: redis.Redis, subs: list[Subscriber]) -> None:
+    for sub in subs:
+        for topic in sub.topics:
+            ensure_group(client, sub, topic)
+
+
+def decode(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def next_id(stream_id: str) -> str:
+    """The smallest stream id greater than ``stream_id``."""
+    ms, seq = stream_id.split("-")
+    return f"{ms}-{int(seq) + 1}"
+
+
+def compare_ids(a: str, b: str) -> int:
+    ta = tuple(int(x) for x in a.split("-"))
+    tb = tuple(int(x) for x in b.split("-"))
+    return (ta > tb) - (ta < tb)
+
+
+def count_range(
+    client: redis.Redis, key: str, start: str, end: str = "+", page: int = 10_000
+) -> int:
+    """Entries from ``start`` to ``end`` (XRANGE bounds; "(" excludes), counted in pages."""
+    total = 0
+    while True:
+        entries = client.xrange(key, min=start, max=end, count=page)
+        total += len(entries)
+        if len(entries) < page:
+            return total
+        start = f"({decode(entries[-1][0])}"

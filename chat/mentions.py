@@ -1,0 +1,58 @@
+"""The mentions subscriber: ``@username`` in a message notifies that user.
+
+It consumes the ``chat.message`` topic like any other subscriber; the posting code knows
+nothing about it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.contrib.auth import get_user_model
+
+from chat import events
+from chat.models import Membership, Mention, Room
+
+# A username (Django's: letters, digits and @.+-_) after an @ that does not follow a word
+# character, so e-mail addresses are not mentions.
+MENTION = re.compile(r"(?<![\w@.+-])@([\w.+-]+)")
+
+
+def mentioned_usernames(body: str) -> set[str]:
+    names = {name.rstrip(".") for name in MENTION.findall(body)}
+    names.discard("")  # "@..." names nobody
+    return names
+
+
+def handle(batch: list[events.Event]) -> None:
+    """Create one Mention per (mentioned user, message); the author mentioning self is skipped,
+    and so is anyone who may not read the room (a private room's non-members)."""
+    wanted: list[tuple[str, int, str]] = []
+    for event in batch:
+        if event["type"] != events.MESSAGE_CREATED:
+            continue
+        message = event["payload"]["message"]
+        for name in mentioned_usernames(message["body"]) - {message["author"]}:
+            wanted.append((name, message["id"], message["room"]))
+    if not wanted:
+        return
+    names = {name for name, _, _ in wanted}
+    users = dict(get_user_model().objects.filter(username__in=names).values_list("username", "pk"))
+    private = set(
+        Room.objects.filter(slug__in={room for _, _, room in wanted}, is_private=True).values_list(
+            "slug", flat=True
+        )
+    )
+    members = set(
+        Membership.objects.filter(room__slug__in=private, user__username__in=names).values_list(
+            "user__username", "room__slug"
+        )
+    )
+    Mention.objects.bulk_create(
+        [
+            Mention(user_id=users[name], message_id=mid)
+            for name, mid, room in wanted
+            if name in users and (room not in private or (name, room) in members)
+        ],
+        ignore_conflicts=True,
+    )
