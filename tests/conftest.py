@@ -12,6 +12,7 @@ from chat.redis_client import get_redis
 from config.embedded_redis import RedisServer
 from tests.support.events import published_events
 from tests.support.procs import Processes
+from tests.support.ws import session_cookie
 
 
 @pytest.fixture(autouse=True)
@@ -85,3 +86,9 @@ def private_redis():
     server = RedisServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def cookies(lobby, alice, bob):
+    """Session cookies of alice and bob, both members of the lobby."""
+    return {"alice": session_cookie(alice), "bob": session_cookie(bob)}

@@ -8,7 +8,6 @@ import asyncio
 import pytest
 
 from tests.support.procs import RemoteSocket
-from tests.support.ws import session_cookie
 
 pytestmark = [
     pytest.mark.asyncio,
@@ -16,11 +15,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.timeout(120),
 ]
-
-
-@pytest.fixture
-def cookies(lobby, alice, bob):
-    return {"alice": session_cookie(alice), "bob": session_cookie(bob)}
 
 
 async def test_idle_sockets_still_receive_after_twelve_quiet_seconds(processes, cookies):

@@ -19,7 +19,6 @@ from chat.models import OutboxEvent
 from config.embedded_redis import RedisServer
 from tests.support.events import check_event
 from tests.support.procs import RemoteSocket, async_wait_until
-from tests.support.ws import session_cookie
 
 pytestmark = [
     pytest.mark.asyncio,
@@ -35,11 +34,6 @@ async def _close_worker_thread_connections():
     outlive the test (CONN_MAX_AGE) and keep PostgreSQL from dropping the test database."""
     yield
     await database_sync_to_async(connections.close_all)()
-
-
-@pytest.fixture
-def cookies(lobby, alice, bob):
-    return {"alice": session_cookie(alice), "bob": session_cookie(bob)}
 
 
 def assert_delivered(sockets: dict[str, RemoteSocket], sent: list[str]) -> None:
@@ -92,6 +86,17 @@ async def post_and_wait(sockets: dict[str, RemoteSocket], sent: list[str], body:
         await sock.wait_seq(message["seq"])
 
 
+async def stack_with_three_messages(processes, private_redis, cookies):
+    """daphne and the relay on the private Redis, alice and bob connected, 3 messages seen."""
+    daphne = processes.daphne(redis_url=private_redis.url)
+    processes.relay(redis_url=private_redis.url)
+    sockets = await connect_both(daphne, cookies)
+    sent: list[str] = []
+    for i in range(3):
+        await post_and_wait(sockets, sent, f"before {i}")
+    return sockets, sent
+
+
 async def close_all(sockets: dict[str, RemoteSocket]) -> None:
     for sock in sockets.values():
         await sock.close()
@@ -100,13 +105,8 @@ async def close_all(sockets: dict[str, RemoteSocket]) -> None:
 async def test_writes_while_redis_is_down_are_delivered_once_in_order_after_it_returns(
     processes, private_redis, cookies
 ):
-    daphne = processes.daphne(redis_url=private_redis.url)
-    processes.relay(redis_url=private_redis.url)
     with processes.explain():
-        sockets = await connect_both(daphne, cookies)
-        sent: list[str] = []
-        for i in range(3):
-            await post_and_wait(sockets, sent, f"before {i}")
+        sockets, sent = await stack_with_three_messages(processes, private_redis, cookies)
 
         private_redis.stop()
         for i in range(5):
@@ -135,13 +135,8 @@ async def test_writes_while_redis_is_down_are_delivered_once_in_order_after_it_r
 async def test_redis_restart_with_clients_connected_loses_no_later_message(
     processes, private_redis, cookies, outage
 ):
-    daphne = processes.daphne(redis_url=private_redis.url)
-    processes.relay(redis_url=private_redis.url)
     with processes.explain():
-        sockets = await connect_both(daphne, cookies)
-        sent: list[str] = []
-        for i in range(3):
-            await post_and_wait(sockets, sent, f"before {i}")
+        sockets, sent = await stack_with_three_messages(processes, private_redis, cookies)
 
         # Restart with empty memory: no subscription, no stream, no publish guard survives.
         if outage == "kill":

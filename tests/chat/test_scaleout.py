@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from tests.support.procs import RemoteSocket
-from tests.support.ws import session_cookie
 
 pytestmark = [
     pytest.mark.asyncio,
@@ -13,11 +12,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.timeout(120),
 ]
-
-
-@pytest.fixture
-def cookies(lobby, alice, bob):
-    return {"alice": session_cookie(alice), "bob": session_cookie(bob)}
 
 
 async def test_messages_posted_to_either_process_reach_clients_of_both(processes, cookies):

@@ -47,7 +47,12 @@ def server_env(redis_url: str | None = None, **extra: str) -> dict[str, str]:
 
 
 class Process:
-    """A child process with its output in a log file (printed if a test fails to start it)."""
+    """A child process with its output in a log file (printed if a test fails to start it).
+
+    ``start()`` returns once the process is ready: when its log shows ``ready_line``, if set.
+    """
+
+    ready_line: str | None = None
 
     def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
         self.name = name
@@ -56,12 +61,20 @@ class Process:
         self.log_path = log_dir / f"{name}.log"
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> Process:
+    def start(self, timeout: float = 30) -> Process:
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             self.args, env=self.env, cwd=BASE_DIR, stdout=self.log, stderr=subprocess.STDOUT
         )
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} did not start:\n{self.tail()}")
+            time.sleep(0.05)
         return self
+
+    def ready(self) -> bool:
+        return self.ready_line is None or self.ready_line in self.output()
 
     def stop(self, sig_kill: bool = False) -> None:
         if self.proc and self.proc.poll() is None:
@@ -110,41 +123,30 @@ class Daphne(Process):
         ]
         super().__init__(name, args, server_env(redis_url, **extra_env), log_dir)
 
-    def start(self, timeout: float = 30) -> Daphne:
-        super().start()
-        deadline = time.monotonic() + timeout
-        while True:
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5),
-            ):
-                return self
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} did not start:\n{self.output()[-3000:]}")
-            time.sleep(0.05)
+    def ready(self) -> bool:
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.5),
+        ):
+            return True
+        return False
 
     def ws_url(self, slug: str, query: str = "") -> str:
         return f"ws://127.0.0.1:{self.port}/ws/rooms/{slug}/" + (f"?{query}" if query else "")
 
 
 class Relay(Process):
+    ready_line = "relay started"
+
     def __init__(self, log_dir: Path, *, redis_url: str | None = None, **extra_env: str):
         args = [sys.executable, str(BASE_DIR / "manage.py"), "relay"]
         super().__init__("relay", args, server_env(redis_url, **extra_env), log_dir)
 
-    def start(self, timeout: float = 30) -> Relay:
-        """Start and wait until the relay logs that it sweeps."""
-        super().start()
-        deadline = time.monotonic() + timeout
-        while "relay started" not in self.output():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} did not start:\n{self.output()[-3000:]}")
-            time.sleep(0.05)
-        return self
-
 
 class Worker(Process):
     """``manage.py consume NAME...``: subscriber workers."""
+
+    ready_line = "consuming:"  # printed once every named subscriber's groups exist
 
     def __init__(
         self, log_dir: Path, names: list[str], *, redis_url: str | None = None, **extra_env: str
@@ -155,16 +157,6 @@ class Worker(Process):
         while (log_dir / f"{name}-{index}.log").exists():
             index += 1
         super().__init__(f"{name}-{index}", args, server_env(redis_url, **extra_env), log_dir)
-
-    def start(self, timeout: float = 30) -> Worker:
-        """Start and wait until every named subscriber's worker runs."""
-        super().start()
-        deadline = time.monotonic() + timeout
-        while "consuming:" not in self.output():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} did not start:\n{self.output()[-3000:]}")
-            time.sleep(0.05)
-        return self
 
 
 class Processes:
