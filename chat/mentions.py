@@ -11,7 +11,7 @@ import re
 from django.contrib.auth import get_user_model
 
 from chat import events
-from chat.models import Membership, Mention, Room
+from chat.models import Membership, Mention, Message, Room
 
 # A username (Django's: letters, digits and @.+-_) after an @ that does not follow a word
 # character, so e-mail addresses are not mentions.
@@ -48,11 +48,17 @@ def handle(batch: list[events.Event]) -> None:
             "user__username", "room__slug"
         )
     )
+    # A message deleted (moderated) before its event got here notifies nobody.
+    existing = set(
+        Message.objects.filter(pk__in={mid for _, mid, _ in wanted}).values_list("pk", flat=True)
+    )
     Mention.objects.bulk_create(
         [
             Mention(user_id=users[name], message_id=mid)
             for name, mid, room in wanted
-            if name in users and (room not in private or (name, room) in members)
+            if name in users
+            and mid in existing
+            and (room not in private or (name, room) in members)
         ],
         ignore_conflicts=True,
     )

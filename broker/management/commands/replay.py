@@ -7,6 +7,7 @@ tolerate seeing them again).
 """
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 from tqdm import tqdm
 
 from broker import registry, streams
@@ -48,12 +49,15 @@ class Command(BaseCommand):
                     entries = [
                         e for e in (parse(topic, i, f) for i, f in page) if isinstance(e, Entry)
                     ]
-                    if reprocess and entries:
-                        ProcessedEvent.objects.filter(
-                            subscriber=name, event_id__in=[e.event_id for e in entries]
-                        ).delete()
                     if entries:
-                        applied += processor.commit(entries)
+                        # Forgetting and re-applying commit together: a crash between the
+                        # two must not leave events forgotten but not applied.
+                        with transaction.atomic():
+                            if reprocess:
+                                ProcessedEvent.objects.filter(
+                                    subscriber=name, event_id__in=[e.event_id for e in entries]
+                                ).delete()
+                            applied += processor.commit(entries)
                     bar.update(len(page))
                     if len(page) < PAGE:
                         break
