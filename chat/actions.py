@@ -122,10 +122,39 @@ def leave_room(*, user: AbstractBaseUser, room: Room) -> bool:
     return True
 
 
+def invite(*, inviter: AbstractBaseUser, room: Room, invitee: AbstractBaseUser) -> Membership:
+    """Add ``invitee`` to a private room; only its owner or moderators invite (idempotent)."""
+    if not room.is_private:
+        raise ActionError("public_room", "anyone can join a public room; no invitation needed")
+    role = selectors.role_in(user=inviter, room=room)
+    if role not in (Membership.Role.OWNER, Membership.Role.MODERATOR):
+        raise ActionError("forbidden", "only the room's owner and moderators invite")
+    with transaction.atomic():
+        membership, created = Membership.objects.get_or_create(user=invitee, room=room)
+        if created:
+            _record_membership(events.ROOM_JOINED, membership)
+    return membership
+
+
+def mark_read(*, user: AbstractBaseUser, room: Room, seq: int) -> Membership:
+    """Move the user's read position up to ``seq`` (clamped to the newest; never backwards)."""
+    with transaction.atomic():
+        membership = Membership.objects.select_for_update().filter(user=user, room=room).first()
+        if membership is None:
+            raise ActionError("not_a_member", "join the room first")
+        position = min(seq, Room.objects.values_list("last_seq", flat=True).get(pk=room.pk))
+        if position > membership.last_read_seq:
+            membership.last_read_seq = position
+            membership.save(update_fields=["last_read_seq"])
+    return membership
+
+
 def create_room(
     *, creator: AbstractBaseUser, slug: str, title: str, is_private: bool = False
 ) -> Room:
     """Create a room owned by ``creator`` (who joins it: room.joined)."""
+    if Room.objects.filter(slug=slug).exists():
+        raise ActionError("already_exists", f"a room {slug!r} exists already")
     with transaction.atomic():
         room = Room.objects.create(slug=slug, title=title, is_private=is_private)
         owner = Membership.objects.create(user=creator, room=room, role=Membership.Role.OWNER)

@@ -16,6 +16,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from accounts.authentication import SUBPROTOCOL
 from chat import actions, events, presence, protocol, selectors
 from chat.selectors import RoomAccessError
 
@@ -32,7 +33,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         # Accept before refusing: a close code sent during the handshake never reaches the
         # client (the server answers HTTP 403 instead), and clients need the code to decide.
-        await self.accept()
+        offered = self.scope.get("subprotocols", [])
+        await self.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
         try:
             after_seq = self._query_after_seq()
             room = await database_sync_to_async(selectors.room_for_user)(

@@ -1,4 +1,4 @@
-"""Per-user posting rate, shared by every socket and process of the user (a Redis counter)."""
+"""Per-user rates, shared by every socket and process of the user (Redis counters)."""
 
 from __future__ import annotations
 
@@ -13,15 +13,13 @@ from chat.redis_client import get_redis
 log = logging.getLogger("parley.ratelimit")
 
 
-def allow_post(user_id: int) -> bool:
-    """Count one post for ``user_id`` in the current window; False once over the limit.
+def allow(scope: str, user_id: int, *, limit: int, window: int) -> bool:
+    """Count one action of ``scope`` for ``user_id`` in the current window; False when over.
 
-    Fails open: while Redis is unreachable, posting must keep working (the outbox holds the
-    events), so the limit is not enforced then.
+    Fails open: while Redis is unreachable, writing must keep working (the outbox holds the
+    events), so limits are not enforced then.
     """
-    limit = settings.PARLEY["RATE_LIMIT_MESSAGES"]
-    window = settings.PARLEY["RATE_LIMIT_WINDOW_SECONDS"]
-    key = f"parley:rate:post:{user_id}:{int(time.time() // window)}"
+    key = f"parley:rate:{scope}:{user_id}:{int(time.time() // window)}"
     try:
         pipe = get_redis().pipeline(transaction=False)
         pipe.incr(key)
@@ -31,3 +29,13 @@ def allow_post(user_id: int) -> bool:
         log.warning("rate limit not enforced, Redis unreachable: %s", exc)
         return True
     return count <= limit
+
+
+def allow_post(user_id: int) -> bool:
+    """Messages: PARLEY RATE_LIMIT_MESSAGES per RATE_LIMIT_WINDOW_SECONDS."""
+    return allow(
+        "post",
+        user_id,
+        limit=settings.PARLEY["RATE_LIMIT_MESSAGES"],
+        window=settings.PARLEY["RATE_LIMIT_WINDOW_SECONDS"],
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from chat import events
 from chat.models import Membership, Message, Room
@@ -36,6 +37,11 @@ def is_member(*, user: AbstractBaseUser, room: Room) -> bool:
     return Membership.objects.filter(user=user, room=room).exists()
 
 
+def role_in(*, user: AbstractBaseUser, room: Room) -> str | None:
+    """The user's role in the room, or None for a non-member."""
+    return Membership.objects.filter(user=user, room=room).values_list("role", flat=True).first()
+
+
 def room_seq(*, room_id: int) -> int:
     """The room's newest committed seq."""
     return Room.objects.filter(pk=room_id).values_list("last_seq", flat=True).get()
@@ -51,8 +57,40 @@ def messages_after(*, room_id: int, after_seq: int, limit: int) -> list[events.M
     return [events.message_data(m) for m in rows]
 
 
-def rooms_for_user(*, user: AbstractBaseUser) -> list[Room]:
-    """Public rooms and the private rooms the user belongs to."""
-    public = Room.objects.filter(is_private=False)
-    private = Room.objects.filter(is_private=True, memberships__user=user)
-    return list(public.union(private).order_by("slug"))
+def rooms_for_user(*, user: AbstractBaseUser) -> QuerySet[Room]:
+    """Public rooms and the private rooms the user belongs to, each annotated with the user's
+    ``role`` and ``last_read_seq`` (None where not a member), ordered by slug."""
+    mine = Membership.objects.filter(user=user, room=OuterRef("pk"))
+    return (
+        Room.objects.filter(Q(is_private=False) | Q(memberships__user=user))
+        .distinct()
+        .annotate(
+            role=Subquery(mine.values("role")[:1]),
+            last_read_seq=Subquery(mine.values("last_read_seq")[:1]),
+        )
+        .order_by("slug")
+    )
+
+
+def unread(room: Room) -> int | None:
+    """Unread messages of an annotated room (``rooms_for_user``); None for non-members."""
+    if room.last_read_seq is None:
+        return None
+    return max(0, room.last_seq - room.last_read_seq)
+
+
+def members(*, room: Room) -> QuerySet[Membership]:
+    return Membership.objects.filter(room=room).select_related("user").order_by("joined_at", "id")
+
+
+def message_page(
+    *, room_id: int, after_seq: int | None, before_seq: int | None, limit: int
+) -> list[Message]:
+    """A page of messages, oldest first: after ``after_seq``, else before ``before_seq``, else
+    the newest ``limit``."""
+    rows = Message.objects.filter(room_id=room_id).select_related("room", "author")
+    if after_seq is not None:
+        return list(rows.filter(seq__gt=after_seq).order_by("seq")[:limit])
+    if before_seq is not None:
+        rows = rows.filter(seq__lt=before_seq)
+    return list(reversed(rows.order_by("-seq")[:limit]))

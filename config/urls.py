@@ -5,5 +5,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("analytics/", include("analytics.urls")),
+    path("api/", include("config.api_urls")),
     path("", include("chat.urls")),
 ]

@@ -31,6 +31,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "accounts",
     "chat",
     "broker",
     "analytics",
@@ -124,6 +128,8 @@ PARLEY = {
     "RATE_LIMIT_WINDOW_SECONDS": env.int("PARLEY_RATE_LIMIT_WINDOW_SECONDS", default=10),
     # Error frames a socket may earn in a row before it is closed as a flood (code 4429).
     "FLOOD_CLOSE_AFTER_ERRORS": 50,
+    # Unsafe REST requests per user per minute (messages have their own limit above).
+    "API_WRITES_PER_MINUTE": env.int("PARLEY_API_WRITES_PER_MINUTE", default=120),
     # Messages per replay page on resume: bounds memory per socket.
     "REPLAY_PAGE_SIZE": 200,
     # The relay's reconciliation sweep of the outbox (only the recovery path waits on it).
@@ -133,6 +139,38 @@ PARLEY = {
     # Published outbox rows are kept this long (for inspection in the admin), then deleted.
     "OUTBOX_RETENTION_HOURS": env.int("PARLEY_OUTBOX_RETENTION_HOURS", default=24),
 }
+
+# --- REST API --------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",  # the browser, with CSRF
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["config.api.WriteThrottle"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "config.api.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Parley API",
+    "DESCRIPTION": (
+        "REST API of Parley. Authenticate with `Authorization: Bearer <token>` (create tokens "
+        "at /api/tokens/ or with `manage.py token create`). Live messages come over the "
+        "WebSocket: see /api/asyncapi.yaml."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SECURITY": [{"bearerAuth": []}, {"cookieAuth": []}],
+}
+# Requests larger than this are refused with 413 before they are parsed.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 
 # --- Subscribers: consumer groups on the topic streams (see broker/registry.py) --------------
 PARLEY_SUBSCRIBERS = {

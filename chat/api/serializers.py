@@ -1,0 +1,98 @@
+"""REST representations. Messages use the same shape as WebSocket frames and events."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from chat import events, selectors
+from chat.models import Membership, Mention, Room
+
+
+class MessageSerializer(serializers.Serializer):
+    """chat.events.MessageData."""
+
+    id = serializers.IntegerField(read_only=True)
+    room = serializers.CharField(read_only=True)
+    seq = serializers.IntegerField(read_only=True)
+    author = serializers.CharField(read_only=True)
+    body = serializers.CharField(read_only=True)
+    created_at = serializers.CharField(read_only=True)
+
+    def to_representation(self, instance):
+        return events.message_data(instance)
+
+
+class MessageCreateSerializer(serializers.Serializer):
+    # Length and content are checked by the action (the same rules as the WebSocket).
+    body = serializers.CharField(trim_whitespace=False, allow_blank=True)
+
+
+class MessagePageSerializer(serializers.Serializer):
+    results = MessageSerializer(many=True)
+    # Where the next page starts (pass as after_seq), or null at the newest message.
+    next_after_seq = serializers.IntegerField(allow_null=True)
+    # Where the previous page starts (pass as before_seq), or null at the first message.
+    prev_before_seq = serializers.IntegerField(allow_null=True)
+
+
+class MessagePageQuery(serializers.Serializer):
+    after_seq = serializers.IntegerField(required=False, min_value=0, max_value=2**62)
+    before_seq = serializers.IntegerField(required=False, min_value=1, max_value=2**62)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
+
+    def validate(self, attrs):
+        if "after_seq" in attrs and "before_seq" in attrs:
+            raise serializers.ValidationError("give after_seq or before_seq, not both")
+        return attrs
+
+
+class RoomSerializer(serializers.ModelSerializer):
+    role = serializers.SerializerMethodField()
+    unread = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Room
+        fields = ["slug", "title", "is_private", "last_seq", "created_at", "role", "unread"]
+        read_only_fields = ["last_seq", "created_at"]
+
+    def get_role(self, room) -> str | None:
+        return getattr(room, "role", None)
+
+    def get_unread(self, room) -> int | None:
+        """Messages after the caller's read position; null if not a member."""
+        if not hasattr(room, "last_read_seq"):
+            return None
+        return selectors.unread(room)
+
+
+class RoomCreateSerializer(serializers.Serializer):
+    slug = serializers.SlugField(max_length=64)
+    title = serializers.CharField(max_length=200)
+    is_private = serializers.BooleanField(default=False)
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    user = serializers.CharField(source="user.username", read_only=True)
+    room = serializers.CharField(source="room.slug", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["user", "room", "role", "last_read_seq", "joined_at"]
+        read_only_fields = fields
+
+
+class InviteSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+
+
+class ReadSerializer(serializers.Serializer):
+    seq = serializers.IntegerField(min_value=0, max_value=2**62)
+
+
+class MentionSerializer(serializers.ModelSerializer):
+    message = MessageSerializer(read_only=True)
+
+    class Meta:
+        model = Mention
+        fields = ["id", "message", "created_at", "read_at"]
+        read_only_fields = fields

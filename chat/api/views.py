@@ -1,0 +1,210 @@
+"""REST endpoints for rooms, messages, read state and mentions: thin calls to actions and
+selectors, so REST, WebSocket, admin and shell share every rule."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from chat import actions, selectors
+from chat.api import serializers as s
+from chat.errors import Refused
+from chat.models import Mention, Room
+from config.api import documented_errors
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="Makes a retry safe: the same key returns the message it created (200).",
+)
+_KEY_NAMESPACE = uuid.UUID("8f7c0a58-3b1e-4e0b-9d7f-5a1d2c3b4e5f")
+
+
+def _room(request, slug: str) -> Room:
+    """The room if the caller may read it (404 unknown, 403 private and not a member)."""
+    try:
+        return selectors.room_for_user(user=request.user, slug=slug)
+    except selectors.RoomAccessError as exc:
+        code = {4404: "not_found", 4403: "forbidden"}.get(exc.code, "not_authenticated")
+        raise Refused(code, exc.detail) from None
+
+
+def _annotated(request, room: Room) -> Room:
+    return selectors.rooms_for_user(user=request.user).get(pk=room.pk)
+
+
+class RoomViewSet(viewsets.ViewSet):
+    lookup_field = "slug"
+    lookup_value_regex = "[-a-zA-Z0-9_]+"
+
+    @extend_schema(responses={200: s.RoomSerializer(many=True), **documented_errors()})
+    def list(self, request):
+        """Rooms the caller can read, with the caller's role and unread count."""
+        rooms = selectors.rooms_for_user(user=request.user)
+        return Response(s.RoomSerializer(rooms, many=True).data)
+
+    @extend_schema(
+        request=s.RoomCreateSerializer,
+        responses={201: s.RoomSerializer, **documented_errors(400, 409)},
+    )
+    def create(self, request):
+        """Create a room; the caller becomes its owner."""
+        data = _valid(s.RoomCreateSerializer, request.data)
+        room = actions.create_room(creator=request.user, **data)
+        return Response(s.RoomSerializer(_annotated(request, room)).data, status=201)
+
+    @extend_schema(responses={200: s.RoomSerializer, **documented_errors(403, 404)})
+    def retrieve(self, request, slug: str):
+        return Response(s.RoomSerializer(_annotated(request, _room(request, slug))).data)
+
+    @extend_schema(
+        request=None, responses={200: s.MembershipSerializer, **documented_errors(403, 404)}
+    )
+    @action(detail=True, methods=["post"])
+    def join(self, request, slug: str):
+        """Join a public room (a member already: nothing changes)."""
+        membership = actions.join_room(user=request.user, room=_room(request, slug))
+        return Response(s.MembershipSerializer(membership).data)
+
+    @extend_schema(request=None, responses={204: None, **documented_errors(403, 404)})
+    @action(detail=True, methods=["post"])
+    def leave(self, request, slug: str):
+        """Leave the room (not a member: nothing changes)."""
+        actions.leave_room(user=request.user, room=_room(request, slug))
+        return Response(status=204)
+
+    @extend_schema(
+        responses={200: s.MembershipSerializer(many=True), **documented_errors(403, 404)}
+    )
+    @action(detail=True, methods=["get"])
+    def members(self, request, slug: str):
+        memberships = selectors.members(room=_room(request, slug))
+        return Response(s.MembershipSerializer(memberships, many=True).data)
+
+    @extend_schema(
+        request=s.InviteSerializer,
+        responses={200: s.MembershipSerializer, **documented_errors(400, 403, 404)},
+    )
+    @action(detail=True, methods=["post"])
+    def invite(self, request, slug: str):
+        """Add a user to a private room (owner or moderators only)."""
+        room = _room(request, slug)
+        username = _valid(s.InviteSerializer, request.data)["username"]
+        invitee = get_user_model().objects.filter(username=username).first()
+        if invitee is None:
+            raise Refused("not_found", f"no user {username!r}")
+        membership = actions.invite(inviter=request.user, room=room, invitee=invitee)
+        return Response(s.MembershipSerializer(membership).data)
+
+    @extend_schema(
+        request=s.ReadSerializer,
+        responses={200: s.MembershipSerializer, **documented_errors(400, 403, 404)},
+    )
+    @action(detail=True, methods=["post"])
+    def read(self, request, slug: str):
+        """Mark the room read up to ``seq`` (never moves backwards)."""
+        seq = _valid(s.ReadSerializer, request.data)["seq"]
+        membership = actions.mark_read(user=request.user, room=_room(request, slug), seq=seq)
+        return Response(s.MembershipSerializer(membership).data)
+
+    @extend_schema(
+        methods=["GET"],
+        parameters=[s.MessagePageQuery],
+        responses={200: s.MessagePageSerializer, **documented_errors(400, 403, 404)},
+    )
+    @extend_schema(
+        methods=["POST"],
+        parameters=[IDEMPOTENCY_KEY],
+        request=s.MessageCreateSerializer,
+        responses={
+            201: s.MessageSerializer,
+            200: OpenApiResponse(s.MessageSerializer, description="an Idempotency-Key retry"),
+            **documented_errors(400, 403, 404, 409, 413),
+        },
+    )
+    @action(detail=True, methods=["get", "post"])
+    def messages(self, request, slug: str):
+        """GET: a page of messages by seq. POST: post a message (pushed to every socket)."""
+        room = _room(request, slug)
+        if request.method == "POST":
+            return self._post(request, room)
+        query = _valid(s.MessagePageQuery, request.query_params)
+        page = selectors.message_page(
+            room_id=room.pk,
+            after_seq=query.get("after_seq"),
+            before_seq=query.get("before_seq"),
+            limit=query["limit"],
+        )
+        newest = room.last_seq
+        return Response(
+            {
+                "results": s.MessageSerializer(page, many=True).data,
+                "next_after_seq": page[-1].seq if page and page[-1].seq < newest else None,
+                "prev_before_seq": page[0].seq if page and page[0].seq > 1 else None,
+            }
+        )
+
+    def _post(self, request, room: Room) -> Response:
+        body = _valid(s.MessageCreateSerializer, request.data)["body"]
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not 1 <= len(key) <= 200:
+            raise Refused("invalid_idempotency_key", "Idempotency-Key must be 1 to 200 characters")
+        client_id = uuid.uuid5(_KEY_NAMESPACE, key) if key else None
+        result = actions.post_message(
+            author=request.user, room=room, body=body, client_id=client_id
+        )
+        response = Response(s.MessageSerializer(result.message).data, status=201)
+        if not result.created:
+            response.status_code = 200
+            response["Idempotent-Replayed"] = "true"
+        return response
+
+
+class MentionViewSet(viewsets.ViewSet):
+    lookup_value_regex = "[0-9]+"
+
+    @extend_schema(
+        parameters=[OpenApiParameter("unread", OpenApiTypes.BOOL, description="only unread")],
+        responses={200: s.MentionSerializer(many=True), **documented_errors()},
+    )
+    def list(self, request):
+        """The caller's mentions, newest first (at most 200)."""
+        mentions = Mention.objects.filter(user=request.user).select_related(
+            "message__room", "message__author"
+        )
+        if request.query_params.get("unread") in ("true", "1"):
+            mentions = mentions.filter(read_at__isnull=True)
+        return Response(s.MentionSerializer(mentions[:200], many=True).data)
+
+    @extend_schema(
+        request=None,
+        parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH)],
+        responses={200: s.MentionSerializer, **documented_errors(404)},
+    )
+    @action(detail=True, methods=["post"])
+    def read(self, request, pk: str):
+        mention = Mention.objects.filter(user=request.user, pk=_int(pk)).first()
+        if mention is None:
+            raise Refused("not_found", "no such mention")
+        if mention.read_at is None:
+            mention.read_at = timezone.now()
+            mention.save(update_fields=["read_at"])
+        return Response(s.MentionSerializer(mention).data)
+
+
+def _valid(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _int(value: str) -> int:
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else 0

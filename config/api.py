@@ -1,0 +1,85 @@
+"""What every REST endpoint shares: one error shape, and a per-user limit on writes.
+
+Errors are always ``{"code": "<stable_code>", "detail": "<text>"}`` (validation errors add
+``"fields": {"<field>": ["<message>", ...]}``) with the matching status code.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404
+from rest_framework import exceptions, serializers, status
+from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from chat import ratelimit
+from chat.errors import Refused
+
+# The status of each refusal code of the actions (chat.actions.ActionError); others are 400.
+STATUS_OF = {
+    "not_authenticated": status.HTTP_401_UNAUTHORIZED,
+    "forbidden": status.HTTP_403_FORBIDDEN,
+    "not_a_member": status.HTTP_403_FORBIDDEN,
+    "not_found": status.HTTP_404_NOT_FOUND,
+    "client_id_reused": status.HTTP_409_CONFLICT,
+    "already_exists": status.HTTP_409_CONFLICT,
+    "body_too_long": status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    "rate_limited": status.HTTP_429_TOO_MANY_REQUESTS,
+}
+
+
+def error(code: str, detail: str, http_status: int, **extra) -> Response:
+    return Response({"code": code, "detail": detail, **extra}, status=http_status)
+
+
+def exception_handler(exc, context) -> Response | None:
+    if isinstance(exc, Refused):
+        response = error(exc.code, exc.detail, STATUS_OF.get(exc.code, 400))
+        if exc.code == "rate_limited":
+            response["Retry-After"] = str(settings.PARLEY["RATE_LIMIT_WINDOW_SECONDS"])
+        return response
+    if isinstance(exc, RequestDataTooBig):
+        return error("request_too_large", "the request body is too large", 413)
+    if isinstance(exc, Http404):
+        return error("not_found", "not found", 404)
+    if isinstance(exc, exceptions.ValidationError):
+        fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        return error("invalid", "the request is not valid", 400, fields=fields)
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(exc, exceptions.APIException):
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        response.data = {
+            "code": exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code,
+            "detail": detail,
+        }
+    return response
+
+
+class WriteThrottle(BaseThrottle):
+    """Per-user limit on unsafe requests (all processes; Redis, fail-open)."""
+
+    def allow_request(self, request, view) -> bool:
+        if request.method in ("GET", "HEAD", "OPTIONS") or not request.user.is_authenticated:
+            return True
+        return ratelimit.allow(
+            "api-write",
+            request.user.pk,
+            limit=settings.PARLEY["API_WRITES_PER_MINUTE"],
+            window=60,
+        )
+
+    def wait(self) -> float:
+        return 60.0
+
+
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    detail = serializers.CharField()
+    fields = serializers.DictField(required=False, child=serializers.ListField())
+
+
+def documented_errors(*statuses: int) -> dict[int, type[serializers.Serializer]]:
+    """OpenAPI responses for the error statuses an endpoint can answer (always 401 and 429)."""
+    return {code: ErrorSerializer for code in sorted({401, 429, *statuses})}

@@ -1,0 +1,31 @@
+"""/api/: the REST API, its OpenAPI schema, interactive docs (no CDN) and the AsyncAPI document
+of the WebSocket protocol."""
+
+from django.urls import path
+from django.views.static import serve
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from accounts.api import TokenViewSet
+from analytics.api import SummaryView
+from chat.api.views import MentionViewSet, RoomViewSet
+from config.settings.base import BASE_DIR
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("rooms", RoomViewSet, basename="room")
+router.register("mentions", MentionViewSet, basename="mention")
+router.register("tokens", TokenViewSet, basename="token")
+
+urlpatterns = [
+    *router.urls,
+    path("analytics/summary/", SummaryView.as_view(), name="api-analytics-summary"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path(
+        "asyncapi.yaml",
+        serve,
+        {"path": "asyncapi.yaml", "document_root": BASE_DIR / "docs"},
+        name="api-asyncapi",
+    ),
+]
