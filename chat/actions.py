@@ -100,6 +100,48 @@ def _by_client_id(*, author: AbstractBaseUser, client_id: uuid.UUID, room: Room)
     return existing
 
 
+def edit_message(*, user: AbstractBaseUser, message: Message, body: object) -> Message:
+    """Replace a message's body; only its author may, and not once it is deleted."""
+    body = check_body(body)
+    if message.author_id != user.pk:
+        raise ActionError("forbidden", "only the author edits a message")
+    return _change_message(message, events.MESSAGE_EDITED, body=body)
+
+
+def delete_message(*, user: AbstractBaseUser, message: Message) -> Message:
+    """Delete a message (it stays as a tombstone so seqs stay gapless): its author, the room's
+    owner or moderators, or staff. Deleting it again changes nothing."""
+    if message.deleted_at is not None:
+        return message
+    moderators = (Membership.Role.OWNER, Membership.Role.MODERATOR)
+    if not (
+        message.author_id == user.pk
+        or user.is_staff
+        or selectors.role_in(user=user, room=message.room) in moderators
+    ):
+        raise ActionError("forbidden", "only the author or a moderator deletes a message")
+    return _change_message(message, events.MESSAGE_DELETED, body="")
+
+
+def _change_message(message: Message, type: str, *, body: str) -> Message:
+    with transaction.atomic():
+        locked = Message.objects.select_for_update().get(pk=message.pk)
+        if locked.deleted_at is not None:
+            raise ActionError("message_deleted", "the message was deleted")
+        _, locked.change = Room.allocate(locked.room_id, new_message=False)
+        locked.body = body
+        if type == events.MESSAGE_EDITED:
+            locked.edited_at = timezone.now()
+        else:
+            locked.deleted_at = timezone.now()
+        locked.save(update_fields=["body", "change", "edited_at", "deleted_at"])
+        locked.room, locked.author = message.room, message.author
+        outbox.record(
+            events.message_changed(type, locked), room_id=locked.room_id, change=locked.change
+        )
+    return locked
+
+
 def join_room(*, user: AbstractBaseUser, room: Room) -> Membership:
     """Make ``user`` a member of a public room (idempotent; publishes room.joined once)."""
     if room.is_private and not selectors.is_member(user=user, room=room):

@@ -1,7 +1,9 @@
-"""Admin: saving a new Message here publishes it like any other write path (Message.save)."""
+"""Admin: saving a new Message here publishes it like any other write path (Message.save);
+deleting one is moderation through chat.actions.delete_message (a tombstone, pushed live)."""
 
 from django.contrib import admin
 
+from chat import actions
 from chat.models import Membership, Message, OutboxEvent, Room
 
 
@@ -23,8 +25,20 @@ class MessageAdmin(admin.ModelAdmin):
     list_display = ["room", "seq", "author", "body", "created_at"]
     list_filter = ["room"]
     search_fields = ["body"]
-    readonly_fields = ["seq", "created_at"]
+    readonly_fields = ["seq", "created_at", "edited_at", "deleted_at"]
     raw_id_fields = ["author"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A saved message changes only through actions (edit by its author, delete).
+        fixed = ["room", "author", "body"] if obj is not None else []
+        return [*fixed, *self.readonly_fields]
+
+    def delete_model(self, request, obj) -> None:
+        actions.delete_message(user=request.user, message=obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for message in queryset.select_related("room", "author"):
+            actions.delete_message(user=request.user, message=message)
 
 
 @admin.register(OutboxEvent)

@@ -1,9 +1,10 @@
 """The room WebSocket: thin glue between frames, actions and the room's event group.
 
 Delivery guarantee per socket: ``message.new`` frames go out in seq order with no gap and no
-duplicate. ``last_seq`` is the highest seq this socket was sent; a live event at or below it is
-dropped, one beyond ``last_seq + 1`` (the live layer lost something, or publishers raced) makes
-the socket catch up from the database, the source of truth, before going on.
+duplicate, and every later edit or delete follows. Each message change of a room (create, edit,
+delete) has a change number, 1, 2, 3...; the socket keeps ``last_change``, the newest change it
+has accounted for. A live event at or below it is dropped; one beyond ``last_change + 1`` (the
+live layer lost something) makes the socket catch up from the database, the source of truth.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
     room_id: int | None = None
     group: str | None = None
     session: str | None = None
-    last_seq = 0
+    last_seq = 0  # the newest message this socket was sent
+    last_change: int | None = 0  # the newest change accounted for (None: edits not replayed)
     errors_in_a_row = 0
 
     async def connect(self) -> None:
@@ -36,7 +38,8 @@ class RoomConsumer(AsyncWebsocketConsumer):
         offered = self.scope.get("subprotocols", [])
         await self.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
         try:
-            after_seq = self._query_after_seq()
+            after_seq = self._query_seq("after_seq")
+            after_change = self._query_seq("after_change")
             room = await database_sync_to_async(selectors.room_for_user)(
                 user=self.scope["user"], slug=self.scope["url_route"]["kwargs"]["slug"]
             )
@@ -49,12 +52,12 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self.room = room
         self.room_id = room.pk
         # Join the group before reading the database: an event committed from here on arrives
-        # live, or is in the replay below, or both (deduplicated by seq).
+        # live, or is in the replay below, or both (deduplicated).
         self.group = events.room_group(room.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         self.session = uuid.uuid4().hex
         await self._record_presence(events.USER_CONNECTED)
-        await self._resume(after_seq)
+        await self._resume(after_seq, after_change)
 
     async def disconnect(self, code: int) -> None:
         if self.group:
@@ -89,7 +92,7 @@ class RoomConsumer(AsyncWebsocketConsumer):
             await self._post(frame)
         elif isinstance(frame, protocol.Sync):
             self.errors_in_a_row = 0
-            await self._resume(frame.after_seq)
+            await self._resume(frame.after_seq, frame.after_change)
         else:
             self.errors_in_a_row = 0
             await self.send(events.dumps({"type": "pong"}))
@@ -119,45 +122,74 @@ class RoomConsumer(AsyncWebsocketConsumer):
     async def chat_event(self, event: dict) -> None:
         if self.room_id is None:
             return
-        seq = event["seq"]
-        if seq <= self.last_seq:
+        change = event["change"]
+        if change <= self.last_change:
             return
-        if seq == self.last_seq + 1:
-            self.last_seq = seq
-            await self.send(event["frame"])
-        else:
+        if change > self.last_change + 1:
             await self._catch_up()
+            return
+        self.last_change = change
+        if event["event"] == events.MESSAGE_CREATED:
+            if event["seq"] <= self.last_seq:
+                return  # already sent, in its latest state, by a catch-up
+            self.last_seq = event["seq"]
+        await self.send(event["frame"])
 
     async def layer_reconnected(self, event: dict) -> None:
         """Redis came back: anything published while it was away is in the database."""
         if self.room_id is not None:
             await self._catch_up()
 
-    async def _resume(self, after_seq: int | None) -> None:
-        """Resume from ``after_seq`` (None: from now), then say where the socket stands."""
-        newest = await database_sync_to_async(selectors.room_seq)(room_id=self.room_id)
-        # A position beyond the newest message would hide the messages in between.
-        self.last_seq = newest if after_seq is None else min(after_seq, newest)
+    async def _resume(self, after_seq: int | None, after_change: int | None) -> None:
+        """Resume from ``after_seq`` (None: from now) and, when given, replay the edits and
+        deletes after ``after_change``; then say where the socket stands."""
+        newest_seq, newest_change = await self._position()
+        # A position beyond the newest would hide what comes in between.
+        if after_seq is None:
+            self.last_seq, self.last_change = newest_seq, newest_change
+        else:
+            self.last_seq = min(after_seq, newest_seq)
+            self.last_change = None if after_change is None else min(after_change, newest_change)
         await self._catch_up()
-        await self.send(protocol.sync_done(self.last_seq))
+        await self.send(protocol.sync_done(self.last_seq, self.last_change))
 
     async def _catch_up(self) -> None:
-        """Send every committed message after ``last_seq``, one bounded page at a time."""
+        """Bring the socket up to date from the database, one bounded page at a time: first
+        the messages after ``last_seq`` as they now are, in seq order; then the edits and
+        deletes of older messages after ``last_change``, in change order."""
         page_size = settings.PARLEY["REPLAY_PAGE_SIZE"]
+        # Read first: every change up to here is committed, so the queries below reflect it.
+        _, newest_change = await self._position()
+        older_than = self.last_seq
         while True:
             page = await database_sync_to_async(selectors.messages_after)(
                 room_id=self.room_id, after_seq=self.last_seq, limit=page_size
             )
             for message in page:
-                await self.send(events.message_new_frame(message))
+                await self.send(events.message_frame("message.new", *message))
             if page:
-                self.last_seq = page[-1]["seq"]
+                self.last_seq = page[-1][0]["seq"]
             if len(page) < page_size:
-                return
+                break
+        cursor = self.last_change
+        while cursor is not None:
+            page = await database_sync_to_async(selectors.changes_after)(
+                room_id=self.room_id, up_to_seq=older_than, after_change=cursor, limit=page_size
+            )
+            for message, change in page:
+                frame = "message.deleted" if message["deleted_at"] else "message.edited"
+                await self.send(events.message_frame(frame, message, change))
+            if len(page) < page_size:
+                break
+            cursor = page[-1][1]
+        self.last_change = newest_change
 
-    def _query_after_seq(self) -> int | None:
+    async def _position(self) -> tuple[int, int]:
+        return await database_sync_to_async(selectors.room_position)(room_id=self.room_id)
+
+    def _query_seq(self, name: str) -> int | None:
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-        values = query.get("after_seq")
+        values = query.get(name)
         return protocol.parse_seq(values[-1]) if values else None
 
 

@@ -21,6 +21,9 @@ TOPICS = (TOPIC_MESSAGE, TOPIC_ROOM, TOPIC_PRESENCE)
 
 # Event types, by topic.
 MESSAGE_CREATED = "message.created"  # chat.message
+MESSAGE_EDITED = "message.edited"  # chat.message
+MESSAGE_DELETED = "message.deleted"  # chat.message: the message became a tombstone
+MESSAGE_EVENTS = (MESSAGE_CREATED, MESSAGE_EDITED, MESSAGE_DELETED)
 ROOM_JOINED = "room.joined"  # chat.room
 ROOM_LEFT = "room.left"  # chat.room
 USER_CONNECTED = "user.connected"  # chat.presence: a socket opened on a room
@@ -32,12 +35,17 @@ class MessageData(TypedDict):
     room: str
     seq: int
     author: str
-    body: str
+    body: str  # empty once deleted
     created_at: str
+    edited_at: str | None
+    deleted_at: str | None
 
 
-class MessageCreatedPayload(TypedDict):
+class MessagePayload(TypedDict):
+    """message.created, message.edited and message.deleted: the message as it now is."""
+
     version: int
+    change: int  # the room's change number of this change
     message: MessageData
 
 
@@ -82,6 +90,8 @@ def message_data(message: Any) -> MessageData:
         "author": message.author.get_username(),
         "body": message.body,
         "created_at": _iso(message.created_at),
+        "edited_at": _iso(message.edited_at) if message.edited_at else None,
+        "deleted_at": _iso(message.deleted_at) if message.deleted_at else None,
     }
 
 
@@ -99,15 +109,25 @@ def make_event(
     }
 
 
-def message_created(message: Any) -> Event:
+def message_changed(type: str, message: Any) -> Event:
+    """message.created / message.edited / message.deleted, for the message's latest change."""
+    when = {
+        MESSAGE_CREATED: message.created_at,
+        MESSAGE_EDITED: message.edited_at,
+        MESSAGE_DELETED: message.deleted_at,
+    }[type]
     return make_event(
         topic=TOPIC_MESSAGE,
-        type=MESSAGE_CREATED,
+        type=type,
         room=message.room.slug,
         seq=message.seq,
-        ts=message.created_at,
-        payload={"message": message_data(message)},
+        ts=when,
+        payload={"change": message.change, "message": message_data(message)},
     )
+
+
+def message_created(message: Any) -> Event:
+    return message_changed(MESSAGE_CREATED, message)
 
 
 def membership(type: str, *, room: str, user: str, role: str, ts: datetime) -> Event:
@@ -135,7 +155,9 @@ def connection(type: str, *, room: str, user: str, session: str, ts: datetime) -
 
 
 PAYLOADS: dict[str, type] = {
-    MESSAGE_CREATED: MessageCreatedPayload,
+    MESSAGE_CREATED: MessagePayload,
+    MESSAGE_EDITED: MessagePayload,
+    MESSAGE_DELETED: MessagePayload,
     ROOM_JOINED: MembershipPayload,
     ROOM_LEFT: MembershipPayload,
     USER_CONNECTED: ConnectionPayload,
@@ -143,15 +165,24 @@ PAYLOADS: dict[str, type] = {
 }
 
 
+# The WebSocket frame type of each message event.
+FRAME_TYPES = {
+    MESSAGE_CREATED: "message.new",
+    MESSAGE_EDITED: "message.edited",
+    MESSAGE_DELETED: "message.deleted",
+}
+
+
 def client_frame(event: Event) -> str | None:
     """The server -> client WebSocket frame for an event, serialized once for every socket."""
-    if event["type"] == MESSAGE_CREATED:
-        return message_new_frame(event["payload"]["message"])
-    return None
+    if event["type"] not in FRAME_TYPES:
+        return None
+    payload = event["payload"]
+    return message_frame(FRAME_TYPES[event["type"]], payload["message"], payload["change"])
 
 
-def message_new_frame(message: MessageData) -> str:
-    return dumps({"type": "message.new", "message": message})
+def message_frame(frame_type: str, message: MessageData, change: int) -> str:
+    return dumps({"type": frame_type, "change": change, "message": message})
 
 
 def dumps(value: Any) -> str:

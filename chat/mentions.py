@@ -50,7 +50,9 @@ def handle(batch: list[events.Event]) -> None:
     )
     # A message deleted (moderated) before its event got here notifies nobody.
     existing = set(
-        Message.objects.filter(pk__in={mid for _, mid, _ in wanted}).values_list("pk", flat=True)
+        Message.objects.filter(
+            pk__in={mid for _, mid, _ in wanted}, deleted_at__isnull=True
+        ).values_list("pk", flat=True)
     )
     Mention.objects.bulk_create(
         [

@@ -15,6 +15,9 @@ class Room(models.Model):
     is_private = models.BooleanField(default=False)
     # Seq of the room's newest message; the next message takes last_seq + 1.
     last_seq = models.PositiveBigIntegerField(default=0, editable=False)
+    # Number of the room's newest message change (create, edit or delete), counted like seq:
+    # sockets and clients detect a missed edit or delete by a gap in it.
+    last_change = models.PositiveBigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -24,16 +27,20 @@ class Room(models.Model):
         return self.slug
 
     @classmethod
-    def allocate_seq(cls, room_id: int) -> int:
-        """Take the next seq of a room.
+    def allocate(cls, room_id: int, *, new_message: bool) -> tuple[int, int]:
+        """Take the next change number (and, for a new message, the next seq) of a room.
 
-        Must run inside the transaction that saves the message: the UPDATE holds the room's row
+        Must run inside the transaction that writes the change: the UPDATE holds the room's row
         lock until commit, so concurrent writers (threads or processes, PostgreSQL or SQLite)
-        queue and a rollback gives the number back. Seqs are therefore gapless and unique, and a
-        room's messages commit in seq order.
+        queue and a rollback gives the numbers back. Seqs and change numbers are therefore
+        gapless and unique, and a room's changes commit in their order. Returns (seq, change);
+        seq is the room's newest seq when ``new_message`` is false.
         """
-        cls.objects.filter(pk=room_id).update(last_seq=F("last_seq") + 1)
-        return cls.objects.filter(pk=room_id).values_list("last_seq", flat=True).get()
+        bump = {"last_change": F("last_change") + 1}
+        if new_message:
+            bump["last_seq"] = F("last_seq") + 1
+        cls.objects.filter(pk=room_id).update(**bump)
+        return cls.objects.filter(pk=room_id).values_list("last_seq", "last_change").get()
 
 
 class Membership(models.Model):
@@ -67,14 +74,20 @@ class Message(models.Model):
     )
     body = models.TextField()
     seq = models.PositiveBigIntegerField(editable=False)
+    # The room change number of this message's latest change (see Room.last_change).
+    change = models.PositiveBigIntegerField(default=0, editable=False)
     # The sender's idempotency key: the same (author, client_id) never makes a second message.
     client_id = models.UUIDField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    edited_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # A deleted message stays as a tombstone (empty body) so that seqs stay gapless.
+    deleted_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["room", "seq"]
         constraints = [
             models.UniqueConstraint(fields=["room", "seq"], name="message_unique_room_seq"),
+            models.UniqueConstraint(fields=["room", "change"], name="message_unique_room_change"),
             models.UniqueConstraint(
                 fields=["author", "client_id"],
                 condition=Q(client_id__isnull=False),
@@ -98,12 +111,16 @@ class Message(models.Model):
             return
         if self.seq is not None:
             raise ValueError("a new message's seq is assigned by its room; leave it unset")
-        from chat import outbox  # outbox imports this module
+        from chat import events, outbox  # outbox imports this module
 
         with transaction.atomic(using=kwargs.get("using")):
-            self.seq = Room.allocate_seq(self.room_id)
+            self.seq, self.change = Room.allocate(self.room_id, new_message=True)
             super().save(*args, **kwargs)
-            outbox.record_message_created(self)
+            outbox.record(events.message_created(self), room_id=self.room_id, change=self.change)
+
+    def delete(self, *args, **kwargs):
+        """Messages are never removed (seqs stay gapless): use chat.actions.delete_message."""
+        raise TypeError("a message is deleted with chat.actions.delete_message (a tombstone)")
 
 
 class OutboxEvent(models.Model):
@@ -120,6 +137,9 @@ class OutboxEvent(models.Model):
     type = models.CharField(max_length=64)
     room = models.ForeignKey(Room, null=True, on_delete=models.CASCADE, related_name="+")
     seq = models.PositiveBigIntegerField(null=True)
+    # The room change number, for message events: the publish guard orders and deduplicates
+    # by it (an edit keeps its message's seq but takes a new change number).
+    change = models.PositiveBigIntegerField(null=True)
     # The whole event exactly as published (see chat.events.Event).
     event = models.JSONField()
     created_at = models.DateTimeField()

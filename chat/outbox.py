@@ -9,10 +9,10 @@ from django.db import transaction
 from django.utils.dateparse import parse_datetime
 
 from chat import events, relay
-from chat.models import Message, OutboxEvent
+from chat.models import OutboxEvent
 
 
-def record(event: events.Event, *, room_id: int | None) -> OutboxEvent:
+def record(event: events.Event, *, room_id: int | None, change: int | None = None) -> OutboxEvent:
     """Write ``event`` to the outbox and publish it once the transaction commits.
 
     Must be called inside the transaction that makes the change the event describes, so the
@@ -25,13 +25,9 @@ def record(event: events.Event, *, room_id: int | None) -> OutboxEvent:
         type=event["type"],
         room_id=room_id,
         seq=event["seq"],
+        change=change,
         event=event,
         created_at=parse_datetime(event["ts"]),
     )
     transaction.on_commit(partial(relay.flush_after_commit, room_id))
     return row
-
-
-def record_message_created(message: Message) -> OutboxEvent:
-    """Called by ``Message.save()`` inside the transaction that inserted the message."""
-    return record(events.message_created(message), room_id=message.room_id)

@@ -35,6 +35,7 @@ class SendMessage:
 @dataclass(frozen=True)
 class Sync:
     after_seq: int
+    after_change: int | None = None
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,11 @@ def parse_client_frame(text: str | None, data: bytes | None) -> ClientFrame:
     if kind == "message.send":
         return SendMessage(body=frame.get("body"), client_id=_client_id(frame.get("client_id")))
     if kind == "sync":
-        return Sync(after_seq=parse_seq(frame.get("after_seq")))
+        after_change = frame.get("after_change")
+        return Sync(
+            after_seq=parse_seq(frame.get("after_seq")),
+            after_change=None if after_change is None else parse_seq(after_change),
+        )
     if kind == "ping":
         return Ping()
     raise ProtocolError("unknown_type", f"unknown frame type {kind!r}")
@@ -104,5 +109,5 @@ def ack(client_id: uuid.UUID | None, message: dict, *, created: bool) -> str:
     )
 
 
-def sync_done(seq: int) -> str:
-    return dumps({"type": "sync.done", "seq": seq})
+def sync_done(seq: int, change: int) -> str:
+    return dumps({"type": "sync.done", "seq": seq, "change": change})

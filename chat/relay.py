@@ -1,13 +1,13 @@
 """Publishing outbox events to Redis: the fast path after commit and the recovery relay.
 
 One Lua script puts an event on Redis atomically: XADD to the topic's stream and PUBLISH to the
-room's channel-layer group, guarded by the highest seq already published for that room, so a
-re-send (two publishers racing, or the relay retrying after a half-finished attempt) is dropped
-instead of duplicated.
+room's channel-layer group, guarded by the highest change number already published for that
+room, so a re-send (two publishers racing, or the relay retrying after a half-finished attempt)
+is dropped instead of duplicated.
 
 Ordering: every publisher publishes *all* pending events of a room, oldest first, and marks a row
-published only after Redis accepted it. Whoever publishes seq N has therefore already published
-(or seen published) every seq below N, so a room's events reach Redis in seq order.
+published only after Redis accepted it. Whoever publishes change N has therefore already
+published (or seen published) every change below N, so a room's events reach Redis in order.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from chat.redis_client import get_redis
 
 log = logging.getLogger("parley.relay")
 
-# Highest seq published per room (hash field = room id).
-PUBLISHED_SEQ_KEY = "parley:published-seq"
+# Highest change number published per room (hash field = room id).
+PUBLISHED_SEQ_KEY = "parley:published-change"
 
 _PUBLISH = """
 if ARGV[2] ~= '' then
@@ -68,12 +68,20 @@ def publish_rows(rows: list[OutboxEvent], client: redis.Redis | None = None) -> 
         group_channel = layer_message = ""
         if row.room_id is not None and frame is not None:
             group_channel = layer.group_channel_name(events.room_group(row.room_id))
-            layer_message = layer.serialize({"type": "chat.event", "seq": row.seq, "frame": frame})
+            layer_message = layer.serialize(
+                {
+                    "type": "chat.event",
+                    "event": row.type,
+                    "seq": row.seq,
+                    "change": row.change,
+                    "frame": frame,
+                }
+            )
         script(
             keys=[events.stream_key(row.topic), PUBLISHED_SEQ_KEY],
             args=[
                 row.room_id if row.room_id is not None else "",
-                row.seq if row.seq is not None else "",
+                row.change if row.change is not None else "",
                 group_channel,
                 layer_message,
                 str(row.event_id),

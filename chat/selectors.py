@@ -42,19 +42,35 @@ def role_in(*, user: AbstractBaseUser, room: Room) -> str | None:
     return Membership.objects.filter(user=user, room=room).values_list("role", flat=True).first()
 
 
-def room_seq(*, room_id: int) -> int:
-    """The room's newest committed seq."""
-    return Room.objects.filter(pk=room_id).values_list("last_seq", flat=True).get()
+def room_position(*, room_id: int) -> tuple[int, int]:
+    """The room's newest committed (seq, change number)."""
+    return Room.objects.filter(pk=room_id).values_list("last_seq", "last_change").get()
 
 
-def messages_after(*, room_id: int, after_seq: int, limit: int) -> list[events.MessageData]:
-    """Up to ``limit`` messages with seq > after_seq, oldest first."""
+def messages_after(
+    *, room_id: int, after_seq: int, limit: int
+) -> list[tuple[events.MessageData, int]]:
+    """Up to ``limit`` messages with seq > after_seq as they now are, oldest first, each with
+    the change number of its latest change."""
     rows = (
         Message.objects.filter(room_id=room_id, seq__gt=after_seq)
         .select_related("room", "author")
         .order_by("seq")[:limit]
     )
-    return [events.message_data(m) for m in rows]
+    return [(events.message_data(m), m.change) for m in rows]
+
+
+def changes_after(
+    *, room_id: int, up_to_seq: int, after_change: int, limit: int
+) -> list[tuple[events.MessageData, int]]:
+    """Messages with seq <= up_to_seq edited or deleted after change ``after_change``, in
+    change order (each once, as it now is)."""
+    rows = (
+        Message.objects.filter(room_id=room_id, seq__lte=up_to_seq, change__gt=after_change)
+        .select_related("room", "author")
+        .order_by("change")[:limit]
+    )
+    return [(events.message_data(m), m.change) for m in rows]
 
 
 def rooms_for_user(*, user: AbstractBaseUser) -> QuerySet[Room]:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
@@ -25,6 +26,7 @@ STATUS_OF = {
     "not_found": status.HTTP_404_NOT_FOUND,
     "client_id_reused": status.HTTP_409_CONFLICT,
     "already_exists": status.HTTP_409_CONFLICT,
+    "message_deleted": status.HTTP_409_CONFLICT,
     "body_too_long": status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     "rate_limited": status.HTTP_429_TOO_MANY_REQUESTS,
 }
@@ -83,3 +85,11 @@ class ErrorSerializer(serializers.Serializer):
 def documented_errors(*statuses: int) -> dict[int, type[serializers.Serializer]]:
     """OpenAPI responses for the error statuses an endpoint can answer (always 401 and 429)."""
     return {code: ErrorSerializer for code in sorted({401, 429, *statuses})}
+
+
+def page_not_found(request, exception):
+    """handler404: a URL under /api/ that names no endpoint (``/api/tokens/abc/``) gets the API's
+    error shape too, not Django's HTML page; other URLs get the usual page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"code": "not_found", "detail": "no such endpoint"}, status=404)
+    return defaults.page_not_found(request, exception)

@@ -8,3 +8,6 @@ urlpatterns = [
     path("api/", include("config.api_urls")),
     path("", include("chat.urls")),
 ]
+
+# Outside DEBUG: JSON for unknown URLs under /api/, the usual page elsewhere.
+handler404 = "config.api.page_not_found"

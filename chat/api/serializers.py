@@ -17,6 +17,8 @@ class MessageSerializer(serializers.Serializer):
     author = serializers.CharField(read_only=True)
     body = serializers.CharField(read_only=True)
     created_at = serializers.CharField(read_only=True)
+    edited_at = serializers.CharField(read_only=True, allow_null=True)
+    deleted_at = serializers.CharField(read_only=True, allow_null=True)
 
     def to_representation(self, instance):
         return events.message_data(instance)
@@ -25,6 +27,12 @@ class MessageSerializer(serializers.Serializer):
 class MessageCreateSerializer(serializers.Serializer):
     # Length and content are checked by the action (the same rules as the WebSocket).
     body = serializers.CharField(trim_whitespace=False, allow_blank=True)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # CharField adds NUL and surrogate validators of its own; drop them, so that such a body
+        # gets the action's code (body_invalid), as over the WebSocket, not a generic "invalid".
+        self.fields["body"].validators = []
 
 
 class MessagePageSerializer(serializers.Serializer):

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from chat import actions, selectors
 from chat.api import serializers as s
 from chat.errors import Refused
-from chat.models import Mention, Room
+from chat.models import Mention, Message, Room
 from config.api import documented_errors
 
 IDEMPOTENCY_KEY = OpenApiParameter(
@@ -151,6 +151,34 @@ class RoomViewSet(viewsets.ViewSet):
                 "prev_before_seq": page[0].seq if page and page[0].seq > 1 else None,
             }
         )
+
+    @extend_schema(
+        methods=["PATCH"],
+        request=s.MessageCreateSerializer,
+        responses={200: s.MessageSerializer, **documented_errors(400, 403, 404, 409, 413)},
+    )
+    @extend_schema(
+        methods=["DELETE"],
+        responses={200: s.MessageSerializer, **documented_errors(403, 404)},
+    )
+    @action(detail=True, methods=["patch", "delete"], url_path=r"messages/(?P<seq>[0-9]+)")
+    def message(self, request, slug: str, seq: str):
+        """PATCH: edit your message. DELETE: delete it (author, room owner or moderator); it
+        stays as a tombstone. Both are pushed to every socket (message.edited / .deleted)."""
+        room = _room(request, slug)
+        message = (
+            Message.objects.select_related("room", "author")
+            .filter(room=room, seq=_int(seq))
+            .first()
+        )
+        if message is None:
+            raise Refused("not_found", f"no message {seq} in {slug!r}")
+        if request.method == "PATCH":
+            body = _valid(s.MessageCreateSerializer, request.data)["body"]
+            message = actions.edit_message(user=request.user, message=message, body=body)
+        else:
+            message = actions.delete_message(user=request.user, message=message)
+        return Response(s.MessageSerializer(message).data)
 
     def _post(self, request, room: Room) -> Response:
         body = _valid(s.MessageCreateSerializer, request.data)["body"]

@@ -166,8 +166,12 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # No online validator: Swagger UI would otherwise load a badge from validator.swagger.io,
+    # telling a third party where the schema is (the docs use no host but this one).
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "REDOC_DIST": "SIDECAR",
-    "SECURITY": [{"bearerAuth": []}, {"cookieAuth": []}],
+    # No "SECURITY" here: bearerAuth and cookieAuth come from the authentication classes, and
+    # naming them again listed each twice on every operation.
 }
 # Requests larger than this are refused with 413 before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024

@@ -1,23 +1,26 @@
 // Parley room client: one live WebSocket per room with no gap, no duplicate, in order.
 //
-// - Every message.new carries the room's seq. A seq at or below the last one seen is a
-//   duplicate and dropped; one beyond last+1 means the live path lost something, so the client
-//   asks the server to replay from its last seq ({"type": "sync"}) and drops the early frame
-//   (the replay includes it).
+// - Every message.new carries the message's seq, and every frame about a message (new, edited,
+//   deleted) the room's change number. A change at or below the last one seen is a duplicate
+//   and dropped; one beyond last+1 means the live path lost something, so the client asks the
+//   server to replay ({"type": "sync"}) and drops the early frame (the replay includes it).
 // - A dropped socket reconnects with exponential back-off and jitter, resuming with
-//   ?after_seq=<last seq>. Refusals that cannot change by retrying (4400, 4401, 4403, 4404) stop.
+//   ?after_seq=<last seq>&after_change=<last change>. Refusals that cannot change by retrying
+//   (4400, 4401, 4403, 4404) stop.
 // - Posts carry a client_id; unacknowledged posts are re-sent after a reconnect and the server
 //   creates each at most once.
 
 const FINAL_CLOSE_CODES = new Set([4400, 4401, 4403, 4404]);
 
 export class RoomConnection {
-  constructor({ slug, afterSeq = null, onMessage = () => {}, onState = () => {},
-                onError = () => {}, onAck = () => {}, url = null,
+  constructor({ slug, afterSeq = null, onMessage = () => {}, onChange = () => {},
+                onState = () => {}, onError = () => {}, onAck = () => {}, url = null,
                 minDelayMs = 250, maxDelayMs = 15000 }) {
     this.slug = slug;
     this.lastSeq = afterSeq;
-    this.onMessage = onMessage;
+    this.lastChange = null; // unknown until the first sync.done
+    this.onMessage = onMessage; // a new message (or, in a replay, one that changed since)
+    this.onChange = onChange; // an edited or deleted message: replace it by seq
     this.onState = onState;
     this.onError = onError;
     this.onAck = onAck;
@@ -52,7 +55,8 @@ export class RoomConnection {
 
   _endpoint() {
     const base = this.url || `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}`;
-    const query = this.lastSeq === null ? "" : `?after_seq=${this.lastSeq}`;
+    let query = this.lastSeq === null ? "" : `?after_seq=${this.lastSeq}`;
+    if (this.lastSeq !== null && this.lastChange !== null) query += `&after_change=${this.lastChange}`;
     return `${base}/ws/rooms/${encodeURIComponent(this.slug)}/${query}`;
   }
 
@@ -89,9 +93,12 @@ export class RoomConnection {
   _receive(frame) {
     switch (frame.type) {
       case "message.new":
-        return this._deliver(frame.message);
+      case "message.edited":
+      case "message.deleted":
+        return this._deliver(frame);
       case "sync.done":
         if (this.lastSeq === null || frame.seq > this.lastSeq) this.lastSeq = frame.seq;
+        this.lastChange = frame.change;
         this.syncing = false;
         this.attempt = 0;
         this.onState("live");
@@ -110,17 +117,34 @@ export class RoomConnection {
     }
   }
 
-  _deliver(message) {
-    if (this.lastSeq !== null && message.seq <= this.lastSeq) return; // duplicate
-    if (this.lastSeq !== null && message.seq > this.lastSeq + 1) {
+  _deliver(frame) {
+    const message = frame.message;
+    if (this.syncing) {
+      // A replay: messages after lastSeq in seq order, then changes to older ones. Their change
+      // numbers skip (only each message's latest counts); sync.done gives the position.
+      if (frame.type === "message.new") {
+        if (this.lastSeq !== null && message.seq <= this.lastSeq) return;
+        this.lastSeq = message.seq;
+        return this.onMessage(message);
+      }
+      return this.onChange(frame.type, message);
+    }
+    if (this.lastChange !== null && frame.change <= this.lastChange) return; // duplicate
+    if (this.lastChange !== null && frame.change > this.lastChange + 1) {
       // A gap: ask for a replay from what we have, unless one is already under way.
-      if (!this.syncing && this.socket && this.socket.readyState === WebSocket.OPEN) {
+      if (this.socket && this.socket.readyState === WebSocket.OPEN) {
         this.syncing = true;
-        this.socket.send(JSON.stringify({ type: "sync", after_seq: this.lastSeq }));
+        this.socket.send(JSON.stringify(
+          { type: "sync", after_seq: this.lastSeq, after_change: this.lastChange }));
       }
       return;
     }
-    this.lastSeq = message.seq;
-    this.onMessage(message);
+    this.lastChange = frame.change;
+    if (frame.type === "message.new") {
+      if (this.lastSeq !== null && message.seq <= this.lastSeq) return;
+      this.lastSeq = message.seq;
+      return this.onMessage(message);
+    }
+    return this.onChange(frame.type, message);
   }
 }

@@ -89,12 +89,21 @@ def test_client_recovers_a_gap_with_sync(browser, server, lobby, alice, bob):
     _wait_for_seq(page, 1)
     # Three messages whose live frames never reach the page: saved without publishing.
     Message.objects.bulk_create(
-        [Message(room=lobby, author=alice, body=f"unseen {seq}", seq=seq) for seq in (2, 3, 4)]
+        [
+            Message(room=lobby, author=alice, body=f"unseen {seq}", seq=seq, change=seq)
+            for seq in (2, 3, 4)
+        ]
     )
-    Room.objects.filter(pk=lobby.pk).update(last_seq=F("last_seq") + 3)
+    Room.objects.filter(pk=lobby.pk).update(
+        last_seq=F("last_seq") + 3, last_change=F("last_change") + 3
+    )
     # The page sees seq 4 right after seq 1: it must drop it, ask for everything after 1 and
     # show 2, 3, 4 in order.
-    frame = {"type": "message.new", "message": {"seq": 4, "room": "lobby", "body": "early"}}
+    frame = {
+        "type": "message.new",
+        "change": 4,
+        "message": {"seq": 4, "room": "lobby", "body": "early"},
+    }
     page.evaluate("(frame) => window.parleyRoom._receive(frame)", frame)
     _wait_for_seq(page, 4)
 
@@ -119,3 +128,19 @@ def test_reconnects_and_resumes_without_gap_or_duplicate(browser, server, lobby,
     finally:
         page.close()
         restarted.stop()
+
+
+def test_edits_and_deletes_replace_the_message_in_place(browser, server, lobby, alice, bob):
+    page = _open_room(browser, server, bob)
+    message = actions.post_message(author=alice, room=lobby, body="first draft").message
+    _wait_for_seq(page, 1)
+
+    edited = actions.edit_message(user=alice, message=message, body="final")
+    page.wait_for_selector("#messages li[data-seq='1']:has-text('(edited)')")
+    assert page.inner_text("#messages li[data-seq='1']") == "alice: final (edited)"
+
+    actions.delete_message(user=alice, message=edited)
+    page.wait_for_selector("#messages li.deleted[data-seq='1']")
+    assert page.inner_text("#messages li[data-seq='1']") == "alice: (message deleted)"
+    assert _seqs(page) == [1]
+    page.close()

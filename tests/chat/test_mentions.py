@@ -178,8 +178,8 @@ def test_a_message_deleted_before_its_event_is_processed_notifies_nobody(
     that is retried and dead-lettered, nor break the events processed with it."""
     gone = actions.post_message(author=alice, room=lobby, body="@bob spam").message
     kept = actions.post_message(author=alice, room=lobby, body="@bob real").message
-    gone_event = OutboxEvent.objects.get(topic=events.TOPIC_MESSAGE, seq=gone.seq).event_id
-    gone.delete()
+    gone_event = OutboxEvent.objects.get(type=events.MESSAGE_CREATED, seq=gone.seq).event_id
+    actions.delete_message(user=alice, message=gone)
 
     _process(mentions_worker)
 

@@ -72,7 +72,7 @@ async def connect_both(daphne, cookies) -> dict[str, RemoteSocket]:
     sockets = {}
     for name in ("alice", "bob"):
         sock, hello = await RemoteSocket.open(daphne.ws_url("lobby"), cookies[name])
-        assert hello == {"type": "sync.done", "seq": 0}
+        assert hello == {"type": "sync.done", "seq": 0, "change": 0}
         sockets[name] = sock
     return sockets
 
@@ -168,7 +168,7 @@ async def test_daphne_killed_client_resumes_on_new_process_exactly_once(
     first = processes.daphne(name="daphne-1")
     with processes.explain():
         sock, hello = await RemoteSocket.open(first.ws_url("lobby"), cookie)
-        assert hello == {"type": "sync.done", "seq": 0}
+        assert hello == {"type": "sync.done", "seq": 0, "change": 0}
         sent: list[str] = []
         for i in range(3):
             sent.append(f"before {i}")

@@ -21,7 +21,7 @@ async def test_messages_posted_to_either_process_reach_clients_of_both(processes
     with processes.explain():
         on_a, hello_a = await RemoteSocket.open(a.ws_url("lobby"), cookies["alice"])
         on_b, hello_b = await RemoteSocket.open(b.ws_url("lobby"), cookies["bob"])
-        assert hello_a == hello_b == {"type": "sync.done", "seq": 0}
+        assert hello_a == hello_b == {"type": "sync.done", "seq": 0, "change": 0}
 
         sent: list[str] = []
         for seq in range(1, 21):

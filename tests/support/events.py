@@ -28,9 +28,8 @@ def check_event(event: dict) -> None:
     _check_typed_dict(event, events.Event)
     uuid.UUID(event["id"])
     assert event["payload"]["version"] == events.SCHEMA_VERSION
-    if event["type"] == events.MESSAGE_CREATED:
-        _check_typed_dict(event["payload"], events.MessageCreatedPayload)
-        _check_typed_dict(event["payload"]["message"], events.MessageData)
+    _check_typed_dict(event["payload"], events.PAYLOADS[event["type"]])
+    if event["type"] in events.MESSAGE_EVENTS:
         assert event["payload"]["message"]["seq"] == event["seq"]
         assert event["payload"]["message"]["room"] == event["room"]
 
