@@ -4,6 +4,7 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("account/", include("accounts.urls")),
     path("analytics/", include("analytics.urls")),
     path("api/", include("config.api_urls")),
     path("", include("chat.urls")),
