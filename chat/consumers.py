@@ -9,7 +9,10 @@ live layer lost something) makes the socket catch up from the database, the sour
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
 import uuid
 from urllib.parse import parse_qs
 
@@ -18,7 +21,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from accounts.authentication import SUBPROTOCOL
-from chat import actions, events, presence, protocol, selectors
+from chat import actions, events, online, presence, protocol, selectors
 from chat.selectors import RoomAccessError
 
 log = logging.getLogger("parley.ws")
@@ -31,12 +34,14 @@ class RoomConsumer(AsyncWebsocketConsumer):
     last_seq = 0  # the newest message this socket was sent
     last_change: int | None = 0  # the newest change accounted for (None: edits not replayed)
     errors_in_a_row = 0
+    signals: str | None = None  # the room's presence/typing group, if the socket opted in
+    refresher: asyncio.Task | None = None
+    last_typing = 0.0
 
     async def connect(self) -> None:
         # Accept before refusing: a close code sent during the handshake never reaches the
         # client (the server answers HTTP 403 instead), and clients need the code to decide.
-        offered = self.scope.get("subprotocols", [])
-        await self.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+        await self.accept(subprotocol=_chosen_subprotocol(self.scope))
         try:
             after_seq = self._query_seq("after_seq")
             after_change = self._query_seq("after_change")
@@ -58,12 +63,14 @@ class RoomConsumer(AsyncWebsocketConsumer):
         self.session = uuid.uuid4().hex
         await self._record_presence(events.USER_CONNECTED)
         await self._resume(after_seq, after_change)
+        await self._go_online()
 
     async def disconnect(self, code: int) -> None:
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
         if self.session:
             await self._record_presence(events.USER_DISCONNECTED)
+            await self._go_offline()
 
     async def _record_presence(self, type: str) -> None:
         await database_sync_to_async(presence.record_connection)(
@@ -76,8 +83,53 @@ class RoomConsumer(AsyncWebsocketConsumer):
         # manages connections itself), so skip that hop on the hot path.
         if message["type"] == "chat.event":
             await self.chat_event(message)
+        elif message["type"] == "chat.signal":
+            if message.get("session") != self.session:  # nobody is told of their own typing
+                await self.send(message["frame"])
         else:
             await super().dispatch(message)
+
+    # --- presence and typing (ephemeral) -------------------------------------------------------
+    async def _go_online(self) -> None:
+        if _query(self.scope, "presence") in ("1", "true"):
+            self.signals = online.signals_group(self.room_id)
+            await self.channel_layer.group_add(self.signals, self.channel_name)
+        username = self.scope["user"].get_username()
+        await self._signal_presence(await online.enter(self.room_id, username, self.session))
+        self.refresher = asyncio.create_task(self._stay_online(username))
+
+    async def _stay_online(self, username: str) -> None:
+        while True:
+            await asyncio.sleep(online.REFRESH_SECONDS)
+            await online.refresh(self.room_id, username, self.session)
+
+    async def _go_offline(self) -> None:
+        if self.refresher:
+            self.refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.refresher
+        if self.signals:
+            await self.channel_layer.group_discard(self.signals, self.channel_name)
+        username = self.scope["user"].get_username()
+        await self._signal_presence(await online.leave(self.room_id, username, self.session))
+
+    async def _signal_presence(self, users: list[str] | None) -> None:
+        if users is not None:
+            frame = online.presence_frame(users)
+            await self.channel_layer.group_send(
+                online.signals_group(self.room_id), {"type": "chat.signal", "frame": frame}
+            )
+
+    async def _typing(self) -> None:
+        now = time.monotonic()
+        if now - self.last_typing < online.TYPING_EVERY_SECONDS:
+            return  # throttled, silently: typing is a hint
+        self.last_typing = now
+        frame = online.typing_frame(self.scope["user"].get_username())
+        await self.channel_layer.group_send(
+            online.signals_group(self.room_id),
+            {"type": "chat.signal", "frame": frame, "session": self.session},
+        )
 
     # --- client frames ---------------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -93,6 +145,9 @@ class RoomConsumer(AsyncWebsocketConsumer):
         elif isinstance(frame, protocol.Sync):
             self.errors_in_a_row = 0
             await self._resume(frame.after_seq, frame.after_change)
+        elif isinstance(frame, protocol.Typing):
+            self.errors_in_a_row = 0
+            await self._typing()
         else:
             self.errors_in_a_row = 0
             await self.send(events.dumps({"type": "pong"}))
@@ -188,11 +243,61 @@ class RoomConsumer(AsyncWebsocketConsumer):
         return await database_sync_to_async(selectors.room_position)(room_id=self.room_id)
 
     def _query_seq(self, name: str) -> int | None:
-        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-        values = query.get(name)
-        return protocol.parse_seq(values[-1]) if values else None
+        value = _query(self.scope, name)
+        return None if value is None else protocol.parse_seq(value)
+
+
+def _query(scope, name: str) -> str | None:
+    """The last value of a query-string parameter, or None."""
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(name)
+    return values[-1] if values else None
 
 
 def _post_and_describe(**kwargs) -> tuple[events.MessageData, bool]:
     result = actions.post_message(**kwargs)
     return events.message_data(result.message), result.created
+
+
+class UserConsumer(AsyncWebsocketConsumer):
+    """``/ws/me/``: what a signed-in user's pages want beyond one room — activity in every room
+    they belong to (for live unread counts) and their new mentions.
+
+    It joins the room groups of the user's rooms, so a message crosses Redis no more often than
+    for the room sockets; it forwards ``{"type": "room.activity", "room", "seq"}`` for each new
+    message, and ``mention.new`` frames pushed to the user's own group.
+    """
+
+    groups_joined: list[str] = []
+
+    async def connect(self) -> None:
+        await self.accept(subprotocol=_chosen_subprotocol(self.scope))
+        user = self.scope["user"]
+        if not user.is_authenticated:
+            await self.close(code=4401, reason="authentication required")
+            return
+        room_ids = await database_sync_to_async(selectors.member_room_ids)(user=user)
+        self.groups_joined = [events.room_group(r) for r in room_ids] + [events.user_group(user.pk)]
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.send(events.dumps({"type": "ready", "rooms": len(room_ids)}))
+
+    async def disconnect(self, code: int) -> None:
+        for group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def dispatch(self, message: dict) -> None:
+        if message["type"] == "chat.event":  # no database: skip channels' thread hop
+            if message.get("event") == events.MESSAGE_CREATED:
+                frame = {"type": "room.activity", "room": message["room"], "seq": message["seq"]}
+                await self.send(events.dumps(frame))
+        elif message["type"] == "chat.signal":
+            await self.send(message["frame"])
+        else:
+            await super().dispatch(message)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        await self.send(protocol.error("unknown_type", "this socket only pushes"))
+
+
+def _chosen_subprotocol(scope) -> str | None:
+    return SUBPROTOCOL if SUBPROTOCOL in scope.get("subprotocols", []) else None

@@ -76,6 +76,11 @@ def room_group(room_id: int) -> str:
     return f"room.{room_id}"
 
 
+def user_group(user_id: int) -> str:
+    """The Channels group of a user's /ws/me/ sockets."""
+    return f"user.{user_id}"
+
+
 def stream_key(topic: str) -> str:
     """The Redis Stream that carries a topic."""
     return topic

@@ -7,10 +7,13 @@ nothing about it.
 from __future__ import annotations
 
 import re
+from functools import partial
 
+import redis
 from django.contrib.auth import get_user_model
+from django.db import transaction
 
-from chat import events
+from chat import events, relay
 from chat.models import Membership, Mention, Message, Room
 
 # A username (Django's: letters, digits and @.+-_) after an @ that does not follow a word
@@ -28,10 +31,12 @@ def handle(batch: list[events.Event]) -> None:
     """Create one Mention per (mentioned user, message); the author mentioning self is skipped,
     and so is anyone who may not read the room (a private room's non-members)."""
     wanted: list[tuple[str, int, str]] = []
+    by_id: dict[int, events.MessageData] = {}
     for event in batch:
         if event["type"] != events.MESSAGE_CREATED:
             continue
         message = event["payload"]["message"]
+        by_id[message["id"]] = message
         for name in mentioned_usernames(message["body"]) - {message["author"]}:
             wanted.append((name, message["id"], message["room"]))
     if not wanted:
@@ -54,13 +59,24 @@ def handle(batch: list[events.Event]) -> None:
             pk__in={mid for _, mid, _ in wanted}, deleted_at__isnull=True
         ).values_list("pk", flat=True)
     )
+    notify = [
+        (users[name], mid)
+        for name, mid, room in wanted
+        if name in users and mid in existing and (room not in private or (name, room) in members)
+    ]
     Mention.objects.bulk_create(
-        [
-            Mention(user_id=users[name], message_id=mid)
-            for name, mid, room in wanted
-            if name in users
-            and mid in existing
-            and (room not in private or (name, room) in members)
-        ],
+        [Mention(user_id=user_id, message_id=mid) for user_id, mid in notify],
         ignore_conflicts=True,
     )
+    # Tell the users' open pages (/ws/me/) once this is committed: a hint, the Mention row is
+    # what counts (a page that was closed lists it on the mentions page).
+    transaction.on_commit(partial(_push, [(u, by_id[mid]) for u, mid in notify]))
+
+
+def _push(notifications: list[tuple[int, events.MessageData]]) -> None:
+    for user_id, message in notifications:
+        frame = events.dumps({"type": "mention.new", "message": message})
+        try:
+            relay.push_to_group(events.user_group(user_id), {"type": "chat.signal", "frame": frame})
+        except redis.RedisError:
+            return  # Redis is down: the mentions page still lists them

@@ -43,7 +43,12 @@ class Ping:
     pass
 
 
-ClientFrame = SendMessage | Sync | Ping
+@dataclass(frozen=True)
+class Typing:
+    pass
+
+
+ClientFrame = SendMessage | Sync | Ping | Typing
 
 
 def parse_seq(value: Any) -> int:
@@ -82,6 +87,8 @@ def parse_client_frame(text: str | None, data: bytes | None) -> ClientFrame:
         )
     if kind == "ping":
         return Ping()
+    if kind == "typing":
+        return Typing()
     raise ProtocolError("unknown_type", f"unknown frame type {kind!r}")
 
 

@@ -37,6 +37,10 @@ def is_member(*, user: AbstractBaseUser, room: Room) -> bool:
     return Membership.objects.filter(user=user, room=room).exists()
 
 
+def member_room_ids(*, user: AbstractBaseUser) -> list[int]:
+    return list(Membership.objects.filter(user=user).values_list("room_id", flat=True))
+
+
 def role_in(*, user: AbstractBaseUser, room: Room) -> str | None:
     """The user's role in the room, or None for a non-member."""
     return Membership.objects.filter(user=user, room=room).values_list("role", flat=True).first()

@@ -15,6 +15,7 @@ const FINAL_CLOSE_CODES = new Set([4400, 4401, 4403, 4404]);
 export class RoomConnection {
   constructor({ slug, afterSeq = null, onMessage = () => {}, onChange = () => {},
                 onState = () => {}, onError = () => {}, onAck = () => {}, url = null,
+                presence = false, onPresence = () => {}, onTyping = () => {},
                 minDelayMs = 250, maxDelayMs = 15000 }) {
     this.slug = slug;
     this.lastSeq = afterSeq;
@@ -24,6 +25,9 @@ export class RoomConnection {
     this.onState = onState;
     this.onError = onError;
     this.onAck = onAck;
+    this.presence = presence; // receive who is online and who is typing
+    this.onPresence = onPresence; // (usernames) => ...
+    this.onTyping = onTyping; // (username) => ...
     this.url = url;
     this.minDelayMs = minDelayMs;
     this.maxDelayMs = maxDelayMs;
@@ -53,10 +57,18 @@ export class RoomConnection {
     return clientId;
   }
 
+  /** Tell the room you are typing (the server forwards it at most every 2 s). */
+  typing() {
+    if (this.socket && this.socket.readyState === WebSocket.OPEN) {
+      this.socket.send(JSON.stringify({ type: "typing" }));
+    }
+  }
+
   _endpoint() {
     const base = this.url || `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}`;
     let query = this.lastSeq === null ? "" : `?after_seq=${this.lastSeq}`;
     if (this.lastSeq !== null && this.lastChange !== null) query += `&after_change=${this.lastChange}`;
+    if (this.presence) query += `${query ? "&" : "?"}presence=1`;
     return `${base}/ws/rooms/${encodeURIComponent(this.slug)}/${query}`;
   }
 
@@ -104,6 +116,10 @@ export class RoomConnection {
         this.onState("live");
         for (const pending of this.unacked.values()) this._write(pending);
         return;
+      case "presence":
+        return this.onPresence(frame.online);
+      case "typing":
+        return this.onTyping(frame.user);
       case "message.ack":
         this.unacked.delete(frame.client_id);
         this.onAck(frame);

@@ -1,0 +1,89 @@
+"""Who is online in a room and who is typing: ephemeral, never persisted, best effort.
+
+Presence is a Redis sorted set per room; each member is "<username>|<session>" scored with the
+time it expires. A socket writes its entry on connect, refreshes it every ``REFRESH_SECONDS``
+and removes it on disconnect; the entry of a socket whose process died expires after
+``TTL_SECONDS``. Whenever a socket arrives or leaves, the list is computed once and sent to the
+room's signals group as one pre-serialized frame.
+
+Sockets opt in to these frames with ``?presence=1`` (the signals group), so clients that only
+want messages see exactly the frames they always did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import redis
+from django.conf import settings
+from redis import asyncio as aioredis
+
+from chat.events import dumps
+
+log = logging.getLogger("parley.online")
+
+TTL_SECONDS = 60
+REFRESH_SECONDS = 25
+TYPING_EVERY_SECONDS = 2.0  # a socket's typing signals are forwarded at most this often
+
+_clients: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
+
+
+def signals_group(room_id: int) -> str:
+    return f"room.{room_id}.signals"
+
+
+def _key(room_id: int) -> str:
+    return f"parley:online:{room_id}"
+
+
+def _redis() -> aioredis.Redis:
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        client = aioredis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=1
+        )
+        _clients[loop] = client
+    return client
+
+
+async def enter(room_id: int, username: str, session: str) -> list[str] | None:
+    """Mark the socket online; the room's online usernames, or None if Redis is unreachable."""
+    return await _update(room_id, add=f"{username}|{session}")
+
+
+async def refresh(room_id: int, username: str, session: str) -> None:
+    await _update(room_id, add=f"{username}|{session}")
+
+
+async def leave(room_id: int, username: str, session: str) -> list[str] | None:
+    return await _update(room_id, remove=f"{username}|{session}")
+
+
+async def _update(room_id: int, *, add: str | None = None, remove: str | None = None):
+    now = time.time()
+    try:
+        pipe = _redis().pipeline(transaction=False)
+        if add:
+            pipe.zadd(_key(room_id), {add: now + TTL_SECONDS})
+        if remove:
+            pipe.zrem(_key(room_id), remove)
+        pipe.zremrangebyscore(_key(room_id), "-inf", now)
+        pipe.expire(_key(room_id), TTL_SECONDS * 2)
+        pipe.zrange(_key(room_id), 0, -1)
+        *_, members = await pipe.execute()
+    except (redis.RedisError, OSError) as exc:
+        log.warning("presence not updated, Redis unreachable: %s", exc)
+        return None
+    return sorted({m.decode().rsplit("|", 1)[0] for m in members})
+
+
+def presence_frame(online: list[str]) -> str:
+    return dumps({"type": "presence", "online": online})
+
+
+def typing_frame(username: str) -> str:
+    return dumps({"type": "typing", "user": username})
