@@ -25,14 +25,16 @@ class MessageSerializer(serializers.Serializer):
 
 
 class MessageCreateSerializer(serializers.Serializer):
-    # Length and content are checked by the action (the same rules as the WebSocket).
-    body = serializers.CharField(trim_whitespace=False, allow_blank=True)
+    """The request schema only: the body is handed to the action as sent, so REST and the
+    WebSocket refuse the same bodies with the same codes (a number is body_required, not
+    quietly turned into text)."""
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        # CharField adds NUL and surrogate validators of its own; drop them, so that such a body
-        # gets the action's code (body_invalid), as over the WebSocket, not a generic "invalid".
-        self.fields["body"].validators = []
+    body = serializers.CharField(max_length=4000, help_text="1 to 4,000 characters")
+
+
+def body_of(data) -> object:
+    """The raw ``body`` of a request, whatever its type (None if absent)."""
+    return data.get("body") if isinstance(data, dict) else None
 
 
 class MessagePageSerializer(serializers.Serializer):

@@ -174,14 +174,14 @@ class RoomViewSet(viewsets.ViewSet):
         if message is None:
             raise Refused("not_found", f"no message {seq} in {slug!r}")
         if request.method == "PATCH":
-            body = _valid(s.MessageCreateSerializer, request.data)["body"]
+            body = s.body_of(request.data)
             message = actions.edit_message(user=request.user, message=message, body=body)
         else:
             message = actions.delete_message(user=request.user, message=message)
         return Response(s.MessageSerializer(message).data)
 
     def _post(self, request, room: Room) -> Response:
-        body = _valid(s.MessageCreateSerializer, request.data)["body"]
+        body = s.body_of(request.data)
         key = request.headers.get("Idempotency-Key")
         if key is not None and not 1 <= len(key) <= 200:
             raise Refused("invalid_idempotency_key", "Idempotency-Key must be 1 to 200 characters")
