@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from analytics import aggregates
+from analytics import aggregates, dashboard
 from chat.events import Event
 
 
@@ -12,3 +12,4 @@ def handle(batch: list[Event]) -> None:
     Runs inside the broker's transaction, with the ledger that makes it exactly-once.
     """
     aggregates.apply(batch)
+    dashboard.push_after_commit()

@@ -3,4 +3,7 @@ from django.urls import path
 from analytics import views
 
 app_name = "analytics"
-urlpatterns = [path("summary/", views.summary, name="summary")]
+urlpatterns = [
+    path("summary/", views.summary, name="summary"),
+    path("dashboard/", views.dashboard, name="dashboard"),
+]

@@ -1,9 +1,17 @@
 """The analytics read API (staff only). REST clients and the dashboard use the same selector."""
 
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 
+from analytics import dashboard as live
 from analytics import selectors
+
+
+@staff_member_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """The live dashboard: rendered now, then updated by pushes over /ws/dashboard/."""
+    return render(request, "analytics/dashboard.html", {"snapshot": live.snapshot()})
 
 
 @staff_member_required

@@ -17,7 +17,10 @@ from django.utils import timezone
 
 from chat import events, outbox, ratelimit, selectors
 from chat.errors import Refused
-from chat.models import Membership, Message, Room
+from chat.models import Membership, Mention, Message, Room
+
+# Slugs of direct-message rooms (see open_direct_room); create_room refuses them.
+DIRECT_PREFIX = "dm-"
 
 
 class ActionError(Refused):
@@ -168,6 +171,8 @@ def invite(*, inviter: AbstractBaseUser, room: Room, invitee: AbstractBaseUser) 
     """Add ``invitee`` to a private room; only its owner or moderators invite (idempotent)."""
     if not room.is_private:
         raise ActionError("public_room", "anyone can join a public room; no invitation needed")
+    if room.slug.startswith(DIRECT_PREFIX):
+        raise ActionError("direct_room", "a direct conversation has exactly two members")
     role = selectors.role_in(user=inviter, room=room)
     if role not in (Membership.Role.OWNER, Membership.Role.MODERATOR):
         raise ActionError("forbidden", "only the room's owner and moderators invite")
@@ -195,6 +200,12 @@ def create_room(
     *, creator: AbstractBaseUser, slug: str, title: str, is_private: bool = False
 ) -> Room:
     """Create a room owned by ``creator`` (who joins it: room.joined)."""
+    if slug.startswith(DIRECT_PREFIX):
+        raise ActionError("reserved_slug", f"slugs starting {DIRECT_PREFIX!r} are direct messages")
+    return _create_room(creator=creator, slug=slug, title=title, is_private=is_private)
+
+
+def _create_room(*, creator: AbstractBaseUser, slug: str, title: str, is_private: bool) -> Room:
     if Room.objects.filter(slug=slug).exists():
         raise ActionError("already_exists", f"a room {slug!r} exists already")
     with transaction.atomic():
@@ -202,6 +213,52 @@ def create_room(
         owner = Membership.objects.create(user=creator, room=room, role=Membership.Role.OWNER)
         _record_membership(events.ROOM_JOINED, owner)
     return room
+
+
+def direct_room_slug(user: AbstractBaseUser, other: AbstractBaseUser) -> str:
+    low, high = sorted((user.pk, other.pk))
+    return f"{DIRECT_PREFIX}{low}-{high}"
+
+
+def open_direct_room(*, user: AbstractBaseUser, other: AbstractBaseUser) -> Room:
+    """The private room of exactly ``user`` and ``other``, created on first use (idempotent).
+
+    Its slug is ``dm-<lower id>-<higher id>`` (reserved: create_room refuses the prefix) and its
+    title "<lower> & <higher>". Both are members afterwards — one who left is back — and each
+    membership made publishes room.joined, as create_room and invite do.
+    """
+    if not user.is_authenticated:
+        raise ActionError("not_authenticated", "authentication required")
+    if other.pk == user.pk:
+        raise ActionError("direct_to_self", "a direct conversation needs another user")
+    slug = direct_room_slug(user, other)
+    room = Room.objects.filter(slug=slug).first()
+    if room is None:
+        low, high = sorted((user, other), key=lambda u: u.pk)
+        title = f"{low.get_username()} & {high.get_username()}"
+        try:
+            with transaction.atomic():
+                room = _create_room(creator=user, slug=slug, title=title, is_private=True)
+        except (ActionError, IntegrityError):  # opened concurrently by the other one
+            room = Room.objects.get(slug=slug)
+    strangers = Membership.objects.filter(room=room).exclude(user__in=(user, other))
+    if not room.is_private or strangers.exists():  # made before the prefix was reserved
+        raise ActionError("direct_room_conflict", f"room {slug!r} is not a direct conversation")
+    with transaction.atomic():
+        for person in (user, other):
+            membership, created = Membership.objects.get_or_create(user=person, room=room)
+            if created:
+                _record_membership(events.ROOM_JOINED, membership)
+    return room
+
+
+def mark_mention_read(*, user: AbstractBaseUser, mention_id: int) -> Mention | None:
+    """Mark one of ``user``'s mentions read (idempotent); None if they have no such mention."""
+    mention = Mention.objects.filter(user=user, pk=mention_id).first()
+    if mention is not None and mention.read_at is None:
+        mention.read_at = timezone.now()
+        mention.save(update_fields=["read_at"])
+    return mention
 
 
 def _record_membership(type: str, membership: Membership) -> None:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import re
 from functools import partial
 
-import redis
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from chat import events, relay
+from broker import push
+from chat import events
 from chat.models import Membership, Mention, Message, Room
 
 # A username (Django's: letters, digits and @.+-_) after an @ that does not follow a word
@@ -76,7 +76,5 @@ def handle(batch: list[events.Event]) -> None:
 def _push(notifications: list[tuple[int, events.MessageData]]) -> None:
     for user_id, message in notifications:
         frame = events.dumps({"type": "mention.new", "message": message})
-        try:
-            relay.push_to_group(events.user_group(user_id), {"type": "chat.signal", "frame": frame})
-        except redis.RedisError:
+        if not push.signal(events.user_group(user_id), frame):
             return  # Redis is down: the mentions page still lists them

@@ -8,7 +8,7 @@ import time
 import redis
 from django.conf import settings
 
-from chat.redis_client import get_redis
+from config.redis_client import get_redis
 
 log = logging.getLogger("parley.ratelimit")
 

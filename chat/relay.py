@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from chat import events
 from chat.models import OutboxEvent
-from chat.redis_client import get_redis
+from config.redis_client import get_redis
 
 log = logging.getLogger("parley.relay")
 
@@ -94,13 +94,6 @@ def publish_rows(rows: list[OutboxEvent], client: redis.Redis | None = None) -> 
     results = pipe.execute()
     OutboxEvent.objects.filter(pk__in=[r.pk for r in rows]).update(published_at=timezone.now())
     return sum(1 for r in results if r == 1)
-
-
-def push_to_group(group: str, message: dict, client: redis.Redis | None = None) -> None:
-    """Send a channel-layer message to a group from synchronous code (what group_send does:
-    one PUBLISH). For ephemeral pushes only; events go through the outbox."""
-    layer = get_channel_layer()
-    (client or get_redis()).publish(layer.group_channel_name(group), layer.serialize(message))
 
 
 def flush_room(room_id: int | None) -> int:

@@ -1,8 +1,10 @@
 from django.urls import path
 
+from analytics.consumers import DashboardConsumer
 from chat.consumers import RoomConsumer, UserConsumer
 
 websocket_urlpatterns = [
     path("ws/rooms/<slug:slug>/", RoomConsumer.as_asgi()),
     path("ws/me/", UserConsumer.as_asgi()),
+    path("ws/dashboard/", DashboardConsumer.as_asgi()),
 ]

@@ -8,8 +8,8 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from chat import actions
-from chat.redis_client import get_redis
 from config.embedded_redis import RedisServer
+from config.redis_client import get_redis
 from tests.support.events import published_events
 from tests.support.procs import Processes
 from tests.support.ws import session_cookie

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 
 from django.contrib.auth import get_user_model
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import viewsets
@@ -219,12 +218,9 @@ class MentionViewSet(viewsets.ViewSet):
     )
     @action(detail=True, methods=["post"])
     def read(self, request, pk: str):
-        mention = Mention.objects.filter(user=request.user, pk=_int(pk)).first()
+        mention = actions.mark_mention_read(user=request.user, mention_id=_int(pk))
         if mention is None:
             raise Refused("not_found", "no such mention")
-        if mention.read_at is None:
-            mention.read_at = timezone.now()
-            mention.save(update_fields=["read_at"])
         return Response(s.MentionSerializer(mention).data)
 
 

@@ -26,7 +26,7 @@ from broker import streams
 from broker.models import ProcessedEvent, SubscriberState
 from chat import actions, events, relay
 from chat.models import OutboxEvent
-from chat.redis_client import get_redis
+from config.redis_client import get_redis
 from tests.support.inproc_worker import drain, lag, run_until, worker
 from tests.support.ws import open_socket
 

@@ -14,7 +14,7 @@ from broker import streams
 from broker.models import ProcessedEvent, SubscriberState
 from chat import actions, events
 from chat.models import Mention, OutboxEvent
-from chat.redis_client import get_redis
+from config.redis_client import get_redis
 from tests.support import subscribers
 from tests.support.inproc_worker import drain
 

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from broker import retention
-from chat.redis_client import get_redis
+from config.redis_client import get_redis
 
 TOPIC = "chat.message"
 

@@ -18,7 +18,7 @@ from django.utils import timezone
 from broker import registry, streams
 from broker.models import DeadLetter
 from chat import actions, events
-from chat.redis_client import get_redis
+from config.redis_client import get_redis
 from tests.support.inproc_worker import drain, worker
 
 KEYS = {"lag", "pending", "dead", "processed", "last_processed_at", "workers"}

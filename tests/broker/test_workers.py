@@ -21,7 +21,7 @@ from broker.models import DeadLetter, ProcessedEvent
 from chat import relay
 from chat.events import TOPIC_MESSAGE
 from chat.models import Message, OutboxEvent
-from chat.redis_client import get_redis
+from config.redis_client import get_redis
 from tests.support.procs import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.timeout(90)]

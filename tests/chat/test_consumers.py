@@ -27,8 +27,8 @@ from django.test import Client, override_settings
 
 from chat import actions, events, relay, selectors
 from chat.models import Message, OutboxEvent, Room
-from chat.redis_client import get_redis
 from config.asgi import application
+from config.redis_client import get_redis
 from config.settings.base import PARLEY
 from tests.support import ws
 from tests.support.ws import Socket, open_socket, session_cookie

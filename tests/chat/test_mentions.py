@@ -9,7 +9,7 @@ from broker.models import DeadLetter, ProcessedEvent
 from chat import actions, events, relay
 from chat.mentions import mentioned_usernames
 from chat.models import Mention, OutboxEvent
-from chat.redis_client import get_redis
+from config.redis_client import get_redis
 from tests.support.inproc_worker import lag, run_until, worker
 
 SUB = "mentions"

@@ -12,8 +12,8 @@ from channels.testing import WebsocketCommunicator
 from broker import registry, streams
 from broker.worker import Worker
 from chat import actions
-from chat.redis_client import get_redis
 from config.asgi import application
+from config.redis_client import get_redis
 from tests.support.ws import ORIGIN, Socket, open_socket, session_cookie
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]

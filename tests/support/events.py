@@ -7,7 +7,7 @@ import typing
 import uuid
 
 from chat import events
-from chat.redis_client import get_redis
+from config.redis_client import get_redis
 
 
 def published_events(topic: str = events.TOPIC_MESSAGE) -> list[events.Event]:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from broker import registry, streams
 from broker.stats import subscriber_stats
 from broker.worker import Worker
-from chat.redis_client import get_redis
+from config.redis_client import get_redis
 
 
 @contextlib.contextmanager

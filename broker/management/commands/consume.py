@@ -13,7 +13,7 @@ from django.db import connections
 
 from broker import registry, streams
 from broker.worker import Worker
-from chat.redis_client import get_redis
+from config.redis_client import get_redis
 
 
 class Command(BaseCommand):

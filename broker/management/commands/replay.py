@@ -14,7 +14,7 @@ from broker import registry, streams
 from broker.models import ProcessedEvent
 from broker.processing import Entry, Processor, parse
 from chat.events import stream_key
-from chat.redis_client import get_redis
+from config.redis_client import get_redis
 
 PAGE = 500
 

@@ -19,7 +19,7 @@ from django.core.management.base import BaseCommand
 
 from broker import registry, retention, streams
 from chat import events, relay
-from chat.redis_client import get_redis
+from config.redis_client import get_redis
 
 log = logging.getLogger("parley.relay")
 

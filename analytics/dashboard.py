@@ -1,0 +1,100 @@
+"""The staff dashboard's figures and charts, and pushing them live.
+
+The analytics subscriber calls ``push_after_commit`` after each batch; pushes are throttled to
+one per ``PUSH_EVERY_SECONDS`` per process, with a trailing push so the last batch is always
+shown. Nothing is sent while nothing happens (push, not poll).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from django.db import close_old_connections, transaction
+
+from analytics import charts, selectors
+from broker import push, registry
+from broker.stats import subscriber_stats
+from chat.events import dumps
+from config.redis_client import get_redis
+
+GROUP = "dashboard"
+PUSH_EVERY_SECONDS = 1.0
+WINDOW_MINUTES = 30
+
+_lock = threading.Lock()
+_last_push = 0.0
+_trailing: threading.Timer | None = None
+
+
+def snapshot() -> dict:
+    summary = selectors.summary(minutes=WINDOW_MINUTES)
+    minutes = summary["minutes"]
+    label = [m["minute"][11:16] for m in minutes]
+    latency = summary["latency"]
+    subscribers = {
+        name: subscriber_stats(get_redis(), sub) for name, sub in registry.subscribers().items()
+    }
+    return {
+        "figures": {
+            "messages": summary["totals"]["messages"],
+            "active_users": summary["totals"]["active_users"],
+            "open_connections": summary["connections"]["open"],
+            "latency_p50_ms": latency["p50_ms_at_most"],
+            "latency_p95_ms": latency["p95_ms_at_most"],
+            "dead_letters": sum(s["dead"] for s in subscribers.values()),
+        },
+        "subscribers": subscribers,
+        "charts": {
+            "messages": charts.line_chart(
+                list(zip(label, [m["messages"] for m in minutes], strict=True)),
+                title=f"Messages per minute (last {WINDOW_MINUTES} min)",
+            ),
+            "active": charts.line_chart(
+                list(zip(label, [m["active_users"] for m in minutes], strict=True)),
+                title="Active users per minute",
+            ),
+            "rooms": charts.bar_chart(
+                [(r["room"], r["messages"]) for r in summary["top_rooms"]],
+                title="Top rooms (messages)",
+            ),
+            "lag": charts.bar_chart(
+                [(name, s["lag"]) for name, s in subscribers.items()],
+                title="Subscriber lag (events not yet processed)",
+            ),
+        },
+    }
+
+
+def frame() -> str:
+    return dumps({"type": "dashboard", **snapshot()})
+
+
+def push_after_commit() -> None:
+    """Called inside the analytics transaction: push fresh figures once it commits."""
+    transaction.on_commit(_push_throttled)
+
+
+def _push_throttled() -> None:
+    global _last_push, _trailing
+    with _lock:
+        wait = _last_push + PUSH_EVERY_SECONDS - time.monotonic()
+        if wait > 0:
+            if _trailing is None:  # one trailing push shows whatever came meanwhile
+                _trailing = threading.Timer(wait, _trailing_push)
+                _trailing.daemon = True
+                _trailing.start()
+            return
+        _last_push = time.monotonic()
+    push.signal(GROUP, frame())
+
+
+def _trailing_push() -> None:
+    global _last_push, _trailing
+    with _lock:
+        _trailing = None
+        _last_push = time.monotonic()
+    try:
+        push.signal(GROUP, frame())
+    finally:
+        close_old_connections()

@@ -1,0 +1,44 @@
+"""Forms of the pages. They check input shape only; rules stay in chat.actions."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import UserCreationForm
+
+from chat.actions import DIRECT_PREFIX
+from chat.models import Room
+
+
+class SignUpForm(UserCreationForm):
+    """Username and password twice (Django's rules and password validators)."""
+
+    class Meta(UserCreationForm.Meta):
+        model = get_user_model()
+        fields = ("username",)
+
+
+class RoomForm(forms.Form):
+    slug = forms.SlugField(
+        max_length=Room._meta.get_field("slug").max_length,
+        help_text="Letters, digits, - and _: the room's address.",
+    )
+    title = forms.CharField(max_length=Room._meta.get_field("title").max_length)
+    is_private = forms.BooleanField(required=False, label="Private (members by invitation)")
+
+    def clean_slug(self) -> str:
+        slug = self.cleaned_data["slug"]
+        if slug.startswith(DIRECT_PREFIX):
+            raise forms.ValidationError(f"Slugs starting “{DIRECT_PREFIX}” are reserved.")
+        return slug
+
+
+class InviteForm(forms.Form):
+    username = forms.CharField(max_length=150)
+
+    def clean_username(self):
+        username = self.cleaned_data["username"].strip()
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise forms.ValidationError(f"There is no user “{username}”.")
+        return user
