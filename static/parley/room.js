@@ -242,6 +242,14 @@ const conn = new RoomConnection({
   },
   onAck: acknowledged,
   onError: refused,
+  presence: true,
+  onPresence(users) {
+    document.getElementById("online-list").textContent = users.join(", ") || "nobody";
+    for (const item of document.querySelectorAll("#member-list li[data-username]")) {
+      item.classList.toggle("is-online", users.includes(item.dataset.username));
+    }
+  },
+  onTyping: showTyping,
   onState(value) {
     showState(value);
     if (value === "live") {
@@ -257,6 +265,25 @@ const conn = new RoomConnection({
 conn.start();
 window.parleyRoom = conn; // for the console and the browser tests
 
+// --- typing --------------------------------------------------------------------------------
+
+const typingLine = document.getElementById("typing");
+const typists = new Map(); // username -> timer that forgets them
+const TYPING_SHOWN_MS = 4000;
+
+function showTyping(username) {
+  clearTimeout(typists.get(username));
+  typists.set(username, setTimeout(() => { typists.delete(username); renderTyping(); },
+                                   TYPING_SHOWN_MS));
+  renderTyping();
+}
+
+function renderTyping() {
+  const names = [...typists.keys()];
+  typingLine.textContent = names.length === 0 ? ""
+    : `${names.join(", ")} ${names.length === 1 ? "is" : "are"} typing…`;
+}
+
 // --- sending --------------------------------------------------------------------------------
 
 form.addEventListener("submit", (event) => {
@@ -271,6 +298,8 @@ form.addEventListener("submit", (event) => {
   followingBottom(() => outbox.append(item), true);
   input.value = "";
 });
+
+input.addEventListener("input", () => conn.typing()); // the server throttles it
 
 input.addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.procs import Daphne
+from tests.support.ws import session_cookie
+
 CHROMIUM = os.environ.get("PARLEY_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 # As root, in a closed network: no sandbox, and no background calls to Google's hosts.
@@ -49,3 +52,35 @@ def browser():
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+PHONE = {"width": 390, "height": 700}
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A real daphne process on the suite's Redis and test database."""
+    daphne = Daphne(tmp_path).start()
+    yield daphne
+    daphne.stop()
+
+
+@pytest.fixture
+def open_page(browser, server):
+    """Open a page of the server, logged in as ``user`` (or anonymous), in a phone viewport."""
+    contexts = []
+    base = f"http://127.0.0.1:{server.port}"
+
+    def open_page(path: str, user=None):
+        context = browser.new_context(viewport=PHONE)
+        contexts.append(context)
+        if user is not None:
+            cookie = session_cookie(user).split("=", 1)[1]
+            context.add_cookies([{"name": "sessionid", "value": cookie, "url": base}])
+        page = context.new_page()
+        page.goto(base + path)
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()

@@ -13,13 +13,6 @@ from tests.support.ws import session_cookie
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
 
 
-@pytest.fixture
-def server(tmp_path):
-    daphne = Daphne(tmp_path).start()
-    yield daphne
-    daphne.stop()
-
-
 def _open_room(browser, server, user, slug="lobby"):
     context = browser.new_context(viewport={"width": 390, "height": 700})
     cookie = session_cookie(user).split("=", 1)[1]

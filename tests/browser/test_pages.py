@@ -8,39 +8,10 @@ from django.contrib.auth import get_user_model
 from chat import actions
 from chat.models import Membership, Message
 from tests.support.procs import Daphne, wait_until
-from tests.support.ws import session_cookie
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
 
 PHONE = {"width": 390, "height": 700}
-
-
-@pytest.fixture
-def server(tmp_path):
-    daphne = Daphne(tmp_path).start()
-    yield daphne
-    daphne.stop()
-
-
-@pytest.fixture
-def open_page(browser, server):
-    """Open a page of the server, logged in as ``user`` (or anonymous), in a phone viewport."""
-    contexts = []
-    base = f"http://127.0.0.1:{server.port}"
-
-    def open_page(path: str, user=None):
-        context = browser.new_context(viewport=PHONE)
-        contexts.append(context)
-        if user is not None:
-            cookie = session_cookie(user).split("=", 1)[1]
-            context.add_cookies([{"name": "sessionid", "value": cookie, "url": base}])
-        page = context.new_page()
-        page.goto(base + path)
-        return page
-
-    yield open_page
-    for context in contexts:
-        context.close()
 
 
 def _open_room(open_page, user, slug="lobby"):

@@ -1,0 +1,75 @@
+"""What people see change live, in real Chromium against real server processes."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from chat import actions
+from chat.models import Message
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
+
+
+def _room(open_page, user, slug="lobby"):
+    page = open_page(f"/rooms/{slug}/", user)
+    page.wait_for_selector("#state[data-state='live']")
+    return page
+
+
+def test_a_message_sent_by_a_is_seen_by_b_within_a_second(open_page, lobby, alice, bob):
+    page_a, page_b = _room(open_page, alice), _room(open_page, bob)
+    page_a.fill("#body", "hello bob")
+    started = time.monotonic()
+    page_a.press("#body", "Enter")
+    page_b.wait_for_selector("#messages li[data-seq='1']", timeout=1000)
+    assert time.monotonic() - started < 1.0
+    assert page_b.inner_text("#messages li[data-seq='1'] .body") == "hello bob"
+
+
+def test_typing_and_presence_appear_for_the_other_user(open_page, lobby, alice, bob):
+    page_b = _room(open_page, bob)
+    page_b.wait_for_function("document.getElementById('online-list').textContent === 'bob'")
+    page_a = _room(open_page, alice)
+    page_b.wait_for_function("document.getElementById('online-list').textContent === 'alice, bob'")
+    page_b.wait_for_selector(
+        "#member-list li.is-online[data-username='alice']", state="attached"
+    )  # the member list is folded away by default
+
+    page_a.type("#body", "hi")
+    page_b.wait_for_selector("#typing:has-text('alice is typing')")
+    assert page_a.inner_text("#typing") == ""  # nobody is told about their own typing
+
+    page_a.close()
+    page_b.wait_for_function("document.getElementById('online-list').textContent === 'bob'")
+
+
+def test_unread_counts_on_the_room_list_update_live(open_page, lobby, alice, bob):
+    home = open_page("/", bob)
+    badge = ".room-row[data-slug='lobby'] .badge.unread"
+    home.wait_for_selector("html[data-me='live']")
+    assert home.is_hidden(badge)
+    actions.post_message(author=alice, room=lobby, body="one")
+    home.wait_for_selector(f"{badge}:has-text('1')")
+    Message.objects.create(room=lobby, author=alice, body="two")
+    home.wait_for_selector(f"{badge}:has-text('2')")
+    assert home.is_visible(badge)
+
+
+def test_dashboard_figures_change_live(open_page, processes, lobby, alice, artifacts):
+    processes.worker("analytics")
+    staff = get_user_model().objects.create_user("ops", password="pw-ops", is_staff=True)
+    page = open_page("/analytics/dashboard/", staff)
+    page.wait_for_selector("#dash-state[data-state='live']")
+    assert page.inner_text("#fig-messages") == "0"
+
+    for body in ("a", "b", "c"):
+        actions.post_message(author=alice, room=lobby, body=body)
+
+    page.wait_for_selector("#fig-messages:has-text('3')", timeout=10_000)
+    assert page.inner_text("#fig-active_users") == "1"
+    assert "lobby" in page.inner_html("#chart-rooms")
+    page.set_viewport_size({"width": 1100, "height": 900})
+    page.screenshot(path=artifacts / "dashboard.png", full_page=True)
