@@ -73,3 +73,30 @@ def test_dashboard_figures_change_live(open_page, processes, lobby, alice, artif
     assert "lobby" in page.inner_html("#chart-rooms")
     page.set_viewport_size({"width": 1100, "height": 900})
     page.screenshot(path=artifacts / "dashboard.png", full_page=True)
+
+
+def test_pages_load_nothing_from_other_hosts(open_page, server, lobby, alice):
+    """No CDN or external URL at run time: every request of every page goes to this server."""
+    staff = get_user_model().objects.create_user("ops2", password="pw-ops", is_staff=True)
+    base = f"http://127.0.0.1:{server.port}/"
+    elsewhere = []
+    for path, user in (
+        ("/", alice),
+        ("/rooms/lobby/", alice),
+        ("/mentions/", alice),
+        ("/account/tokens/", alice),
+        ("/analytics/dashboard/", staff),
+        ("/api/docs/", alice),
+        ("/accounts/login/", None),
+    ):
+        page = open_page(path, user)
+        page.on(
+            "request",
+            lambda r: (
+                None
+                if r.url.startswith((base, "ws://127.0.0.1")) or r.url.startswith("data:")
+                else elsewhere.append(r.url)
+            ),
+        )
+        page.reload(wait_until="networkidle")
+    assert elsewhere == []
