@@ -149,11 +149,7 @@ def join_room(*, user: AbstractBaseUser, room: Room) -> Membership:
     """Make ``user`` a member of a public room (idempotent; publishes room.joined once)."""
     if room.is_private and not selectors.is_member(user=user, room=room):
         raise ActionError("forbidden", "private rooms are joined by invitation")
-    with transaction.atomic():
-        membership, created = Membership.objects.get_or_create(user=user, room=room)
-        if created:
-            _record_membership(events.ROOM_JOINED, membership)
-    return membership
+    return _add_member(user, room)
 
 
 def leave_room(*, user: AbstractBaseUser, room: Room) -> bool:
@@ -176,11 +172,7 @@ def invite(*, inviter: AbstractBaseUser, room: Room, invitee: AbstractBaseUser) 
     role = selectors.role_in(user=inviter, room=room)
     if role not in (Membership.Role.OWNER, Membership.Role.MODERATOR):
         raise ActionError("forbidden", "only the room's owner and moderators invite")
-    with transaction.atomic():
-        membership, created = Membership.objects.get_or_create(user=invitee, room=room)
-        if created:
-            _record_membership(events.ROOM_JOINED, membership)
-    return membership
+    return _add_member(invitee, room)
 
 
 def mark_read(*, user: AbstractBaseUser, room: Room, seq: int) -> Membership:
@@ -246,9 +238,7 @@ def open_direct_room(*, user: AbstractBaseUser, other: AbstractBaseUser) -> Room
         raise ActionError("direct_room_conflict", f"room {slug!r} is not a direct conversation")
     with transaction.atomic():
         for person in (user, other):
-            membership, created = Membership.objects.get_or_create(user=person, room=room)
-            if created:
-                _record_membership(events.ROOM_JOINED, membership)
+            _add_member(person, room)
     return room
 
 
@@ -259,6 +249,15 @@ def mark_mention_read(*, user: AbstractBaseUser, mention_id: int) -> Mention | N
         mention.read_at = timezone.now()
         mention.save(update_fields=["read_at"])
     return mention
+
+
+def _add_member(user: AbstractBaseUser, room: Room) -> Membership:
+    """Make ``user`` a member (idempotent); a new membership publishes room.joined."""
+    with transaction.atomic():
+        membership, created = Membership.objects.get_or_create(user=user, room=room)
+        if created:
+            _record_membership(events.ROOM_JOINED, membership)
+    return membership
 
 
 def _record_membership(type: str, membership: Membership) -> None:
