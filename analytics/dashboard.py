@@ -1,8 +1,8 @@
 """The staff dashboard's figures and charts, and pushing them live.
 
 The analytics subscriber calls ``push_after_commit`` after each batch; pushes are throttled to
-one per ``PUSH_EVERY_SECONDS`` per process, with a trailing push so the last batch is always
-shown. Nothing is sent while nothing happens (push, not poll).
+one per ``PUSH_EVERY_SECONDS`` per process and always show the latest batch. Nothing is sent
+while nothing happens (push, not poll).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ WINDOW_MINUTES = 30
 
 _lock = threading.Lock()
 _last_push = 0.0
-_trailing: threading.Timer | None = None
+_pending: threading.Timer | None = None
 
 
 def snapshot() -> dict:
@@ -72,27 +72,27 @@ def frame() -> str:
 
 def push_after_commit() -> None:
     """Called inside the analytics transaction: push fresh figures once it commits."""
-    transaction.on_commit(_push_throttled)
+    transaction.on_commit(_push_soon)
 
 
-def _push_throttled() -> None:
-    global _last_push, _trailing
+def _push_soon() -> None:
+    """Schedule one push on a timer thread — never in the worker's own thread, where computing
+    the snapshot would delay acknowledging the batch. Calls within a throttle window fold into
+    the push already scheduled, which then shows all of them."""
+    global _pending
     with _lock:
-        wait = _last_push + PUSH_EVERY_SECONDS - time.monotonic()
-        if wait > 0:
-            if _trailing is None:  # one trailing push shows whatever came meanwhile
-                _trailing = threading.Timer(wait, _trailing_push)
-                _trailing.daemon = True
-                _trailing.start()
+        if _pending is not None:
             return
-        _last_push = time.monotonic()
-    push.signal(GROUP, frame())
+        delay = max(0.0, _last_push + PUSH_EVERY_SECONDS - time.monotonic())
+        _pending = threading.Timer(delay, _push_now)
+        _pending.daemon = True
+        _pending.start()
 
 
-def _trailing_push() -> None:
-    global _last_push, _trailing
+def _push_now() -> None:
+    global _last_push, _pending
     with _lock:
-        _trailing = None
+        _pending = None
         _last_push = time.monotonic()
     try:
         push.signal(GROUP, frame())

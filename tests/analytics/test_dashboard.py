@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from channels.db import database_sync_to_async
@@ -65,24 +66,32 @@ async def test_figures_are_pushed_when_analytics_processes_events(staff, lobby, 
     await comm.disconnect()
 
 
-def test_pushes_are_throttled_with_a_trailing_one(monkeypatch):
-    if dashboard._trailing is not None:  # a push an earlier test left scheduled
-        dashboard._trailing.cancel()
-    sent = []
-    monkeypatch.setattr(dashboard, "frame", lambda: "frame")
-    monkeypatch.setattr(dashboard.push, "signal", lambda group, frame: sent.append(group))
+def test_pushes_are_throttled_and_never_block_the_worker(monkeypatch):
+    if dashboard._pending is not None:  # a push an earlier test left scheduled
+        dashboard._pending.cancel()
+    monkeypatch.setattr(dashboard, "_pending", None)
     monkeypatch.setattr(dashboard, "_last_push", 0.0)
-    monkeypatch.setattr(dashboard, "_trailing", None)  # no timer left by an earlier test
-    done = threading.Event()
-    real_trailing = dashboard._trailing_push
-    monkeypatch.setattr(dashboard, "_trailing_push", lambda: (real_trailing(), done.set()))
+    monkeypatch.setattr(dashboard, "frame", lambda: "frame")
+    pushed: list[tuple[float, str]] = []
+    arrived = threading.Semaphore(0)
 
-    for _ in range(5):
-        dashboard._push_throttled()
+    def record(group, frame):
+        pushed.append((time.monotonic(), threading.current_thread().name))
+        arrived.release()
 
-    assert sent == ["dashboard"]  # the first at once, the next four folded...
-    assert done.wait(3)  # ...into one trailing push
-    assert sent == ["dashboard", "dashboard"]
+    monkeypatch.setattr(dashboard.push, "signal", record)
+
+    for _ in range(5):  # a burst of batches: one push
+        dashboard._push_soon()
+    assert arrived.acquire(timeout=3)
+    for _ in range(5):  # the next burst: one more, a throttle window later
+        dashboard._push_soon()
+    assert arrived.acquire(timeout=3)
+    assert not arrived.acquire(timeout=0.3)
+
+    assert len(pushed) == 2
+    assert pushed[1][0] - pushed[0][0] >= dashboard.PUSH_EVERY_SECONDS * 0.9
+    assert all(name != threading.main_thread().name for _, name in pushed)
 
 
 def test_chart_text_is_escaped():
