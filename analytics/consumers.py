@@ -7,9 +7,10 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from analytics import dashboard
+from config.sockets import ClientGoneSafeSend
 
 
-class DashboardConsumer(AsyncWebsocketConsumer):
+class DashboardConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
     joined = False
 
     async def connect(self) -> None:

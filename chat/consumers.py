@@ -23,11 +23,12 @@ from django.conf import settings
 from accounts.authentication import SUBPROTOCOL
 from chat import actions, events, online, presence, protocol, selectors
 from chat.selectors import RoomAccessError
+from config.sockets import ClientGoneSafeSend
 
 log = logging.getLogger("parley.ws")
 
 
-class RoomConsumer(AsyncWebsocketConsumer):
+class RoomConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
     room_id: int | None = None
     group: str | None = None
     session: str | None = None
@@ -258,7 +259,7 @@ def _post_and_describe(**kwargs) -> tuple[events.MessageData, bool]:
     return events.message_data(result.message), result.created
 
 
-class UserConsumer(AsyncWebsocketConsumer):
+class UserConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
     """``/ws/me/``: what a signed-in user's pages want beyond one room — activity in every room
     they belong to (for live unread counts) and their new mentions.
 
