@@ -3,6 +3,7 @@ socket /ws/me/ (activity in all of a user's rooms, new mentions)."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
@@ -120,3 +121,15 @@ async def test_me_socket_needs_a_login():
     comm = WebsocketCommunicator(application, "/ws/me/", headers=[(b"origin", ORIGIN)])
     await comm.connect()
     assert (await comm.receive_output())["code"] == 4401
+
+
+async def test_a_burst_of_presence_updates_waits_for_connections_instead_of_failing(lobby):
+    """1,000 sockets connecting at once used to exhaust redis-py's pool ("Too many
+    connections") and lose presence updates; the bounded blocking pool queues them."""
+    from chat import online
+
+    results = await asyncio.gather(
+        *(online.enter(lobby.pk, f"user{i}", f"s{i}") for i in range(300))
+    )
+    assert all(r is not None for r in results)
+    assert len(results[-1]) >= 1
