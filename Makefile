@@ -1,6 +1,7 @@
 # Parley: two commands on a fresh machine with Python >= 3.11 and make.
 #   make run    install into .venv, migrate, seed the demo, serve on http://127.0.0.1:$(PORT)
 #   make test   the whole test suite
+#   make bench  the benchmarks (bench/, several minutes); make bench-quick: under two minutes
 # DATABASE_URL / REDIS_URL, when set, select those servers instead of SQLite + embedded Redis.
 
 PYTHON ?= python3
@@ -8,8 +9,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed-stamp
+BENCH_STAMP := $(VENV)/.bench-stamp
 
-.PHONY: install run test lint format migrate shell clean
+.PHONY: install run test lint format migrate shell clean bench bench-quick
 
 install: $(STAMP)
 
@@ -27,6 +29,18 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The benchmarks never run in `make test`. BENCH_ARGS passes options, e.g.
+#   make bench BENCH_ARGS="--scenarios fanout --fanout-sizes 1000"
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@touch $@
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-quick: $(BENCH_STAMP)
+	$(BIN)/python -m bench --quick $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

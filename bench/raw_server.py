@@ -1,4 +1,4 @@
-"""The reference for bench/fanout_quick.py: a bare ``websockets`` broadcast server.
+"""The reference for the benchmarks (python -m bench): a bare ``websockets`` broadcast server.
 
 No Django, no Redis, no persistence. Every text frame any client sends that is a JSON object is
 numbered (a process-wide seq) and broadcast to every connected client with

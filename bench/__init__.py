@@ -1,0 +1,1 @@
+"""Parley's benchmark harness (``python -m bench``; see bench/__main__.py)."""

@@ -1,0 +1,135 @@
+"""Parley's benchmarks: push against polling and against the raw WebSocket limit.
+
+    .venv/bin/python -m bench [--quick] [--scenarios fanout,throughput,idle,scaleout,catchup]
+
+(`make bench`, `make bench-quick`.) Starts Parley the documented way (daphne, a private Redis and
+database, the relay and the subscribers' workers; see bench/stack.py), drives real WebSocket and
+HTTP clients from several processes (bench/clients.py) and a bare `websockets` server
+(bench/raw_server.py) as the reference in the same run. Prints a table per scenario and writes
+bench/results/<timestamp>/report.json, latency.png and every server's log.
+
+Exit status: 0 ok, 1 a measurement failed to run, 2 messages were lost, duplicated, reordered or
+refused, or the exactly-once check failed. Loopback only; every wait is bounded; every server and
+client process is stopped at the end, also on errors and Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # `python bench/__main__.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import report  # noqa: E402
+from bench.scenarios import QUICK_SCENARIOS, RUNNERS, SCENARIOS, Config, Run  # noqa: E402
+from bench.stack import ROOT  # noqa: E402
+
+RESULTS_DIR = ROOT / "bench" / "results"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, under two minutes")
+    parser.add_argument(
+        "--scenarios",
+        help=f"comma-separated: {','.join(SCENARIOS)} (default all; --quick: not scaleout)",
+    )
+    parser.add_argument("--fanout-sizes", help="comma-separated listener counts, e.g. 1000")
+    parser.add_argument("--fanout-seconds", type=float)
+    parser.add_argument("--databases", help="throughput databases: sqlite,postgres")
+    parser.add_argument("--idle-clients", type=int)
+    parser.add_argument("--scaleout-listeners", type=int)
+    parser.add_argument("--catchup-events", type=int)
+    parser.add_argument("--client-procs", type=int, help="client processes per load (4)")
+    args = parser.parse_args(argv)
+    default = QUICK_SCENARIOS if args.quick else SCENARIOS
+    args.scenarios = [s.strip() for s in (args.scenarios or ",".join(default)).split(",")]
+    args.scenarios = [s for s in args.scenarios if s]
+    unknown = set(args.scenarios) - set(SCENARIOS)
+    if unknown or not args.scenarios:
+        parser.error(f"--scenarios: choose from {', '.join(SCENARIOS)}")
+    if args.fanout_sizes:
+        args.fanout_sizes = sorted(int(n) for n in args.fanout_sizes.split(","))
+    if args.databases:
+        args.databases = [d.strip() for d in args.databases.split(",")]
+        if set(args.databases) - {"sqlite", "postgres"}:
+            parser.error("--databases: sqlite and/or postgres")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    cfg = Config.make(
+        args.quick,
+        fanout_sizes=args.fanout_sizes,
+        fanout_seconds=args.fanout_seconds,
+        throughput_databases=args.databases,
+        idle_clients=args.idle_clients,
+        scaleout_listeners=args.scaleout_listeners,
+        catchup_events=args.catchup_events,
+        client_procs=args.client_procs,
+    )
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out_dir = RESULTS_DIR / stamp
+    out_dir.mkdir(parents=True, exist_ok=True)
+    print(f"bench {'--quick ' if cfg.quick else ''}{','.join(args.scenarios)} -> {out_dir}")
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()}", flush=True)
+    run = Run(cfg, out_dir)
+    started = time.monotonic()
+    results: dict[str, list] = {}
+    try:
+        for name in args.scenarios:
+            t0 = time.monotonic()
+            print(f"== {name}", flush=True)
+            results[name] = RUNNERS[name](run)
+            for row in results[name]:
+                row.setdefault("scenario", name)
+            print(f"== {name} done in {time.monotonic() - t0:.0f}s", flush=True)
+    except KeyboardInterrupt:
+        print("interrupted: stopping every process", flush=True)
+    finally:
+        log_problems = run.log_problems()
+        run.close()
+    rows = [row for name in results for row in results[name]]
+    data = {
+        "started": stamp,
+        "seconds": round(time.monotonic() - started, 1),
+        "config": vars(cfg),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "load_average_after": os.getloadavg(),
+            "note": "figures are noisy when other work shares the machine (see load averages)",
+        },
+        "server_log_problems": log_problems,
+        "results": results,
+    }
+    json_path = out_dir / "report.json"
+    report.write_json(json_path, data)
+    png = report.plot(rows, out_dir / "latency.png")
+
+    print()
+    for name, scenario_rows in results.items():
+        print(f"--- {name}")
+        print(report.table(scenario_rows, name))
+        print()
+    issues = report.problems(rows)
+    for line in issues:
+        print(f"PROBLEM {line}")
+    if log_problems["count"]:
+        print(f"{log_problems['count']} warning/error lines in the server logs, first ones:")
+        for line in log_problems["first"][:10]:
+            print(f"    {line[:220]}")
+    print(f"\nJSON: {json_path}" + (f"\nplot: {png}" if png else ""))
+    print(f"total {time.monotonic() - started:.0f}s")
+    if any("error" in r for r in rows) or len(results) < len(args.scenarios):
+        return 1
+    return 2 if issues else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""The run's report: a table per scenario on stdout, one JSON file, a PNG plot."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+Row = dict[str, Any]
+
+
+def fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _part(row: Row) -> dict[str, Any]:
+    """The delivery figures of a row: its listeners', else its pollers'."""
+    return row.get("listeners") or row.get("pollers") or {}
+
+
+def _lat(key: str) -> Callable[[Row], str]:
+    return lambda r: fmt(_part(r).get("latency_ms", {}).get(key))
+
+
+def _p(key: str, digits: int = 1) -> Callable[[Row], str]:
+    return lambda r: fmt(_part(r).get(key), digits)
+
+
+def _r(key: str, digits: int = 1) -> Callable[[Row], str]:
+    return lambda r: fmt(r.get(key), digits)
+
+
+DELIVERY = [
+    ("expected", _p("expected")),
+    ("received", _p("received")),
+    ("lost", _p("lost")),
+    ("dup", _p("duplicates")),
+    ("ooo", _p("out_of_order")),
+    ("p50 ms", _lat("p50")),
+    ("p95 ms", _lat("p95")),
+    ("p99 ms", _lat("p99")),
+    ("max ms", _lat("max")),
+]
+COST = [
+    ("deliv/s", _p("deliveries_per_s")),
+    ("srv CPU s", _r("server_cpu_s", 2)),
+    ("CPU ms/1k deliv", _p("cpu_ms_per_1000_deliveries")),
+    ("RSS MiB", _r("peak_rss_mib")),
+    ("cli CPU s", _r("client_cpu_s", 2)),
+]
+COLUMNS: dict[str, list[tuple[str, Callable[[Row], str]]]] = {
+    "fanout": [
+        ("target", _r("target")),
+        ("listeners", _r("listeners_n")),
+        ("conn", _p("connected")),
+        ("msgs", _r("messages")),
+        *DELIVERY,
+        *COST,
+    ],
+    "throughput": [
+        ("target", _r("target")),
+        ("msgs", _r("messages")),
+        ("msg/s", _r("messages_per_s")),
+        ("refused", lambda r: fmt(sum(r.get("senders", {}).get("refused", {}).values()))),
+        *DELIVERY,
+        *COST,
+    ],
+    "idle": [
+        ("target", _r("target")),
+        ("clients", _r("clients")),
+        ("conn", _p("connected")),
+        ("idle CPU s/s", _r("idle_cpu_per_s", 3)),
+        ("idle RSS MiB", lambda r: fmt(sum((r.get("idle_rss_mib") or {}).values()))),
+        ("trickle msgs", _r("messages")),
+        *DELIVERY,
+        ("srv CPU s", _r("server_cpu_s", 2)),
+        ("requests", _p("requests")),
+    ],
+    "catchup": [
+        ("target", _r("target")),
+        ("events", _r("events")),
+        ("processed", lambda r: fmt(r.get("processed", r.get("events")))),
+        ("drain s", _r("drain_seconds", 2)),
+        ("events/s", _r("events_per_s")),
+        ("srv CPU s", _r("server_cpu_s", 2)),
+        ("CPU ms/1k events", _r("cpu_ms_per_1000_events")),
+        ("exactly once", lambda r: fmt(r.get("exactly_once"))),
+    ],
+}
+COLUMNS["scaleout"] = COLUMNS["fanout"]
+
+
+def table(rows: list[Row], scenario: str) -> str:
+    columns = COLUMNS[scenario]
+    head = [name for name, _ in columns]
+    body = [[get(r) for _, get in columns] for r in rows if "error" not in r]
+    widths = [max(len(cell) for cell in col) for col in zip(head, *body, strict=True)]
+    lines = [" | ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)) for line in body]
+    lines[:0] = [
+        " | ".join(h.rjust(w) for h, w in zip(head, widths, strict=True)),
+        "-+-".join("-" * w for w in widths),
+    ]
+    lines += [f"{r.get('target')}: ERROR {r['error']}" for r in rows if "error" in r]
+    return "\n".join(lines)
+
+
+def problems(rows: list[Row]) -> list[str]:
+    """Lines naming every delivery problem: lost, duplicated, reordered, refused, closed."""
+    out = []
+    for r in rows:
+        if "error" in r:
+            continue
+        name = f"{r['scenario']} {r['target']}" + (
+            f" n={r['listeners_n']}" if "listeners_n" in r else ""
+        )
+        for kind in ("listeners", "pollers"):
+            part = r.get(kind)
+            if not part:
+                continue
+            issues = {
+                "not connected": part["clients"] - part["connected"],
+                "lost": part["lost"],
+                "duplicates": part["duplicates"],
+                "out of order": part["out_of_order"],
+                "unexpected seqs": part["unexpected_seqs"],
+                "clients with gaps": part["clients_with_gaps"],
+                "closed by server": part["closed_by_server"],
+                "other frames": part["other_frames"],
+            }
+            shown = {k: v for k, v in issues.items() if v}
+            if shown:
+                out.append(f"{name} ({kind}): {shown}")
+        senders = r.get("senders") or {}
+        if senders.get("refused") or senders.get("disconnected"):
+            out.append(
+                f"{name} (senders): refused {senders['refused']}, "
+                f"disconnected {senders['disconnected']}"
+            )
+        if senders and senders.get("confirmed", 0) < senders.get("sent", 0):
+            out.append(
+                f"{name} (senders): {senders['sent'] - senders['confirmed']} posts never confirmed"
+            )
+        if r.get("connect_failures"):
+            out.append(f"{name}: connect failures {r['connect_failures']}")
+        if r.get("mismatches"):
+            out.append(f"{name}: exactly-once check failed {r['mismatches']}")
+    return out
+
+
+def has_problems(rows: list[Row]) -> bool:
+    return bool(problems(rows))
+
+
+def write_json(path: Path, report: dict[str, Any]) -> None:
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+
+
+def plot(rows: list[Row], path: Path) -> Path | None:
+    """Latency percentiles against listeners (fan-out), Parley and raw, log scale."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(matplotlib missing: pip install -e '.[bench]' for the plot)")
+        return None
+    points: dict[str, list[tuple[int, dict]]] = {}
+    for r in rows:
+        if "error" in r or not _part(r):
+            continue
+        # Fan-out, plus the scale-out run on two daphnes (its other rows repeat fan-out's).
+        if r.get("scenario") == "fanout" or "daphne" in str(r.get("target")):
+            label = r["target"]
+            points.setdefault(label, []).append((r["listeners_n"], _part(r)["latency_ms"]))
+    if not points:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 5))
+    styles = {"p50": "-", "p95": "--", "p99": ":"}
+    for (label, pts), color in zip(sorted(points.items()), plt.cm.tab10.colors, strict=False):
+        pts.sort()
+        xs = [n for n, _ in pts]
+        for key, style in styles.items():
+            ys = [lat[key] for _, lat in pts]
+            if any(y is not None for y in ys):
+                ax.plot(xs, ys, style, marker="o", color=color, label=f"{label} {key}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("listeners in one room")
+    ax.set_ylabel("fan-out latency, send → receive (ms)")
+    ax.set_title("Fan-out latency percentiles (one sender, 20 msg/s)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
