@@ -206,16 +206,20 @@ class RoomConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
         else:
             self.last_seq = min(after_seq, newest_seq)
             self.last_change = None if after_change is None else min(after_change, newest_change)
-        await self._catch_up()
+        await self._catch_up(newest_change)
         await self.send(protocol.sync_done(self.last_seq, self.last_change))
 
-    async def _catch_up(self) -> None:
+    async def _catch_up(self, newest_change: int | None = None) -> None:
         """Bring the socket up to date from the database, one bounded page at a time: first
         the messages after ``last_seq`` as they now are, in seq order; then the edits and
-        deletes of older messages after ``last_change``, in change order."""
+        deletes of older messages after ``last_change``, in change order.
+
+        ``newest_change`` is the room's position read by the caller before any replay query;
+        when not given it is read here, first."""
         page_size = settings.PARLEY["REPLAY_PAGE_SIZE"]
         # Read first: every change up to here is committed, so the queries below reflect it.
-        _, newest_change = await self._position()
+        if newest_change is None:
+            _, newest_change = await self._position()
         older_than = self.last_seq
         while True:
             page = await database_sync_to_async(selectors.messages_after)(
