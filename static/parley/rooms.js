@@ -7,7 +7,14 @@ function badgeOf(slug) {
   return document.querySelector(`.room-row[data-slug="${CSS.escape(slug)}"] .badge.unread`);
 }
 
-function show(badge, unread) {
+// A badge keeps the room's newest seq it has heard of (data-last-seq) and the user's read
+// position (data-last-read). Activity frames and the /api/rooms/ read after a (re)connect can
+// arrive in either order, so the newest seq wins: a response read before a message was posted
+// never lowers a count that the message's activity frame has already raised.
+function show(badge, lastSeq) {
+  const known = Math.max(lastSeq, Number(badge.dataset.lastSeq || 0));
+  badge.dataset.lastSeq = String(known);
+  const unread = Math.max(0, known - Number(badge.dataset.lastRead));
   badge.textContent = String(unread);
   badge.hidden = unread === 0;
 }
@@ -19,8 +26,10 @@ async function refreshCounts() {
     const badge = badgeOf(room.slug);
     if (!badge || room.unread === null) continue;
     badge.dataset.lastRead = String(room.last_seq - room.unread);
-    show(badge, room.unread);
+    show(badge, room.last_seq);
   }
+  const root = document.documentElement; // how many reads were applied, for tools and tests
+  root.dataset.countsRead = String(Number(root.dataset.countsRead || 0) + 1);
 }
 
 new MeConnection({
@@ -31,7 +40,7 @@ new MeConnection({
   onActivity({ room, seq }) {
     const badge = badgeOf(room);
     if (!badge || badge.dataset.lastRead === "") return; // not a member: no read position
-    show(badge, Math.max(0, seq - Number(badge.dataset.lastRead)));
+    show(badge, seq);
   },
   onMention() {
     const link = document.getElementById("mentions-link");

@@ -58,6 +58,28 @@ def test_unread_counts_on_the_room_list_update_live(open_page, lobby, alice, bob
     assert home.is_visible(badge)
 
 
+def test_a_count_read_before_a_message_never_hides_its_activity(open_page, lobby, alice, bob):
+    """The (re)connect read of /api/rooms/ and an activity frame race: here the read is taken
+    before the message is posted and delivered after its activity frame. The count stays 1."""
+    home = open_page("/", bob)
+    home.wait_for_selector("html[data-counts-read='1']")
+    held = []
+    home.route("**/api/rooms/", lambda route: held.append((route, route.fetch())))
+    home.reload()
+    home.wait_for_selector("html[data-me='live']")
+    while not held:  # the handler runs while Playwright is pumping events
+        home.wait_for_timeout(20)
+    badge = ".room-row[data-slug='lobby'] .badge.unread"
+    actions.post_message(author=alice, room=lobby, body="one")
+    home.wait_for_selector(f"{badge}:has-text('1')")
+    route, stale = held[0]
+    assert [r["unread"] for r in stale.json() if r["slug"] == "lobby"] == [0]
+    route.fulfill(response=stale)
+    home.wait_for_selector("html[data-counts-read='1']")
+    assert home.inner_text(badge) == "1"
+    assert home.is_visible(badge)
+
+
 def test_dashboard_figures_change_live(open_page, processes, lobby, alice, artifacts):
     processes.worker("analytics")
     staff = get_user_model().objects.create_user("ops", password="pw-ops", is_staff=True)
