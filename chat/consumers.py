@@ -5,6 +5,15 @@ duplicate, and every later edit or delete follows. Each message change of a room
 delete) has a change number, 1, 2, 3...; the socket keeps ``last_change``, the newest change it
 has accounted for. A live event at or below it is dropped; one beyond ``last_change + 1`` (the
 live layer lost something) makes the socket catch up from the database, the source of truth.
+
+Live events do not pass through a channel of the socket's own: the socket *listens* on its
+room's group (chat.layers), and the layer's receiving task calls ``_on_room_event`` for each
+local socket with the event decoded once per process; the frame is already serialized, so a
+socket's share is a few comparisons and one send. Two things run beside that task and must not
+interleave with it: a replay from the database (connect, ``sync``, a gap) and the socket's own
+post (its ack goes out before the live copy of its message). While either runs, live events
+are set aside: a replay only notes the newest change it missed and looks again when done; a
+post holds them and releases them, in order, after its ack.
 """
 
 from __future__ import annotations
@@ -16,19 +25,23 @@ import time
 import uuid
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.conf import settings
 
 from accounts.authentication import SUBPROTOCOL
 from chat import actions, events, online, presence, protocol, selectors
 from chat.selectors import RoomAccessError
-from config.sockets import ClientGoneSafeSend
+from config.db import db
+from config.sockets import ClientGoneSafeSend, innermost_send
 
 log = logging.getLogger("parley.ws")
 
 
 class RoomConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
+    # No channel of its own (no per-socket Redis subscription): it listens on groups instead.
+    channel_layer_alias = None
+
     room_id: int | None = None
     group: str | None = None
     session: str | None = None
@@ -38,6 +51,19 @@ class RoomConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
     signals: str | None = None  # the room's presence/typing group, if the socket opted in
     refresher: asyncio.Task | None = None
     last_typing = 0.0
+    replaying = False  # a replay from the database is running or waiting to run
+    missed_change = 0  # the newest change a replay was told of while it ran
+    held: list[dict] | None = None  # live events set aside while the socket's own post runs
+    catch_up_task: asyncio.Task | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        self.layer = get_channel_layer()
+        self.replay_lock = asyncio.Lock()
+        self.raw_send = innermost_send(send)
+        try:
+            await super().__call__(scope, receive, send)
+        finally:  # also when the consumer ended on an error: never leave a callback behind
+            await self._stop_listening()
 
     async def connect(self) -> None:
         # Accept before refusing: a close code sent during the handshake never reaches the
@@ -46,7 +72,7 @@ class RoomConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
         try:
             after_seq = self._query_seq("after_seq")
             after_change = self._query_seq("after_change")
-            room = await database_sync_to_async(selectors.room_for_user)(
+            room = await db(selectors.room_for_user)(
                 user=self.scope["user"], slug=self.scope["url_route"]["kwargs"]["slug"]
             )
         except RoomAccessError as exc:
@@ -57,46 +83,90 @@ class RoomConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
             return
         self.room = room
         self.room_id = room.pk
-        # Join the group before reading the database: an event committed from here on arrives
-        # live, or is in the replay below, or both (deduplicated).
+        # Listen before reading the database: an event committed from here on arrives live,
+        # or is in the replay below, or both (deduplicated). Until the replay is done, live
+        # events are only noted.
+        self.replaying = True
         self.group = events.room_group(room.pk)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.layer.listen(self.group, self, self._on_room_event)
         self.session = uuid.uuid4().hex
         await self._record_presence(events.USER_CONNECTED)
-        await self._resume(after_seq, after_change)
+        await self._replay(lambda: self._resume(after_seq, after_change))
         await self._go_online()
 
     async def disconnect(self, code: int) -> None:
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        await self._stop_listening()
         if self.session:
             await self._record_presence(events.USER_DISCONNECTED)
             await self._go_offline()
 
+    async def _stop_listening(self) -> None:
+        if self.group:
+            await self.layer.unlisten(self.group, self)
+        if self.signals:
+            await self.layer.unlisten(self.signals, self)
+        if self.catch_up_task:
+            self.catch_up_task.cancel()
+
     async def _record_presence(self, type: str) -> None:
-        await database_sync_to_async(presence.record_connection)(
+        await db(presence.record_connection)(
             type, user=self.scope["user"], room=self.room, session=self.session
         )
 
-    async def dispatch(self, message: dict) -> None:
-        # channels runs close_old_connections in a worker thread before *every* handler; live
-        # events touch no database (a catch-up goes through database_sync_to_async, which
-        # manages connections itself), so skip that hop on the hot path.
-        if message["type"] == "chat.event":
-            await self.chat_event(message)
-        elif message["type"] == "chat.signal":
-            if message.get("session") != self.session:  # nobody is told of their own typing
-                await self.send(message["frame"])
-        else:
-            await super().dispatch(message)
+    # --- live events, called by the layer's receiving task (must not block) --------------------
+    def _on_room_event(self, event: dict):
+        if event["type"] == "layer.reconnected":
+            # Redis came back: anything published while it was away is in the database.
+            self._note_missed((self.last_change or 0) + 1)
+            return None
+        if self.held is not None:
+            self.held.append(event)
+            return None
+        change = event["change"]
+        if self.replaying or change > (self.last_change or 0) + 1:
+            self._note_missed(change)
+            return None
+        if change <= self.last_change:
+            return None
+        self.last_change = change
+        if event["event"] == events.MESSAGE_CREATED:
+            if event["seq"] <= self.last_seq:
+                return None  # already sent, in its latest state, by a catch-up
+            self.last_seq = event["seq"]
+        return self.send_prepared(_ws_text(event))
+
+    def _note_missed(self, change: int) -> None:
+        """Change ``change`` (at least) was not sent: have a replay bring the socket up to it."""
+        self.missed_change = max(self.missed_change, change)
+        if not self.replaying:
+            self.replaying = True
+            self.catch_up_task = asyncio.create_task(self._replay(None))
+
+    async def _replay(self, step) -> None:
+        """Run ``step`` (a replay; None: none), then catch up for as long as live events came
+        in beyond where the replay got to; live delivery resumes when nothing is missing."""
+        self.replaying = True
+        async with self.replay_lock:
+            self.replaying = True
+            try:
+                if step is not None:
+                    await step()
+                while self.missed_change > (self.last_change or 0):
+                    await self._catch_up()
+            finally:
+                self.replaying = False
+                self.missed_change = 0
 
     # --- presence and typing (ephemeral) -------------------------------------------------------
     async def _go_online(self) -> None:
         if _query(self.scope, "presence") in ("1", "true"):
             self.signals = online.signals_group(self.room_id)
-            await self.channel_layer.group_add(self.signals, self.channel_name)
+            await self.layer.listen(self.signals, self, self._on_signal)
         username = self.scope["user"].get_username()
-        await self._signal_presence(await online.enter(self.room_id, username, self.session))
+        users = await online.enter(
+            self.room_id, username, self.session, listening=self.signals is not None
+        )
+        await self._signal_presence(users)
         self.refresher = asyncio.create_task(self._stay_online(username))
 
     async def _stay_online(self, username: str) -> None:
@@ -109,15 +179,13 @@ class RoomConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
             self.refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.refresher
-        if self.signals:
-            await self.channel_layer.group_discard(self.signals, self.channel_name)
         username = self.scope["user"].get_username()
         await self._signal_presence(await online.leave(self.room_id, username, self.session))
 
     async def _signal_presence(self, users: list[str] | None) -> None:
         if users is not None:
             frame = online.presence_frame(users)
-            await self.channel_layer.group_send(
+            await self.layer.group_send(
                 online.signals_group(self.room_id), {"type": "chat.signal", "frame": frame}
             )
 
@@ -127,10 +195,15 @@ class RoomConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
             return  # throttled, silently: typing is a hint
         self.last_typing = now
         frame = online.typing_frame(self.scope["user"].get_username())
-        await self.channel_layer.group_send(
+        await self.layer.group_send(
             online.signals_group(self.room_id),
             {"type": "chat.signal", "frame": frame, "session": self.session},
         )
+
+    def _on_signal(self, message: dict):
+        if message.get("type") != "chat.signal" or message.get("session") == self.session:
+            return None  # nobody is told of their own typing
+        return self.send_prepared(_ws_text(message))
 
     # --- client frames ---------------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -145,7 +218,7 @@ class RoomConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
             await self._post(frame)
         elif isinstance(frame, protocol.Sync):
             self.errors_in_a_row = 0
-            await self._resume(frame.after_seq, frame.after_change)
+            await self._replay(lambda: self._resume(frame.after_seq, frame.after_change))
         elif isinstance(frame, protocol.Typing):
             self.errors_in_a_row = 0
             await self._typing()
@@ -154,19 +227,27 @@ class RoomConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
             await self.send(events.dumps({"type": "pong"}))
 
     async def _post(self, frame: protocol.SendMessage) -> None:
+        self.held = []  # the ack goes out before the live copy of the message
         try:
-            message, created = await database_sync_to_async(_post_and_describe)(
-                author=self.scope["user"],
-                room=self.room,
-                body=frame.body,
-                client_id=frame.client_id,
-            )
-        except actions.ActionError as exc:
-            client_id = str(frame.client_id) if frame.client_id else None
-            await self._refuse(exc.code, exc.detail, client_id=client_id)
-            return
-        self.errors_in_a_row = 0
-        await self.send(protocol.ack(frame.client_id, message, created=created))
+            try:
+                message, created = await db(_post_and_describe)(
+                    author=self.scope["user"],
+                    room=self.room,
+                    body=frame.body,
+                    client_id=frame.client_id,
+                )
+            except actions.ActionError as exc:
+                client_id = str(frame.client_id) if frame.client_id else None
+                await self._refuse(exc.code, exc.detail, client_id=client_id)
+                return
+            self.errors_in_a_row = 0
+            await self.send(protocol.ack(frame.client_id, message, created=created))
+        finally:
+            held, self.held = self.held, None
+            for event in held:
+                pending = self._on_room_event(event)
+                if pending is not None:
+                    await pending
 
     async def _refuse(self, code: str, detail: str, **extra: object) -> None:
         self.errors_in_a_row += 1
@@ -174,28 +255,7 @@ class RoomConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
         if self.errors_in_a_row >= settings.PARLEY["FLOOD_CLOSE_AFTER_ERRORS"]:
             await self.close(code=protocol.CLOSE_FLOOD, reason="too many rejected frames")
 
-    # --- events from the room's group ----------------------------------------------------------
-    async def chat_event(self, event: dict) -> None:
-        if self.room_id is None:
-            return
-        change = event["change"]
-        if change <= self.last_change:
-            return
-        if change > self.last_change + 1:
-            await self._catch_up()
-            return
-        self.last_change = change
-        if event["event"] == events.MESSAGE_CREATED:
-            if event["seq"] <= self.last_seq:
-                return  # already sent, in its latest state, by a catch-up
-            self.last_seq = event["seq"]
-        await self.send(event["frame"])
-
-    async def layer_reconnected(self, event: dict) -> None:
-        """Redis came back: anything published while it was away is in the database."""
-        if self.room_id is not None:
-            await self._catch_up()
-
+    # --- replays from the database ---------------------------------------------------------
     async def _resume(self, after_seq: int | None, after_change: int | None) -> None:
         """Resume from ``after_seq`` (None: from now) and, when given, replay the edits and
         deletes after ``after_change``; then say where the socket stands."""
@@ -222,7 +282,7 @@ class RoomConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
             _, newest_change = await self._position()
         older_than = self.last_seq
         while True:
-            page = await database_sync_to_async(selectors.messages_after)(
+            page = await db(selectors.messages_after)(
                 room_id=self.room_id, after_seq=self.last_seq, limit=page_size
             )
             for message in page:
@@ -233,7 +293,7 @@ class RoomConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
                 break
         cursor = self.last_change
         while cursor is not None:
-            page = await database_sync_to_async(selectors.changes_after)(
+            page = await db(selectors.changes_after)(
                 room_id=self.room_id, up_to_seq=older_than, after_change=cursor, limit=page_size
             )
             for message, change in page:
@@ -245,11 +305,19 @@ class RoomConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
         self.last_change = newest_change
 
     async def _position(self) -> tuple[int, int]:
-        return await database_sync_to_async(selectors.room_position)(room_id=self.room_id)
+        return await db(selectors.room_position)(room_id=self.room_id)
 
     def _query_seq(self, name: str) -> int | None:
         value = _query(self.scope, name)
         return None if value is None else protocol.parse_seq(value)
+
+
+def _ws_text(message: dict) -> dict:
+    """The ASGI send of a group message's pre-serialized frame, made once for all sockets."""
+    prepared = message.get("_ws")
+    if prepared is None:
+        prepared = message["_ws"] = {"type": "websocket.send", "text": message["frame"]}
+    return prepared
 
 
 def _query(scope, name: str) -> str | None:
@@ -272,7 +340,16 @@ class UserConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
     message, and ``mention.new`` frames pushed to the user's own group.
     """
 
+    channel_layer_alias = None  # listens on groups (chat.layers), like RoomConsumer
     groups_joined: list[str] = []
+
+    async def __call__(self, scope, receive, send) -> None:
+        self.layer = get_channel_layer()
+        self.raw_send = innermost_send(send)
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._stop_listening()
 
     async def connect(self) -> None:
         await self.accept(subprotocol=_chosen_subprotocol(self.scope))
@@ -280,25 +357,28 @@ class UserConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
         if not user.is_authenticated:
             await self.close(code=4401, reason="authentication required")
             return
-        room_ids = await database_sync_to_async(selectors.member_room_ids)(user=user)
+        room_ids = await db(selectors.member_room_ids)(user=user)
         self.groups_joined = [events.room_group(r) for r in room_ids] + [events.user_group(user.pk)]
         for group in self.groups_joined:
-            await self.channel_layer.group_add(group, self.channel_name)
+            await self.layer.listen(group, self, self._on_group_message)
         await self.send(events.dumps({"type": "ready", "rooms": len(room_ids)}))
 
     async def disconnect(self, code: int) -> None:
-        for group in self.groups_joined:
-            await self.channel_layer.group_discard(group, self.channel_name)
+        await self._stop_listening()
 
-    async def dispatch(self, message: dict) -> None:
-        if message["type"] == "chat.event":  # no database: skip channels' thread hop
+    async def _stop_listening(self) -> None:
+        groups, self.groups_joined = self.groups_joined, []
+        for group in groups:
+            await self.layer.unlisten(group, self)
+
+    def _on_group_message(self, message: dict):
+        if message["type"] == "chat.event":
             if message.get("event") == events.MESSAGE_CREATED:
                 frame = {"type": "room.activity", "room": message["room"], "seq": message["seq"]}
-                await self.send(events.dumps(frame))
+                return self.send(events.dumps(frame))
         elif message["type"] == "chat.signal":
-            await self.send(message["frame"])
-        else:
-            await super().dispatch(message)
+            return self.send_prepared(_ws_text(message))
+        return None
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         await self.send(protocol.error("unknown_type", "this socket only pushes"))
