@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from channels.db import database_sync_to_async
 from django.contrib.auth.models import AnonymousUser
 from rest_framework import authentication, exceptions
 
 from accounts.tokens import user_for_token
+from config.db import db
 
 # A WebSocket client that cannot set headers (a browser) may offer the token as a subprotocol
 # "bearer.<token>" beside "parley"; the server then selects "parley", never echoing the token.
@@ -47,7 +47,7 @@ class TokenAuthMiddleware:
     async def __call__(self, scope, receive, send):
         raw = _token_in(scope)
         if raw is not None:
-            user = await database_sync_to_async(user_for_token)(raw)
+            user = await db(user_for_token)(raw)
             scope = {**scope, "user": user or AnonymousUser()}
         return await self.app(scope, receive, send)
 
