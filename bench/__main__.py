@@ -1,9 +1,11 @@
 """Parley's benchmarks: push against polling and against the raw WebSocket limit.
 
     .venv/bin/python -m bench [--quick] [--scenarios fanout,throughput,idle,scaleout,catchup]
+                              [--servers daphne,uvicorn]
 
-(`make bench`, `make bench-quick`.) Starts Parley the documented way (daphne, a private Redis and
-database, the relay and the subscribers' workers; see bench/stack.py), drives real WebSocket and
+(`make bench`, `make bench-quick`.) Starts Parley the documented way (daphne, and uvicorn as the
+measured option; a private Redis and database, the relay and the subscribers' workers; see
+bench/stack.py), drives real WebSocket and
 HTTP clients from several processes (bench/clients.py) and a bare `websockets` server
 (bench/raw_server.py) as the reference in the same run. Prints a table per scenario and writes
 bench/results/<timestamp>/report.json, latency.png and every server's log.
@@ -45,6 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scaleout-listeners", type=int)
     parser.add_argument("--catchup-events", type=int)
     parser.add_argument("--client-procs", type=int, help="client processes per load (4)")
+    parser.add_argument(
+        "--servers", help="ASGI servers to measure Parley on: daphne,uvicorn (default both)"
+    )
     args = parser.parse_args(argv)
     default = QUICK_SCENARIOS if args.quick else SCENARIOS
     args.scenarios = [s.strip() for s in (args.scenarios or ",".join(default)).split(",")]
@@ -54,6 +59,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--scenarios: choose from {', '.join(SCENARIOS)}")
     if args.fanout_sizes:
         args.fanout_sizes = sorted(int(n) for n in args.fanout_sizes.split(","))
+    if args.servers:
+        args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+        if not args.servers or set(args.servers) - {"daphne", "uvicorn"}:
+            parser.error("--servers: daphne and/or uvicorn")
     if args.databases:
         args.databases = [d.strip() for d in args.databases.split(",")]
         if set(args.databases) - {"sqlite", "postgres"}:
@@ -72,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         scaleout_listeners=args.scaleout_listeners,
         catchup_events=args.catchup_events,
         client_procs=args.client_procs,
+        servers=args.servers,
     )
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out_dir = RESULTS_DIR / stamp

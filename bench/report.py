@@ -176,8 +176,8 @@ def plot(rows: list[Row], path: Path) -> Path | None:
     for r in rows:
         if "error" in r or not _part(r):
             continue
-        # Fan-out, plus the scale-out run on two daphnes (its other rows repeat fan-out's).
-        if r.get("scenario") == "fanout" or "daphne" in str(r.get("target")):
+        # Fan-out, plus the scale-out runs on two processes (its other rows repeat fan-out's).
+        if r.get("scenario") == "fanout" or (r.get("servers") or 1) > 1:
             label = r["target"]
             points.setdefault(label, []).append((r["listeners_n"], _part(r)["latency_ms"]))
     if not points:

@@ -4,7 +4,10 @@
 2. throughput  10 listeners, 10 senders as fast as the server acknowledges (SQLite, PostgreSQL)
 3. idle        N idle sockets vs N clients polling the REST history every 1 s: server CPU per
                second while nothing is posted, then the latency each gives for a 1 msg/s trickle
-4. scaleout    fan-out with the listeners split over two daphne processes
+4. scaleout    fan-out with the listeners split over two server processes
+
+Parley's rows are measured on each ASGI server of ``--servers`` (daphne, the default server,
+and uvicorn, the option); the raw reference runs once per measurement.
 5. catchup     events queued while the analytics subscriber is stopped, then drained: events/s and
                exactly-once (ledger rows == events, aggregates match)
 """
@@ -43,6 +46,7 @@ class Config:
     fanout_rate: float = 20.0
     throughput_senders: int = 10
     throughput_listeners: int = 10
+    servers: list[str] = field(default_factory=lambda: ["daphne", "uvicorn"])
 
     @classmethod
     def make(cls, quick: bool, **overrides: Any) -> Config:
@@ -87,27 +91,35 @@ class Run:
     out_dir: Path
     stacks: dict[str, ParleyStack] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
+    logs: list[Path] = field(default_factory=list)  # of the stacks already stopped
 
-    def parley(self, database: str = "sqlite") -> ParleyStack:
-        if database not in self.stacks:
-            print(f"  starting Parley on {database} ...", flush=True)
+    def parley(self, database: str = "sqlite", server: str = "daphne") -> ParleyStack:
+        """The stack on ``database`` served by ``server``; any other stack is stopped first, so
+        one stack at a time uses the machine."""
+        key = f"{database}-{server}"
+        if key not in self.stacks:
+            self.close()
+            print(f"  starting Parley on {database} with {server} ...", flush=True)
             t0 = time.monotonic()
-            stack = ParleyStack(f"parley-{database}", self.out_dir, database=database)
+            stack = ParleyStack(f"parley-{key}", self.out_dir, database=database, server=server)
             try:
                 stack.create_users(USERS)
             except BaseException:
                 stack.close()
                 raise
-            self.stacks[database] = stack
-            print(f"  Parley on {database} ready in {time.monotonic() - t0:.1f}s", flush=True)
-        return self.stacks[database]
+            self.stacks[key] = stack
+            print(f"  Parley ready in {time.monotonic() - t0:.1f}s", flush=True)
+        return self.stacks[key]
 
     def close(self) -> None:
         for stack in self.stacks.values():
             stack.close()
+            self.logs.extend(stack.logs)
+        self.stacks.clear()
 
     def log_problems(self) -> dict[str, Any]:
-        return log_problems([p for s in self.stacks.values() for p in s.logs])
+        live = [p for s in self.stacks.values() for p in s.logs]
+        return log_problems(self.logs + live)
 
 
 def _opts(seconds: float, **kw: Any) -> ClientOpts:
@@ -141,29 +153,46 @@ def _listener_plan(stack, slug: str, n: int, procs: int, servers: int = 1) -> Lo
     return LoadPlan(listeners=listeners, senders=[{"url": stack.ws_url(slug), "token": tokens[0]}])
 
 
-def _fanout_once(run: Run, scenario: str, target: str, n: int, servers: int = 1) -> dict:
+def _label(server: str) -> str:
+    return "parley" if server == "daphne" else f"parley {server}"
+
+
+def _fanout_once(
+    run: Run, scenario: str, target: str, n: int, servers: int = 1, server: str = "daphne"
+) -> dict:
     cfg = run.cfg
     opts = _opts(cfg.fanout_seconds, rate=cfg.fanout_rate)
-    label = f"{target}" if servers == 1 else f"{target} x{servers} daphne"
+    label = target if target == "raw" else _label(server)
+    if servers > 1:
+        label = f"{label} x{servers}"
     print(f"  {scenario}: {label}, {n} listeners ...", flush=True)
     if target == "raw":
         with RawStack(run.out_dir) as raw:
             plan = _listener_plan(raw, "", n, cfg.client_procs)
             result = run_load(plan, raw.processes, opts)
     else:
-        stack = run.parley()
+        stack = run.parley(server=server)
         slug = f"{scenario}-{n}-{servers}"
         stack.create_room(slug, stack.tokens)
         plan = _listener_plan(stack, slug, n, cfg.client_procs, servers)
         result = run_load(plan, stack.processes, opts)
-    return _row(scenario, label, result, listeners_n=n, rate=cfg.fanout_rate)
+    return _row(
+        scenario, label, result, listeners_n=n, rate=cfg.fanout_rate, server=server, servers=servers
+    )
 
 
 def fanout(run: Run) -> list[dict]:
     rows = []
+    for server in run.cfg.servers:
+        for n in run.cfg.fanout_sizes:
+            rows.append(
+                _safe(
+                    lambda n=n, s=server: _fanout_once(run, "fanout", "parley", n, server=s),
+                    _label(server),
+                )
+            )
     for n in run.cfg.fanout_sizes:
-        for target in ("parley", "raw"):
-            rows.append(_safe(lambda t=target, n=n: _fanout_once(run, "fanout", t, n), target))
+        rows.append(_safe(lambda n=n: _fanout_once(run, "fanout", "raw", n), "raw"))
     return rows
 
 
@@ -180,13 +209,14 @@ def throughput(run: Run) -> list[dict]:
         ]
         return plan
 
-    def parley(database: str) -> dict:
-        print(f"  throughput: parley on {database} ...", flush=True)
-        stack = run.parley(database)
+    def parley(database: str, server: str) -> dict:
+        label = f"{_label(server)} {database}"
+        print(f"  throughput: {label} ...", flush=True)
+        stack = run.parley(database, server)
         slug = f"throughput-{database}"
         stack.create_room(slug, stack.tokens)
         result = run_load(plan_for(stack, slug), stack.processes, opts)
-        return _row("throughput", f"parley {database}", result, database=database)
+        return _row("throughput", label, result, database=database, server=server)
 
     def raw() -> dict:
         print("  throughput: raw ...", flush=True)
@@ -194,8 +224,9 @@ def throughput(run: Run) -> list[dict]:
             result = run_load(plan_for(stack, ""), stack.processes, opts)
         return _row("throughput", "raw", result)
 
-    for database in cfg.throughput_databases:
-        rows.append(_safe(lambda d=database: parley(d), f"parley {database}"))
+    for server in cfg.servers:
+        for database in cfg.throughput_databases:
+            rows.append(_safe(lambda d=database, s=server: parley(d, s), f"parley {database}"))
     rows.append(_safe(raw, "raw"))
     for row in rows:
         if "error" not in row and row.get("senders"):
@@ -233,31 +264,45 @@ def idle(run: Run) -> list[dict]:
                 plan.before_go = idle_window
                 result = run_load(plan, raw.processes, opts)
             return _row("idle", target, result, clients=n)
-        stack = run.parley()
-        slug = "idle-push" if target == "parley push" else "idle-poll"
+        server = cfg.servers[-1] if target.startswith("parley uvicorn") else cfg.servers[0]
+        stack = run.parley(server=server)
+        slug = "idle-push" if " push" in target else "idle-poll"
         stack.create_room(slug, stack.tokens)
         plan = _listener_plan(stack, slug, n, cfg.client_procs)
-        if target == "parley poll 1s":
+        if target.endswith("poll 1s"):
             plan.pollers, plan.listeners = plan.listeners, []
             for spec in plan.pollers:
                 spec["url"] = stack.messages_url(slug)
         plan.before_go = idle_window
         return _row("idle", target, run_load(plan, stack.processes, opts), clients=n)
 
-    return [_safe(lambda t=t: once(t), t) for t in ("parley push", "parley poll 1s", "raw push")]
+    targets = [f"{_label(server)} push" for server in cfg.servers]
+    targets.insert(1, f"{_label(cfg.servers[0])} poll 1s")
+    return [_safe(lambda t=t: once(t), t) for t in (*targets, "raw push")]
 
 
 def scaleout(run: Run) -> list[dict]:
-    """The same fan-out on one and on two daphne processes (listeners alternate between them)."""
+    """The same fan-out on one and on two server processes (listeners alternate between them)."""
     n = run.cfg.scaleout_listeners
-    rows = [_safe(lambda: _fanout_once(run, "scaleout", "parley", n), "parley")]
-    stack = run.parley()
-    stack.add_daphne(len(stack.ports))
-    try:
-        rows.append(_safe(lambda: _fanout_once(run, "scaleout", "parley", n, servers=2), "x2"))
-    finally:
-        stack.stop(f"daphne{len(stack.ports) - 1}")
-        stack.ports.pop()
+    rows = []
+    for server in run.cfg.servers:
+        rows.append(
+            _safe(lambda s=server: _fanout_once(run, "scaleout", "parley", n, server=s), server)
+        )
+        stack = run.parley(server=server)
+        stack.add_server(len(stack.ports))
+        try:
+            rows.append(
+                _safe(
+                    lambda s=server: _fanout_once(
+                        run, "scaleout", "parley", n, servers=2, server=s
+                    ),
+                    f"{server} x2",
+                )
+            )
+        finally:
+            stack.stop(f"{server}{len(stack.ports) - 1}")
+            stack.ports.pop()
     rows.append(_safe(lambda: _fanout_once(run, "scaleout", "raw", n), "raw"))
     return rows
 

@@ -44,6 +44,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 # Stdlib only (no Django): the private Redis, free ports, children that die with this process.
+from config import servers  # noqa: E402
 from config.embedded_redis import RedisServer, _die_with_parent, free_port  # noqa: E402
 
 
@@ -207,15 +208,24 @@ def _expect(status: int, body: Any, ok: tuple[int, ...], what: str) -> Any:
 
 
 class ParleyStack(Stack):
-    def __init__(self, name: str, log_dir: Path, *, database: str = "sqlite", daphnes: int = 1):
+    def __init__(
+        self,
+        name: str,
+        log_dir: Path,
+        *,
+        database: str = "sqlite",
+        processes: int = 1,
+        server: str = servers.DEFAULT,
+    ):
         super().__init__(name, log_dir)
+        self.server = server
         try:
-            self._start(database, daphnes)
+            self._start(database, processes)
         except BaseException:
             self.close()
             raise
 
-    def _start(self, database: str, daphnes: int) -> None:
+    def _start(self, database: str, processes: int) -> None:
         self.redis = RedisServer(socket_path=self.tmp / "redis.sock").start()
         self._cleanups.append(self.redis.stop)
         self.database = database
@@ -242,8 +252,8 @@ class ParleyStack(Stack):
         }
         self.manage("migrate", "--noinput", timeout=300)
         self.ports: list[int] = []
-        for i in range(daphnes):
-            self.add_daphne(i)
+        for i in range(processes):
+            self.add_server(i)
         self.spawn("relay", [sys.executable, "manage.py", "relay"], self.env)
         self.start_consumer("analytics")
         self.start_consumer("mentions")
@@ -264,23 +274,11 @@ class ParleyStack(Stack):
             raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stderr[-3000:]}")
         return done.stdout
 
-    def add_daphne(self, index: int) -> None:
+    def add_server(self, index: int) -> None:
         port = free_port()
-        proc = self.spawn(
-            f"daphne{index}",
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                HOST,
-                "-p",
-                str(port),
-                "config.asgi:application",
-            ],
-            self.env,
-        )
-        wait_port(port, proc, 60, f"daphne{index}")
+        name = f"{self.server}{index}"
+        proc = self.spawn(name, servers.command(self.server, HOST, port), self.env)
+        wait_port(port, proc, 60, name)
         self.ports.append(port)
 
     def start_consumer(self, subscriber: str) -> None:
