@@ -1,4 +1,4 @@
-"""Redis and daphne failures with real processes: no message is lost or duplicated.
+"""Redis and server-process failures with real processes: no message is lost or duplicated.
 
 Each Redis test runs daphne and the relay on a private Redis of its own (never the suite's) and
 stops, restarts or kills it while real WebSocket clients stay connected.
@@ -158,14 +158,15 @@ async def test_redis_restart_with_clients_connected_loses_no_later_message(
         await close_all(sockets)
 
 
-async def test_daphne_killed_client_resumes_on_new_process_exactly_once(
-    processes, lobby, alice, cookies
+@pytest.mark.parametrize("server", ["daphne", "uvicorn"])
+async def test_server_killed_client_resumes_on_new_process_exactly_once(
+    processes, lobby, alice, cookies, server
 ):
     # The test process posts through the ORM and publishes to the suite's Redis (its
     # settings.REDIS_URL), so both daphne processes listen there too.
     cookie = cookies["bob"]
     post = database_sync_to_async(actions.post_message)
-    first = processes.daphne(name="daphne-1")
+    first = processes.daphne(name=f"{server}-1", server=server)
     with processes.explain():
         sock, hello = await RemoteSocket.open(first.ws_url("lobby"), cookie)
         assert hello == {"type": "sync.done", "seq": 0, "change": 0}
@@ -182,7 +183,7 @@ async def test_daphne_killed_client_resumes_on_new_process_exactly_once(
             sent.append(f"while down {i}")
             await post(author=alice, room=lobby, body=sent[-1])
 
-        second = processes.daphne(name="daphne-2")
+        second = processes.daphne(name=f"{server}-2", server=server)
         last_seen = max(sock.seqs)
         resumed, frame = await RemoteSocket.open(
             second.ws_url("lobby", f"after_seq={last_seen}"), cookie

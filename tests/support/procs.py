@@ -1,4 +1,5 @@
-"""Real server processes for tests: daphne, the relay, and helpers to reach them.
+"""Real server processes for tests: the ASGI server (daphne or uvicorn), the relay, the workers,
+and helpers to reach them.
 
 They share the test database (its URL is handed down in DATABASE_URL) and, unless a test gives
 them a private Redis, the suite's Redis.
@@ -21,6 +22,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
+from config import servers
 from config.embedded_redis import free_port
 
 BASE_DIR = Path(settings.BASE_DIR)
@@ -100,28 +102,23 @@ class Process:
             return "(no log)"
 
 
-class Daphne(Process):
+class Server(Process):
+    """The ASGI application served by ``server`` (config.servers: daphne or uvicorn)."""
+
     def __init__(
         self,
         log_dir: Path,
         *,
         redis_url: str | None = None,
-        name: str = "daphne",
+        name: str | None = None,
         port: int | None = None,
+        server: str = "daphne",
         **extra_env: str,
     ):
         self.port = port or free_port()
-        args = [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(self.port),
-            "config.asgi:application",
-        ]
-        super().__init__(name, args, server_env(redis_url, **extra_env), log_dir)
+        self.server = server
+        args = servers.command(server, "127.0.0.1", self.port)
+        super().__init__(name or server, args, server_env(redis_url, **extra_env), log_dir)
 
     def ready(self) -> bool:
         with (
@@ -133,6 +130,9 @@ class Daphne(Process):
 
     def ws_url(self, slug: str, query: str = "") -> str:
         return f"ws://127.0.0.1:{self.port}/ws/rooms/{slug}/" + (f"?{query}" if query else "")
+
+
+Daphne = Server  # the default server
 
 
 class Relay(Process):
@@ -174,8 +174,9 @@ class Processes:
         process.start()
         return process
 
-    def daphne(self, **kwargs) -> Daphne:
-        return self.start(Daphne(self.log_dir, **kwargs))
+    def daphne(self, **kwargs) -> Server:
+        """The ASGI server process (daphne unless ``server="uvicorn"``)."""
+        return self.start(Server(self.log_dir, **kwargs))
 
     def relay(self, **kwargs) -> Relay:
         return self.start(Relay(self.log_dir, **kwargs))
@@ -231,10 +232,11 @@ class RemoteSocket:
         self.received: list[dict] = []
 
     @classmethod
-    async def open(cls, url: str, cookie: str) -> tuple[RemoteSocket, dict]:
+    async def open(cls, url: str, cookie: str | None, **connect) -> tuple[RemoteSocket, dict]:
         import websockets
 
-        ws = await websockets.connect(url, additional_headers={"Cookie": cookie})
+        headers = {"Cookie": cookie} if cookie else {}
+        ws = await websockets.connect(url, additional_headers=headers, **connect)
         socket_ = cls(ws)
         return socket_, await socket_.recv()
 
