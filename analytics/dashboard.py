@@ -1,8 +1,9 @@
 """The staff dashboard's figures and charts, and pushing them live.
 
 The analytics subscriber calls ``push_after_commit`` after each batch; pushes are throttled to
-one per ``PUSH_EVERY_SECONDS`` per process and always show the latest batch. Nothing is sent
-while nothing happens (push, not poll).
+one per ``PUSH_EVERY_SECONDS`` per process (longer when a snapshot is slow, see
+``MAX_SHARE``) and always show the latest batch. Nothing is sent while nothing happens (push, not
+poll).
 """
 
 from __future__ import annotations
@@ -20,10 +21,15 @@ from config.redis_client import get_redis
 
 GROUP = "dashboard"
 PUSH_EVERY_SECONDS = 1.0
+# The pushes run in the analytics worker's process: they may take at most this share of its
+# time. A snapshot that took 0.2 s (a large backlog to count on a Redis without XINFO lag)
+# spaces the next push 2 s out, so a catching-up worker is not slowed by its own dashboard.
+MAX_SHARE = 0.1
 WINDOW_MINUTES = 30
 
 _lock = threading.Lock()
 _last_push = 0.0
+_last_cost = 0.0  # seconds the latest snapshot took
 _pending: threading.Timer | None = None
 
 
@@ -83,18 +89,20 @@ def _push_soon() -> None:
     with _lock:
         if _pending is not None:
             return
-        delay = max(0.0, _last_push + PUSH_EVERY_SECONDS - time.monotonic())
+        every = max(PUSH_EVERY_SECONDS, _last_cost / MAX_SHARE)
+        delay = max(0.0, _last_push + every - time.monotonic())
         _pending = threading.Timer(delay, _push_now)
         _pending.daemon = True
         _pending.start()
 
 
 def _push_now() -> None:
-    global _last_push, _pending
+    global _last_push, _last_cost, _pending
     with _lock:
         _pending = None
         _last_push = time.monotonic()
     try:
         push.signal(GROUP, frame())
     finally:
+        _last_cost = time.monotonic() - _last_push
         close_old_connections()
