@@ -41,6 +41,7 @@ log = logging.getLogger("parley.layer")
 RECONNECTED = {"type": "layer.reconnected"}
 
 Deliver = Callable[[dict], Awaitable[None] | None]
+YIELD_EVERY = 50  # sockets served between two returns to the event loop
 
 
 class ParleyChannelLayer(RedisPubSubChannelLayer):
@@ -98,13 +99,18 @@ class _LoopLayer(RedisPubSubLoopLayer):
             callbacks = [d for members in self.listeners.values() for d in members.values()]
         else:
             callbacks = list(self.listeners.get(name, {}).values())
-        for deliver in callbacks:
+        for i, deliver in enumerate(callbacks, 1):
             try:
                 pending = deliver(message)
                 if pending is not None:
                     await pending
             except Exception:  # one broken socket must not cost the others their events
                 log.exception("a listener failed on %s", message.get("type"))
+            if i % YIELD_EVERY == 0:
+                # Back to the event loop now and then: its poll releases the GIL, so the
+                # database threads (a post in progress) are not kept waiting for a whole
+                # fan-out to 1,000 sockets, and other sockets' frames are read meanwhile.
+                await asyncio.sleep(0)
 
 
 class _Shard(RedisSingleShardConnection):
