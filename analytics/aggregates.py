@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import bisect
+import uuid
 from collections import Counter
 from datetime import datetime
 
-from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -17,6 +17,7 @@ from analytics.models import (
     RoomMinute,
     UserMinute,
 )
+from broker import bulk
 from chat import events
 
 LATENCY_BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
@@ -32,45 +33,62 @@ def minute_of(moment: datetime) -> datetime:
     return moment.replace(second=0, microsecond=0)
 
 
+_ROOM_COUNTER_NAMES = ("messages", "joins", "leaves", "connects")
+_RECORD_COLUMNS = (
+    "event_id",
+    "topic",
+    "type",
+    "room",
+    "user",
+    "occurred_at",
+    "processed_at",
+    "latency_ms",
+    "payload",
+)
+
+
 def apply(batch: list[events.Event]) -> None:
+    """One INSERT of the batch's behaviour records and one UPSERT per aggregate table (a row per
+    key of the batch, the counts summed in Python), so the cost of a batch hardly grows with the
+    number of events that land in the same minutes."""
     now = timezone.now()
     records = []
-    room_counts: Counter[tuple[str, datetime, str]] = Counter()
+    room_counts: dict[tuple[str, datetime], list[int]] = {}
     user_counts: Counter[tuple[str, datetime]] = Counter()
     latencies: dict[datetime, list[float]] = {}
     for event in batch:
         occurred = parse_datetime(event["ts"])
         latency_ms = max(0.0, (now - occurred).total_seconds() * 1000)
         user = _user_of(event)
+        room = event["room"] or ""
         records.append(
-            BehaviourRecord(
-                event_id=event["id"],
-                topic=event["topic"],
-                type=event["type"],
-                room=event["room"] or "",
-                user=user,
-                occurred_at=occurred,
-                processed_at=now,
-                latency_ms=latency_ms,
-                payload=event["payload"],
+            (
+                uuid.UUID(event["id"]),
+                event["topic"],
+                event["type"],
+                room,
+                user,
+                occurred,
+                now,
+                latency_ms,
+                event["payload"],
             )
         )
         minute = minute_of(occurred)
         counter = _ROOM_COUNTERS.get(event["type"])
-        if counter and event["room"]:
-            room_counts[(event["room"], minute, counter)] += 1
+        if counter and room:
+            counts = room_counts.setdefault((room, minute), [0, 0, 0, 0])
+            counts[_ROOM_COUNTER_NAMES.index(counter)] += 1
         if event["type"] == events.MESSAGE_CREATED:
             user_counts[(user, minute)] += 1
             latencies.setdefault(minute_of(now), []).append(latency_ms)
         if event["type"] in (events.USER_CONNECTED, events.USER_DISCONNECTED):
             _session(event, occurred)
-    BehaviourRecord.objects.bulk_create(records)
-    for (room, minute, counter), n in room_counts.items():
-        RoomMinute.objects.get_or_create(room=room, minute=minute)
-        RoomMinute.objects.filter(room=room, minute=minute).update(**{counter: F(counter) + n})
-    for (user, minute), n in user_counts.items():
-        UserMinute.objects.get_or_create(user=user, minute=minute)
-        UserMinute.objects.filter(user=user, minute=minute).update(messages=F("messages") + n)
+    bulk.insert(BehaviourRecord, _RECORD_COLUMNS, records)
+    bulk.upsert_add(RoomMinute, ("room", "minute"), _ROOM_COUNTER_NAMES, room_counts)
+    bulk.upsert_add(
+        UserMinute, ("user", "minute"), ("messages",), {k: (n,) for k, n in user_counts.items()}
+    )
     for minute, values in latencies.items():
         _add_latencies(minute, values)
 

@@ -16,7 +16,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from broker import streams
+from broker import bulk, streams
 from broker.models import DeadLetter, ProcessedEvent, SubscriberState
 from broker.registry import Subscriber
 from chat.events import Event, dumps
@@ -25,6 +25,8 @@ log = logging.getLogger("parley.broker")
 
 # Failures of the infrastructure, not of the event: retried without counting an attempt.
 TRANSIENT = (OperationalError, InterfaceError, redis.RedisError)
+# Event ids per ledger lookup (within every database's limit of query parameters).
+LOOKUP_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -73,41 +75,99 @@ class Processor:
         Raises whatever the handler raises; then nothing of the batch is committed.
         """
         with transaction.atomic():
-            done = set(
-                ProcessedEvent.objects.filter(
-                    subscriber=self.sub.name, event_id__in=[e.event_id for e in entries]
-                ).values_list("event_id", flat=True)
-            )
-            fresh: dict[uuid.UUID, Entry] = {}
-            for entry in entries:  # an event can stand twice in a stream (a re-publish)
-                if entry.event_id not in done and entry.event_id not in fresh:
-                    fresh[entry.event_id] = entry
-            if not fresh:
-                return 0
-            self.handle([e.event for e in fresh.values()])
-            ProcessedEvent.objects.bulk_create(
-                ProcessedEvent(
-                    subscriber=self.sub.name,
-                    event_id=e.event_id,
-                    topic=e.topic,
-                    stream_id=e.stream_id,
-                    worker=self.worker,
-                )
-                for e in fresh.values()
-            )
-            state, _ = SubscriberState.objects.get_or_create(subscriber=self.sub.name)
-            SubscriberState.objects.filter(pk=state.pk).update(
-                processed=F("processed") + len(fresh),
-                last_processed_at=timezone.now(),
-                last_event_ts=list(fresh.values())[-1].event["ts"],
-            )
+            fresh = self._apply(entries)
+            self._count(fresh)
         return len(fresh)
 
+    def commit_isolating(
+        self, entries: list[Entry]
+    ) -> tuple[list[Entry], list[tuple[Entry, Exception]]]:
+        """Apply the batch in one transaction, setting aside the events the handler refuses.
+
+        The batch is tried whole in a savepoint; if the handler raises, it is split in halves,
+        recursively, each half in its own savepoint, until the refused events stand alone. The
+        others commit together, before the caller records the failures. Returns the entries that
+        are done (applied now, or already in the ledger) and the refused ones with their errors.
+        Infrastructure failures (``TRANSIENT``) propagate and nothing is committed.
+        """
+        failures: list[tuple[Entry, Exception]] = []
+        with transaction.atomic():
+            fresh = self._apply_isolating(entries, failures)
+            self._count(fresh)
+        refused = {id(entry) for entry, _ in failures}
+        return [e for e in entries if id(e) not in refused], failures
+
+    def _apply_isolating(
+        self, entries: list[Entry], failures: list[tuple[Entry, Exception]]
+    ) -> list[Entry]:
+        try:
+            with transaction.atomic():  # a savepoint: a refusal rolls back this part only
+                return self._apply(entries)
+        except TRANSIENT:
+            raise
+        except Exception as exc:
+            if len(entries) == 1:
+                failures.append((entries[0], exc))
+                return []
+            mid = len(entries) // 2
+            return self._apply_isolating(entries[:mid], failures) + self._apply_isolating(
+                entries[mid:], failures
+            )
+
+    def _apply(self, entries: list[Entry]) -> list[Entry]:
+        """Run the handler on the entries not yet in the ledger and record them (in the caller's
+        transaction); return those entries."""
+        ids = list({e.event_id for e in entries})
+        done: set[uuid.UUID] = set()
+        for i in range(0, len(ids), LOOKUP_CHUNK):
+            done.update(
+                ProcessedEvent.objects.filter(
+                    subscriber=self.sub.name, event_id__in=ids[i : i + LOOKUP_CHUNK]
+                ).values_list("event_id", flat=True)
+            )
+        fresh: dict[uuid.UUID, Entry] = {}
+        for entry in entries:  # an event can stand twice in a stream (a re-publish)
+            if entry.event_id not in done and entry.event_id not in fresh:
+                fresh[entry.event_id] = entry
+        if not fresh:
+            return []
+        self.handle([e.event for e in fresh.values()])
+        now = timezone.now()
+        # A plain INSERT: the unique (subscriber, event id) makes a worker that raced another
+        # to the same event fail and roll back instead of applying it twice.
+        bulk.insert(
+            ProcessedEvent,
+            ("subscriber", "event_id", "topic", "stream_id", "worker", "processed_at"),
+            (
+                (self.sub.name, e.event_id, e.topic, e.stream_id, self.worker, now)
+                for e in fresh.values()
+            ),
+        )
+        return list(fresh.values())
+
+    def _count(self, fresh: list[Entry]) -> None:
+        if not fresh:
+            return
+        state, _ = SubscriberState.objects.get_or_create(subscriber=self.sub.name)
+        SubscriberState.objects.filter(pk=state.pk).update(
+            processed=F("processed") + len(fresh),
+            last_processed_at=timezone.now(),
+            last_event_ts=fresh[-1].event["ts"],
+        )
+
     def ack(self, entries: list[Entry | BadEntry]) -> None:
-        pipe = self.redis.pipeline(transaction=False)
+        """Acknowledge the entries and forget their failed attempts: one XACK per topic."""
+        if not entries:
+            return
+        by_topic: dict[str, list[str]] = {}
         for entry in entries:
-            pipe.xack(entry.topic, self.sub.group, entry.stream_id)
-            pipe.hdel(streams.attempts_key(self.sub.name), f"{entry.topic}|{entry.stream_id}")
+            by_topic.setdefault(entry.topic, []).append(entry.stream_id)
+        pipe = self.redis.pipeline(transaction=False)
+        for topic, ids in by_topic.items():
+            pipe.xack(topic, self.sub.group, *ids)
+        pipe.hdel(
+            streams.attempts_key(self.sub.name), *(f"{e.topic}|{e.stream_id}" for e in entries)
+        )
         pipe.execute()
 
     def record_failure(self, entry: Entry, exc: BaseException) -> int | None:

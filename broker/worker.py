@@ -108,29 +108,12 @@ class Worker:
         entries = [p for p in parsed if isinstance(p, Entry)]
         if not entries:
             return
-        try:
-            self.processor.commit(entries)
-        except TRANSIENT:
-            raise
-        except Exception as exc:
-            if len(entries) == 1:
-                self._failed(entries[0], exc)
-                return
-            # Isolate the failing event(s): apply one by one so the others go through.
-            for entry in entries:
-                self.process_one(entry)
-            return
-        self.processor.ack(entries)
-
-    def process_one(self, entry: Entry) -> None:
-        try:
-            self.processor.commit([entry])
-        except TRANSIENT:
-            raise
-        except Exception as exc:
+        # One transaction for the batch; a refused event is isolated (savepoints) so the others
+        # commit and are acknowledged first. Outages (TRANSIENT) propagate: nothing is acked.
+        done, failures = self.processor.commit_isolating(entries)
+        self.processor.ack(done)
+        for entry, exc in failures:
             self._failed(entry, exc)
-            return
-        self.processor.ack([entry])
 
     def _failed(self, entry: Entry, exc: Exception) -> None:
         attempts = self.processor.record_failure(entry, exc)

@@ -1,0 +1,97 @@
+"""Fast multi-row INSERT and additive UPSERT for subscriber handlers (SQLite and PostgreSQL).
+
+A catching-up worker writes thousands of rows a second; ``QuerySet.bulk_create`` spends most of
+that time compiling SQL and preparing every value through each field, and the aggregates' per-key
+``get_or_create`` + ``update`` cost two round trips a key. These helpers prepare values with the
+backend's own adapters (fast paths for the common field types) and send one statement per chunk.
+They run on the current connection, so inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from django.db import connection, models
+
+
+def _adapter(field: models.Field) -> Callable[[Any], Any]:
+    """How a Python value of ``field`` becomes a query parameter on this connection."""
+    if isinstance(field, models.UUIDField):
+        if connection.features.has_native_uuid_field:
+            return lambda v: v
+        return lambda v: v.hex
+    if isinstance(field, models.DateTimeField):
+        return connection.ops.adapt_datetimefield_value
+    if isinstance(field, models.CharField | models.TextField | models.IntegerField):
+        return lambda v: v
+    if isinstance(field, models.FloatField):
+        return lambda v: v
+    return lambda v: field.get_db_prep_save(v, connection)
+
+
+def _columns(model: type[models.Model], names: Sequence[str]) -> list[models.Field]:
+    return [model._meta.get_field(name) for name in names]
+
+
+def _chunks(rows: list[tuple], width: int) -> Iterable[list[tuple]]:
+    size = max(1, min(500, (connection.features.max_query_params or 999) // max(1, width)))
+    for i in range(0, len(rows), size):
+        yield rows[i : i + size]
+
+
+def _statement(model: type[models.Model], fields: list[models.Field], count: int) -> str:
+    quote = connection.ops.quote_name
+    cols = ", ".join(quote(f.column) for f in fields)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    # Only quoted model metadata and placeholders go into the text; values are parameters.
+    values = ", ".join([row] * count)
+    return f"INSERT INTO {quote(model._meta.db_table)} ({cols}) VALUES {values}"  # noqa: S608
+
+
+def insert(model: type[models.Model], names: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    """INSERT the rows (tuples of Python values in ``names`` order); a conflict raises.
+
+    Returns how many rows were written. Defaults and ``auto_now_add`` are not applied: give every
+    column that has no database default.
+    """
+    fields = _columns(model, names)
+    adapters = [_adapter(f) for f in fields]
+    prepared = [tuple(a(v) for a, v in zip(adapters, row, strict=True)) for row in rows]
+    with connection.cursor() as cursor:
+        for chunk in _chunks(prepared, len(fields)):
+            cursor.execute(_statement(model, fields, len(chunk)), [v for r in chunk for v in r])
+    return len(prepared)
+
+
+def upsert_add(
+    model: type[models.Model],
+    keys: Sequence[str],
+    counters: Sequence[str],
+    rows: dict[tuple, Sequence[int]],
+) -> None:
+    """Add ``rows`` (key tuple -> counter increments) to the counters of the rows with those
+    keys, creating missing rows: one ``INSERT ... ON CONFLICT (keys) DO UPDATE SET c = c +
+    excluded.c`` a chunk. ``keys`` must be covered by a unique constraint, and every key appears
+    once (it is a dict), as both databases require of one statement."""
+    if not rows:
+        return
+    quote = connection.ops.quote_name
+    key_fields, counter_fields = _columns(model, keys), _columns(model, counters)
+    fields = key_fields + counter_fields
+    adapters = [_adapter(f) for f in fields]
+    table = quote(model._meta.db_table)
+    conflict = ", ".join(quote(f.column) for f in key_fields)
+    update = ", ".join(
+        f"{quote(f.column)} = {table}.{quote(f.column)} + excluded.{quote(f.column)}"
+        for f in counter_fields
+    )
+    prepared = [
+        tuple(a(v) for a, v in zip(adapters, (*key, *incs), strict=True))
+        for key, incs in rows.items()
+    ]
+    with connection.cursor() as cursor:
+        for chunk in _chunks(prepared, len(fields)):
+            insert = _statement(model, fields, len(chunk))
+            sql = f"{insert} ON CONFLICT ({conflict}) DO UPDATE SET {update}"
+            cursor.execute(sql, [v for r in chunk for v in r])
