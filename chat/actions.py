@@ -63,6 +63,14 @@ def check_can_post(*, user: AbstractBaseUser, room: Room) -> None:
         raise ActionError("forbidden", "you are not a member of this room")
 
 
+@dataclass(frozen=True)
+class PostRequest:
+    author: AbstractBaseUser
+    room: Room
+    body: object
+    client_id: uuid.UUID | None = None
+
+
 def post_message(
     *, author: AbstractBaseUser, room: Room, body: object, client_id: uuid.UUID | None = None
 ) -> PostResult:
@@ -71,13 +79,107 @@ def post_message(
     A repeated ``client_id`` (the sender's retry) returns the message it already created,
     without counting against the rate limit. Raises ActionError for invalid or forbidden input.
     """
-    body = check_body(body)
+    return _post_one(PostRequest(author, room, body, client_id))
+
+
+def post_messages(requests: list[PostRequest]) -> list[PostResult | ActionError]:
+    """``post_message`` for many requests at once (the WebSocket path batches what its sockets
+    send meanwhile): each request is checked and answered exactly as ``post_message`` would,
+    but each room's new messages are written in one transaction (``Message.create_batch``).
+    Returns, in order, each request's result or the ActionError that refused it."""
+    results: list[PostResult | ActionError | None] = [None] * len(requests)
+    checked: dict[tuple[int, int], ActionError | None] = {}
+    fresh: dict[int, list[tuple[int, Message]]] = {}  # room id -> (index, new message)
+    firsts: dict[tuple[int, uuid.UUID], int] = {}  # a client_id's first request in the batch
+    existing = _existing_client_ids(requests)
+    for i, req in enumerate(requests):
+        try:
+            body = check_body(req.body)
+            key = (req.author.pk, req.room.pk)
+            if key not in checked:
+                try:
+                    check_can_post(user=req.author, room=req.room)
+                    checked[key] = None
+                except ActionError as exc:
+                    checked[key] = exc
+            if checked[key] is not None:
+                raise checked[key]
+            if req.client_id is not None:
+                retried = existing.get((req.author.pk, req.client_id))
+                if retried is not None:
+                    if retried.room_id != req.room.pk:
+                        raise _client_id_reused()
+                    results[i] = PostResult(retried, created=False)
+                    continue
+                first = firsts.setdefault((req.author.pk, req.client_id), i)
+                if first != i:  # the same post twice in one batch: answered after the writes
+                    continue
+            message = Message(room=req.room, author=req.author, body=body, client_id=req.client_id)
+            fresh.setdefault(req.room.pk, []).append((i, message))
+        except ActionError as exc:
+            results[i] = exc
+    # The rate limit counts what passed the checks, in request order, in one round trip.
+    counted = sorted(item for batch in fresh.values() for item in batch)
+    allowed = ratelimit.allow_posts([message.author_id for _, message in counted])
+    for (i, _), ok in zip(counted, allowed, strict=True):
+        if not ok:
+            results[i] = ActionError("rate_limited", "too many messages, slow down")
+    fresh = {
+        room_id: [(i, m) for i, m in batch if results[i] is None]
+        for room_id, batch in fresh.items()
+    }
+    for batch in fresh.values():
+        if not batch:
+            continue
+        try:
+            Message.create_batch([message for _, message in batch])
+        except IntegrityError:
+            # A concurrent request with one of these client_ids won: answer one by one.
+            for i, _ in batch:
+                results[i] = _answer(_post_one, requests[i], count=False)
+            continue
+        for i, message in batch:
+            results[i] = PostResult(message, created=True)
+    for i, req in enumerate(requests):
+        if results[i] is None:  # a repeat of an earlier request of this batch
+            done = results[firsts[(req.author.pk, req.client_id)]]
+            results[i] = (
+                PostResult(done.message, created=False) if isinstance(done, PostResult) else done
+            )
+    return results  # type: ignore[return-value]
+
+
+def _answer(post, req: PostRequest, **kwargs) -> PostResult | ActionError:
+    try:
+        return post(req, **kwargs)
+    except ActionError as exc:
+        return exc
+
+
+def _existing_client_ids(requests: list[PostRequest]) -> dict[tuple[int, uuid.UUID], Message]:
+    """Messages already created for the client_ids of ``requests`` (retries), in one query."""
+    wanted = {(r.author.pk, r.client_id) for r in requests if r.client_id is not None}
+    if not wanted:
+        return {}
+    found = Message.objects.select_related("room", "author").filter(
+        author_id__in={a for a, _ in wanted}, client_id__in={c for _, c in wanted}
+    )
+    return {(m.author_id, m.client_id): m for m in found if (m.author_id, m.client_id) in wanted}
+
+
+def _client_id_reused() -> ActionError:
+    return ActionError("client_id_reused", "this client_id was used for another room")
+
+
+def _post_one(req: PostRequest, *, count: bool = True) -> PostResult:
+    author, room, client_id = req.author, req.room, req.client_id
+    body = check_body(req.body)
     check_can_post(user=author, room=room)
     if client_id is not None:
         existing = _by_client_id(author=author, client_id=client_id, room=room)
         if existing is not None:
             return PostResult(existing, created=False)
-    if not ratelimit.allow_post(author.pk):
+    if count and not ratelimit.allow_post(author.pk):
         raise ActionError("rate_limited", "too many messages, slow down")
     try:
         with transaction.atomic():
@@ -99,7 +201,7 @@ def _by_client_id(*, author: AbstractBaseUser, client_id: uuid.UUID, room: Room)
         .first()
     )
     if existing is not None and existing.room_id != room.pk:
-        raise ActionError("client_id_reused", "this client_id was used for another room")
+        raise _client_id_reused()
     return existing
 
 

@@ -19,6 +19,7 @@ post holds them and releases them, in order, after its ack.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -30,12 +31,14 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from accounts.authentication import SUBPROTOCOL
-from chat import actions, events, online, presence, protocol, selectors
+from chat import actions, batching, events, online, presence, protocol, selectors
 from chat.selectors import RoomAccessError
 from config.db import db
 from config.sockets import ClientGoneSafeSend, innermost_send
 
 log = logging.getLogger("parley.ws")
+
+MAX_INFLIGHT = 64  # a socket's posts awaiting their ack before the server stops reading it
 
 
 class RoomConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
@@ -53,12 +56,17 @@ class RoomConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
     last_typing = 0.0
     replaying = False  # a replay from the database is running or waiting to run
     missed_change = 0  # the newest change a replay was told of while it ran
-    held: list[dict] | None = None  # live events set aside while the socket's own post runs
+    held: list[dict] | None = None  # live events set aside while the socket's posts are in flight
+    acked_change = 0  # the newest change number of a message this socket was acked
+    acker: asyncio.Task | None = None
     catch_up_task: asyncio.Task | None = None
 
     async def __call__(self, scope, receive, send) -> None:
         self.layer = get_channel_layer()
         self.replay_lock = asyncio.Lock()
+        self.inflight: collections.deque[tuple[protocol.SendMessage, asyncio.Future]] = (
+            collections.deque()
+        )
         self.raw_send = innermost_send(send)
         try:
             await super().__call__(scope, receive, send)
@@ -107,6 +115,10 @@ class RoomConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
             await self.layer.unlisten(self.signals, self)
         if self.catch_up_task:
             self.catch_up_task.cancel()
+        if self.acker:
+            self.acker.cancel()
+        for _, future in self.inflight:  # the batch writer skips them; nobody awaits them now
+            future.cancel()
 
     async def _record_presence(self, type: str) -> None:
         await db(presence.record_connection)(
@@ -114,12 +126,12 @@ class RoomConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
         )
 
     # --- live events, called by the layer's receiving task (must not block) --------------------
-    def _on_room_event(self, event: dict):
+    def _on_room_event(self, event: dict, held: bool = True):
         if event["type"] == "layer.reconnected":
             # Redis came back: anything published while it was away is in the database.
             self._note_missed((self.last_change or 0) + 1)
             return None
-        if self.held is not None:
+        if held and self.held is not None:
             self.held.append(event)
             return None
         change = event["change"]
@@ -218,36 +230,74 @@ class RoomConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
             await self._post(frame)
         elif isinstance(frame, protocol.Sync):
             self.errors_in_a_row = 0
+            await self._posts_answered()
             await self._replay(lambda: self._resume(frame.after_seq, frame.after_change))
         elif isinstance(frame, protocol.Typing):
             self.errors_in_a_row = 0
             await self._typing()
         else:
             self.errors_in_a_row = 0
+            await self._posts_answered()
             await self.send(events.dumps({"type": "pong"}))
 
     async def _post(self, frame: protocol.SendMessage) -> None:
-        self.held = []  # the ack goes out before the live copy of the message
+        """Hand the post to this process' batch writer and go on reading: a client may send
+        many posts without waiting. Acks go out in the order the posts came, from ``_ack``."""
+        if len(self.inflight) >= MAX_INFLIGHT:  # back-pressure: stop reading this client
+            await asyncio.wait({self.inflight[0][1]})
+        request = actions.PostRequest(
+            author=self.scope["user"], room=self.room, body=frame.body, client_id=frame.client_id
+        )
+        self.inflight.append((frame, batching.batcher().submit(request)))
+        if self.held is None:
+            self.held = []  # the ack of a post goes out before the live copy of its message
+        if self.acker is None:
+            self.acker = asyncio.create_task(self._ack())
+
+    async def _ack(self) -> None:
+        """Answer the posts in flight in order; after each answer, release the live events
+        held back that it covers (all of them once nothing is in flight)."""
         try:
-            try:
-                message, created = await db(_post_and_describe)(
-                    author=self.scope["user"],
-                    room=self.room,
-                    body=frame.body,
-                    client_id=frame.client_id,
-                )
-            except actions.ActionError as exc:
-                client_id = str(frame.client_id) if frame.client_id else None
-                await self._refuse(exc.code, exc.detail, client_id=client_id)
-                return
-            self.errors_in_a_row = 0
-            await self.send(protocol.ack(frame.client_id, message, created=created))
+            while self.inflight:
+                frame, future = self.inflight[0]
+                try:
+                    message, created, change = await future
+                except asyncio.CancelledError:
+                    raise
+                except actions.ActionError as exc:
+                    self.inflight.popleft()
+                    client_id = str(frame.client_id) if frame.client_id else None
+                    await self._refuse(exc.code, exc.detail, client_id=client_id)
+                else:
+                    self.inflight.popleft()
+                    self.errors_in_a_row = 0
+                    self.acked_change = max(self.acked_change, change)
+                    await self.send(protocol.ack(frame.client_id, message, created=created))
+                await self._release_held()
+        except Exception:
+            # The database failed under the batch: close, so the client reconnects and sends
+            # its unacknowledged posts again (their client_ids make that safe).
+            log.exception("posting failed; closing the socket")
+            await self.close(code=1011)
         finally:
-            held, self.held = self.held, None
-            for event in held:
-                pending = self._on_room_event(event)
-                if pending is not None:
-                    await pending
+            self.acker = None
+
+    async def _release_held(self) -> None:
+        while self.held:
+            if self.inflight and self.held[0]["change"] > self.acked_change:
+                return  # maybe the live copy of a post still in flight: wait for its ack
+            event = self.held.pop(0)
+            pending = self._on_room_event(event, held=False)
+            if pending is not None:
+                await pending
+        if not self.inflight:
+            self.held = None
+
+    async def _posts_answered(self) -> None:
+        """Wait until every post in flight is answered: frames after posts are answered after
+        them (a ping's pong follows the acks of the posts sent before it)."""
+        while self.acker is not None:
+            await asyncio.wait({self.acker})
 
     async def _refuse(self, code: str, detail: str, **extra: object) -> None:
         self.errors_in_a_row += 1
@@ -324,11 +374,6 @@ def _query(scope, name: str) -> str | None:
     """The last value of a query-string parameter, or None."""
     values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(name)
     return values[-1] if values else None
-
-
-def _post_and_describe(**kwargs) -> tuple[events.MessageData, bool]:
-    result = actions.post_message(**kwargs)
-    return events.message_data(result.message), result.created
 
 
 class UserConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):

@@ -19,7 +19,24 @@ def record(event: events.Event, *, room_id: int | None, change: int | None = Non
     event exists if and only if the change does. Publishing is attempted right after commit;
     if Redis is unreachable then, the row stays pending and the relay publishes it later.
     """
-    row = OutboxEvent.objects.create(
+    row = _row(event, room_id=room_id, change=change)
+    row.save()
+    transaction.on_commit(partial(relay.flush_after_commit, room_id))
+    return row
+
+
+def record_many(
+    events_and_changes: list[tuple[events.Event, int | None]], *, room_id: int | None
+) -> None:
+    """``record`` for several events of one room, in their order, with one INSERT."""
+    OutboxEvent.objects.bulk_create(
+        [_row(event, room_id=room_id, change=change) for event, change in events_and_changes]
+    )
+    transaction.on_commit(partial(relay.flush_after_commit, room_id))
+
+
+def _row(event: events.Event, *, room_id: int | None, change: int | None) -> OutboxEvent:
+    return OutboxEvent(
         event_id=uuid.UUID(event["id"]),
         topic=event["topic"],
         type=event["type"],
@@ -29,5 +46,3 @@ def record(event: events.Event, *, room_id: int | None, change: int | None = Non
         event=event,
         created_at=parse_datetime(event["ts"]),
     )
-    transaction.on_commit(partial(relay.flush_after_commit, room_id))
-    return row

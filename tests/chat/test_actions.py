@@ -98,3 +98,73 @@ def test_join_public_room_is_idempotent_and_private_needs_invitation(lobby, secr
     )
     with pytest.raises(actions.ActionError):
         actions.join_room(user=mallory, room=secret_room)
+
+
+# --- post_messages: the batch form the WebSocket path uses ------------------------------------
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_answers_each_request_as_post_message_would(
+    lobby, secret_room, bob, mallory, stream_events
+):
+    retried = uuid.uuid4()
+    earlier = actions.post_message(author=bob, room=lobby, body="earlier", client_id=retried)
+    twice = uuid.uuid4()
+    Req = actions.PostRequest
+    results = actions.post_messages(
+        [
+            Req(bob, lobby, "one"),
+            Req(bob, lobby, "   "),  # refused: empty
+            Req(bob, lobby, "earlier", retried),  # a retry of a post made before the batch
+            Req(bob, secret_room, "in secret"),
+            Req(mallory, secret_room, "let me in"),  # refused: not a member
+            Req(bob, lobby, "two", twice),
+            Req(bob, lobby, "two", twice),  # the same post twice in one batch
+            Req(bob, secret_room, "elsewhere", retried),  # refused: client_id of another room
+            Req(bob, lobby, "three"),
+        ]
+    )
+    codes = [r.code if isinstance(r, actions.ActionError) else None for r in results]
+    assert codes == [None, "body_required", None, None, "forbidden", None, None,
+                     "client_id_reused", None]  # fmt: skip
+    assert [(r.message.seq, r.created) for r in results if isinstance(r, actions.PostResult)] == [
+        (2, True),
+        (1, False),
+        (1, True),
+        (3, True),
+        (3, False),
+        (4, True),
+    ]
+    assert results[2].message.pk == earlier.message.pk
+    assert results[6].message.pk == results[5].message.pk
+    lobby_bodies = list(Message.objects.filter(room=lobby).order_by("seq").values_list("body"))
+    assert lobby_bodies == [("earlier",), ("one",), ("two",), ("three",)]
+    published = [(e["room"], e["seq"]) for e in stream_events()]
+    assert published == [("lobby", 1), ("lobby", 2), ("lobby", 3), ("lobby", 4), ("secret", 1)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_counts_against_the_rate_limit(lobby, bob):
+    with override_settings(PARLEY={**PARLEY, "RATE_LIMIT_MESSAGES": 3}):
+        requests = [actions.PostRequest(bob, lobby, f"m{i}") for i in range(5)]
+        results = actions.post_messages(requests)
+    codes = [getattr(r, "code", None) for r in results]
+    assert codes == [None, None, None, "rate_limited", "rate_limited"]
+    assert Message.objects.count() == 3
+    with override_settings(PARLEY={**PARLEY, "RATE_LIMIT_MESSAGES": 3}):  # a batch all refused
+        [refused] = actions.post_messages([actions.PostRequest(bob, lobby, "one more")])
+    assert refused.code == "rate_limited" and Message.objects.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_that_loses_a_client_id_race_answers_one_by_one(
+    lobby, bob, stream_events, monkeypatch
+):
+    """Another process created one of the batch's client_ids between the batch's check and its
+    write: the batch's INSERT fails as a whole, and each request is answered on its own."""
+    raced = uuid.uuid4()
+    actions.post_message(author=bob, room=lobby, body="won the race", client_id=raced)
+    monkeypatch.setattr(actions, "_existing_client_ids", lambda requests: {})  # the check missed
+    results = actions.post_messages(
+        [actions.PostRequest(bob, lobby, "a"), actions.PostRequest(bob, lobby, "x", raced)]
+    )
+    assert [(r.message.seq, r.created) for r in results] == [(2, True), (1, False)]
+    assert [e["seq"] for e in stream_events()] == [1, 2]

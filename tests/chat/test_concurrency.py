@@ -19,7 +19,8 @@ WORKERS = 4
 PER_WORKER = 50
 
 # One writer process: set up Django, say "ready", wait for "go" on stdin (so that every worker
-# starts posting at the same moment), then post PER_WORKER messages one after the other.
+# starts posting at the same moment), then post PER_WORKER messages one after the other — one
+# at a time (post_message) or in batches of 10 (post_messages, the WebSocket path).
 WORKER = textwrap.dedent(
     """
     import sys
@@ -33,13 +34,22 @@ WORKER = textwrap.dedent(
     from chat import actions
     from chat.models import Room
 
-    worker, count, username = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    worker, count, username, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
     room = Room.objects.get(slug="lobby")
     author = get_user_model().objects.get(username=username)
     print("ready", flush=True)
     sys.stdin.readline()
-    for i in range(count):
-        actions.post_message(author=author, room=room, body=f"w{worker} {i}")
+    if mode == "one":
+        for i in range(count):
+            actions.post_message(author=author, room=room, body=f"w{worker} {i}")
+    else:
+        for start in range(0, count, 10):
+            requests = [
+                actions.PostRequest(author, room, f"w{worker} {i}")
+                for i in range(start, min(count, start + 10))
+            ]
+            results = actions.post_messages(requests)
+            assert all(isinstance(r, actions.PostResult) for r in results), results
     print("done", flush=True)
     """
 )
@@ -49,11 +59,11 @@ WORKER = textwrap.dedent(
 def workers(tmp_path):
     started: list[tuple[subprocess.Popen, object]] = []
 
-    def start(n: int, username: str) -> tuple[subprocess.Popen, object]:
+    def start(n: int, username: str, mode: str) -> tuple[subprocess.Popen, object]:
         log_path = tmp_path / f"worker-{n}.log"
         log = open(log_path, "wb")  # noqa: SIM115 - closed in teardown
         proc = subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(n), str(PER_WORKER), username],
+            [sys.executable, "-c", WORKER, str(n), str(PER_WORKER), username, mode],
             env=server_env(settings.REDIS_URL, PARLEY_RATE_LIMIT_MESSAGES="100000"),
             cwd=BASE_DIR,
             stdin=subprocess.PIPE,
@@ -74,7 +84,10 @@ def workers(tmp_path):
 def test_processes_posting_at_once_get_gapless_unique_seqs_published_in_order(
     workers, lobby, stream_events
 ):
-    procs = [workers(n, "alice" if n % 2 else "bob") for n in range(WORKERS)]
+    # Two workers post one message per transaction, two post batches of ten.
+    procs = [
+        workers(n, "alice" if n % 2 else "bob", "one" if n < 2 else "batch") for n in range(WORKERS)
+    ]
 
     def logs() -> str:
         return "".join(f"\n----- {path.name}\n{path.read_text()[-3000:]}" for _, path in procs)

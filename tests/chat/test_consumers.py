@@ -562,6 +562,44 @@ async def test_layer_reconnected_catches_up_from_the_database(lobby, alice, bob,
     await sock.disconnect()
 
 
+# --- many sockets posting at once (the batched write path) -----------------------------------
+@override_settings(PARLEY={**PARLEY, "RATE_LIMIT_MESSAGES": 1000})
+async def test_sockets_posting_at_once_are_all_acked_and_seen_once_in_order(lobby, alice, bob):
+    """Posts that arrive while a batch is in the database are written together; every post
+    gets its own ack, and a listener sees 1..N once, in order."""
+    listener, _ = await open_socket(bob)
+    posters = [(await open_socket(alice if i % 2 else bob))[0] for i in range(5)]
+    per_socket = 20
+
+    async def post_all(sock: Socket, n: int) -> list[dict]:
+        client_ids = [str(uuid.uuid4()) for _ in range(per_socket)]
+        for i, client_id in enumerate(client_ids):  # without waiting for the acks
+            body = f"s{n} {i}"
+            await sock.send({"type": "message.send", "body": body, "client_id": client_id})
+        acks = {}
+        while len(acks) < per_socket:
+            frame = await sock.recv()
+            if frame["type"] == "message.ack":
+                acks[frame["client_id"]] = frame
+        return [acks[c] for c in client_ids]
+
+    answers = await asyncio.gather(*(post_all(s, n) for n, s in enumerate(posters)))
+    total = per_socket * len(posters)
+    for n, acks in enumerate(answers):
+        assert all(a["created"] for a in acks)
+        assert [a["message"]["body"] for a in acks] == [f"s{n} {i}" for i in range(per_socket)]
+        seqs = [a["message"]["seq"] for a in acks]
+        assert seqs == sorted(seqs)  # a socket's posts keep their order
+    assert sorted(a["message"]["seq"] for acks in answers for a in acks) == list(
+        range(1, total + 1)
+    )
+    received = await listener.messages(until_seq=total)
+    assert [m["seq"] for m in received] == list(range(1, total + 1))
+    assert await listener.nothing_pending()
+    for sock in (listener, *posters):
+        await sock.disconnect()
+
+
 # --- bad input -----------------------------------------------------------------------------------
 ABSENT = "absent"  # no client_id key in the error frame
 CLIENT_ID = "6f1e5a3c-8a55-4a7e-9c1d-0a4b2d9f7e10"
