@@ -29,10 +29,10 @@ def record_many(
     events_and_changes: list[tuple[events.Event, int | None]], *, room_id: int | None
 ) -> None:
     """``record`` for several events of one room, in their order, with one INSERT."""
-    OutboxEvent.objects.bulk_create(
+    rows = OutboxEvent.objects.bulk_create(
         [_row(event, room_id=room_id, change=change) for event, change in events_and_changes]
     )
-    transaction.on_commit(partial(relay.flush_after_commit, room_id))
+    transaction.on_commit(partial(relay.flush_after_commit, room_id, rows))
 
 
 def _row(event: events.Event, *, room_id: int | None, change: int | None) -> OutboxEvent:

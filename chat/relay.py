@@ -12,6 +12,7 @@ published (or seen published) every change below N, so a room's events reach Red
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import timedelta
 
@@ -46,9 +47,27 @@ return 1
 BATCH = 200
 
 
-def _script(client: redis.Redis):
-    # register_script caches the SHA and falls back to EVAL after a Redis restart.
-    return client.register_script(_PUBLISH)
+_SHA = hashlib.sha1(_PUBLISH.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
+
+
+def _execute(client: redis.Redis, calls: list[tuple[list, list]]) -> list:
+    """Run the publish script once per (keys, args), pipelined, in one round trip.
+
+    EVALSHA directly: redis-py's registered scripts ask SCRIPT EXISTS before every pipeline,
+    a second round trip per batch. After a Redis restart the script is unknown: load it and
+    run the calls again (the script's change guard makes the repeat harmless).
+    """
+    for attempt in (1, 2):
+        pipe = client.pipeline(transaction=False)
+        for keys, args in calls:
+            pipe.evalsha(_SHA, len(keys), *keys, *args)
+        try:
+            return pipe.execute()
+        except redis.exceptions.NoScriptError:
+            if attempt == 2:
+                raise
+            client.script_load(_PUBLISH)
+    raise AssertionError("unreachable")
 
 
 def publish_rows(rows: list[OutboxEvent], client: redis.Redis | None = None) -> int:
@@ -59,9 +78,8 @@ def publish_rows(rows: list[OutboxEvent], client: redis.Redis | None = None) -> 
     if not rows:
         return 0
     client = client or get_redis()
-    script = _script(client)
     layer = get_channel_layer()
-    pipe = client.pipeline(transaction=False)
+    calls = []
     for row in rows:
         event = row.event
         frame = events.client_frame(event)
@@ -78,26 +96,38 @@ def publish_rows(rows: list[OutboxEvent], client: redis.Redis | None = None) -> 
                     "frame": frame,
                 }
             )
-        script(
-            keys=[events.stream_key(row.topic), PUBLISHED_SEQ_KEY],
-            args=[
-                row.room_id if row.room_id is not None else "",
-                row.change if row.change is not None else "",
-                group_channel,
-                layer_message,
-                str(row.event_id),
-                row.type,
-                events.dumps(event),
-            ],
-            client=pipe,
+        calls.append(
+            (
+                [events.stream_key(row.topic), PUBLISHED_SEQ_KEY],
+                [
+                    row.room_id if row.room_id is not None else "",
+                    row.change if row.change is not None else "",
+                    group_channel,
+                    layer_message,
+                    str(row.event_id),
+                    row.type,
+                    events.dumps(event),
+                ],
+            )
         )
-    results = pipe.execute()
+    results = _execute(client, calls)
     OutboxEvent.objects.filter(pk__in=[r.pk for r in rows]).update(published_at=timezone.now())
     return sum(1 for r in results if r == 1)
 
 
-def flush_room(room_id: int | None) -> int:
-    """Publish every pending event of one room (or of no room), in order."""
+def flush_room(room_id: int | None, written: list[OutboxEvent] | None = None) -> int:
+    """Publish every pending event of one room (or of no room), in order.
+
+    ``written``: rows the caller has just committed, still in memory. When they are all that
+    is pending, they are published as they are, without reading them back."""
+    if written:
+        pending = list(
+            OutboxEvent.objects.filter(room_id=room_id, published_at__isnull=True)
+            .order_by("id")
+            .values_list("id", flat=True)[: len(written) + 1]
+        )
+        if pending == [row.pk for row in written]:
+            return publish_rows(written)
     published = 0
     while True:
         rows = list(
@@ -110,10 +140,10 @@ def flush_room(room_id: int | None) -> int:
             return published
 
 
-def flush_after_commit(room_id: int | None) -> None:
+def flush_after_commit(room_id: int | None, written: list[OutboxEvent] | None = None) -> None:
     """The fast path, run by ``transaction.on_commit``: publish now, or leave it to the relay."""
     try:
-        flush_room(room_id)
+        flush_room(room_id, written)
     except redis.RedisError as exc:
         log.warning("Redis unreachable after commit, the relay will publish: %s", exc)
 
