@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import time
 import uuid
@@ -52,7 +51,7 @@ class RoomConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
     last_change: int | None = 0  # the newest change accounted for (None: edits not replayed)
     errors_in_a_row = 0
     signals: str | None = None  # the room's presence/typing group, if the socket opted in
-    refresher: asyncio.Task | None = None
+    online = False  # the process' presence refresher keeps this socket's entry alive
     last_typing = 0.0
     replaying = False  # a replay from the database is running or waiting to run
     missed_change = 0  # the newest change a replay was told of while it ran
@@ -179,19 +178,13 @@ class RoomConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
             self.room_id, username, self.session, listening=self.signals is not None
         )
         await self._signal_presence(users)
-        self.refresher = asyncio.create_task(self._stay_online(username))
-
-    async def _stay_online(self, username: str) -> None:
-        while True:
-            await asyncio.sleep(online.REFRESH_SECONDS)
-            await online.refresh(self.room_id, username, self.session)
+        online.refresher().track(self.room_id, online.member(username, self.session))
+        self.online = True
 
     async def _go_offline(self) -> None:
-        if self.refresher:
-            self.refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.refresher
         username = self.scope["user"].get_username()
+        if self.online:
+            online.refresher().untrack(self.room_id, online.member(username, self.session))
         await self._signal_presence(await online.leave(self.room_id, username, self.session))
 
     async def _signal_presence(self, users: list[str] | None) -> None:

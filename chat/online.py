@@ -1,12 +1,12 @@
 """Who is online in a room and who is typing: ephemeral, never persisted, best effort.
 
 Presence is a Redis sorted set per room; each member is "<username>|<session>" scored with the
-time it expires. A socket writes its entry on connect, refreshes it every ``REFRESH_SECONDS``
-and removes it on disconnect; the entry of a socket whose process died expires after
-``TTL_SECONDS``. Whenever a socket arrives or leaves and some socket listens on the room's
-signals group (Redis' subscriber count of its channel, read in the same round trip), the list
-is read once and sent to that group as one pre-serialized frame; when nobody listens, nothing
-is read or sent.
+time it expires. A socket writes its entry on connect, the process' refresher rewrites all
+its entries every ``REFRESH_SECONDS``, and a socket removes its entry on disconnect; the entry
+of a socket whose process died expires after ``TTL_SECONDS``. Whenever a socket arrives or
+leaves and some socket listens on the room's signals group (Redis' subscriber count of its
+channel, read in the same round trip), the list is read once and sent to that group as one
+pre-serialized frame; when nobody listens, nothing is read or sent.
 
 Sockets opt in to these frames with ``?presence=1`` (the signals group), so clients that only
 want messages see exactly the frames they always did.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 
 import redis
 from channels.layers import get_channel_layer
@@ -77,17 +78,61 @@ async def enter(
     return await _update(room_id, add=f"{username}|{session}", listening=listening)
 
 
-async def refresh(room_id: int, username: str, session: str) -> None:
-    """Push the socket's expiry forward: a write only, nothing read back (1,000 sockets each
-    reading the whole set every 25 s cost a tenth of a core while idle)."""
-    now = time.time()
-    try:
-        pipe = _redis().pipeline(transaction=False)
-        pipe.zadd(_key(room_id), {f"{username}|{session}": now + TTL_SECONDS})
-        pipe.expire(_key(room_id), TTL_SECONDS * 2)
-        await pipe.execute()
-    except (redis.RedisError, OSError) as exc:
-        log.warning("presence not refreshed, Redis unreachable: %s", exc)
+class _Refresher:
+    """Keeps this process' presence entries alive: one task and one pipelined write every
+    ``REFRESH_SECONDS`` for all its sockets (a task per socket cost a coroutine and its
+    wake-ups per socket)."""
+
+    def __init__(self) -> None:
+        self.members: dict[int, set[str]] = {}
+        self.task: asyncio.Task | None = None
+
+    def track(self, room_id: int, member: str) -> None:
+        self.members.setdefault(room_id, set()).add(member)
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._run())
+
+    def untrack(self, room_id: int, member: str) -> None:
+        members = self.members.get(room_id)
+        if members is not None:
+            members.discard(member)
+            if not members:
+                del self.members[room_id]
+
+    async def _run(self) -> None:
+        while self.members:
+            await asyncio.sleep(REFRESH_SECONDS)
+            await self.refresh()
+
+    async def refresh(self) -> None:
+        """Push every tracked entry's expiry forward: writes only, nothing read back."""
+        expires = time.time() + TTL_SECONDS
+        try:
+            pipe = _redis().pipeline(transaction=False)
+            for room_id, members in list(self.members.items()):
+                pipe.zadd(_key(room_id), dict.fromkeys(members, expires))
+                pipe.expire(_key(room_id), TTL_SECONDS * 2)
+            await pipe.execute()
+        except (redis.RedisError, OSError) as exc:
+            log.warning("presence not refreshed, Redis unreachable: %s", exc)
+
+
+_refreshers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Refresher] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def refresher() -> _Refresher:
+    """This event loop's refresher."""
+    loop = asyncio.get_running_loop()
+    found = _refreshers.get(loop)
+    if found is None:
+        found = _refreshers[loop] = _Refresher()
+    return found
+
+
+def member(username: str, session: str) -> str:
+    return f"{username}|{session}"
 
 
 async def leave(room_id: int, username: str, session: str) -> list[str] | None:

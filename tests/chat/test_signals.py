@@ -130,3 +130,21 @@ async def test_a_burst_of_presence_updates_waits_for_connections_instead_of_fail
 
     await asyncio.gather(*(online.enter(lobby.pk, f"user{i}", f"s{i}") for i in range(300)))
     assert get_redis().zcard(f"parley:online:{lobby.pk}") == 300
+
+
+async def test_the_process_refresher_keeps_every_open_socket_online_and_drops_closed_ones(
+    lobby, bob
+):
+    """One refresher per process rewrites the expiry of each open socket's entry."""
+    from chat import online
+
+    first, _ = await open_socket(bob)
+    second, _ = await open_socket(bob)
+    key = f"parley:online:{lobby.pk}"
+    get_redis().zadd(key, dict.fromkeys(get_redis().zrange(key, 0, -1), 1))  # about to expire
+    await second.disconnect()
+    await online.refresher().refresh()
+    entries = get_redis().zrange(key, 0, -1, withscores=True)
+    assert len(entries) == 1 and entries[0][1] > 1  # the open socket's entry, pushed forward
+    await first.disconnect()
+    assert online.refresher().members == {}
