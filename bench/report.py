@@ -78,6 +78,7 @@ COLUMNS: dict[str, list[tuple[str, Callable[[Row], str]]]] = {
         ("conn", _p("connected")),
         ("idle CPU s/s", _r("idle_cpu_per_s", 3)),
         ("idle RSS MiB", lambda r: fmt(sum((r.get("idle_rss_mib") or {}).values()))),
+        ("KiB/socket", _r("kib_per_idle_socket")),
         ("trickle msgs", _r("messages")),
         *DELIVERY,
         ("srv CPU s", _r("server_cpu_s", 2)),

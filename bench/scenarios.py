@@ -22,7 +22,7 @@ from typing import Any
 
 from bench.clients import ClientOpts
 from bench.load import LoadPlan, run_load, split
-from bench.measure import CpuWindow, per_1000
+from bench.measure import CpuWindow, per_1000, rss_mib
 from bench.stack import ParleyStack, RawStack, log_problems
 
 SCENARIOS = ("fanout", "throughput", "idle", "scaleout", "catchup")
@@ -243,7 +243,7 @@ def idle(run: Run) -> list[dict]:
         cfg.trickle_seconds, rate=1.0, ready_timeout=cfg.idle_seconds + 180, drain_timeout=15
     )
 
-    def idle_window(processes: dict[str, int]) -> dict[str, Any]:
+    def idle_window(processes: dict[str, int], before: dict[str, float]) -> dict[str, Any]:
         window = CpuWindow(processes)
         time.sleep(cfg.idle_seconds)
         cpu = window.stop()
@@ -254,6 +254,7 @@ def idle(run: Run) -> list[dict]:
             "idle_cpu_per_s": round(total / cfg.idle_seconds, 4),
             "idle_cpu_by_process_s": cpu,
             "idle_rss_mib": window.rss(),
+            **_socket_memory(processes, before, n),
         }
 
     def once(target: str) -> dict:
@@ -261,11 +262,14 @@ def idle(run: Run) -> list[dict]:
         if target == "raw push":
             with RawStack(run.out_dir) as raw:
                 plan = _listener_plan(raw, "", n, cfg.client_procs)
-                plan.before_go = idle_window
+                before = _server_rss(raw.processes)
+                plan.before_go = lambda procs: idle_window(procs, before)
                 result = run_load(plan, raw.processes, opts)
             return _row("idle", target, result, clients=n)
         server = cfg.servers[-1] if target.startswith("parley uvicorn") else cfg.servers[0]
+        run.close()  # a fresh stack: the memory a socket adds is measured from a clean start
         stack = run.parley(server=server)
+        before = _server_rss(stack.processes)
         slug = "idle-push" if " push" in target else "idle-poll"
         stack.create_room(slug, stack.tokens)
         plan = _listener_plan(stack, slug, n, cfg.client_procs)
@@ -273,12 +277,32 @@ def idle(run: Run) -> list[dict]:
             plan.pollers, plan.listeners = plan.listeners, []
             for spec in plan.pollers:
                 spec["url"] = stack.messages_url(slug)
-        plan.before_go = idle_window
+        plan.before_go = lambda procs: idle_window(procs, before)
         return _row("idle", target, run_load(plan, stack.processes, opts), clients=n)
 
     targets = [f"{_label(server)} push" for server in cfg.servers]
     targets.insert(1, f"{_label(cfg.servers[0])} poll 1s")
     return [_safe(lambda t=t: once(t), t) for t in (*targets, "raw push")]
+
+
+def _server_rss(processes: dict[str, int]) -> dict[str, float]:
+    """Current RSS (MiB) of the processes that hold the WebSockets (the ASGI servers, raw)."""
+    return {
+        name: rss_mib(pid) or 0.0
+        for name, pid in processes.items()
+        if name.rstrip("0123456789") in ("daphne", "uvicorn", "raw")
+    }
+
+
+def _socket_memory(processes: dict[str, int], before: dict[str, float], n: int) -> dict:
+    """What ``n`` connected idle sockets added to the servers' RSS, in all and per socket."""
+    now = _server_rss(processes)
+    added = sum(now.values()) - sum(before.get(name, 0.0) for name in now)
+    return {
+        "socket_rss_before_mib": round(sum(before.values()), 1),
+        "socket_rss_added_mib": round(added, 1),
+        "kib_per_idle_socket": round(added * 1024 / n, 1) if n else None,
+    }
 
 
 def scaleout(run: Run) -> list[dict]:
