@@ -35,7 +35,9 @@ def _columns(model: type[models.Model], names: Sequence[str]) -> list[models.Fie
 
 
 def _chunks(rows: list[tuple], width: int) -> Iterable[list[tuple]]:
-    size = max(1, min(500, (connection.features.max_query_params or 999) // max(1, width)))
+    # SQLite's declared limit is 999 parameters; PostgreSQL's protocol allows 65,535.
+    limit = connection.features.max_query_params or 65_535
+    size = max(1, min(500, limit // max(1, width)))
     for i in range(0, len(rows), size):
         yield rows[i : i + size]
 
