@@ -144,7 +144,9 @@ class RoomConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
             if event["seq"] <= self.last_seq:
                 return None  # already sent, in its latest state, by a catch-up
             self.last_seq = event["seq"]
-        return self.send_prepared(_ws_text(event))
+        # The server's own send, straight from the layer's loop (which drops ClientGone): the
+        # hottest line of the fan-out, one coroutine per socket per event.
+        return self.raw_send(_ws_text(event))
 
     def _note_missed(self, change: int) -> None:
         """Change ``change`` (at least) was not sent: have a replay bring the socket up to it."""

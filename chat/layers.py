@@ -36,6 +36,8 @@ from channels_redis.pubsub import (
 )
 from channels_redis.utils import _wrap_close
 
+from config.sockets import ClientGone
+
 log = logging.getLogger("parley.layer")
 
 RECONNECTED = {"type": "layer.reconnected"}
@@ -104,6 +106,8 @@ class _LoopLayer(RedisPubSubLoopLayer):
                 pending = deliver(message)
                 if pending is not None:
                     await pending
+            except ClientGone:
+                pass  # its disconnect is on its way: the consumer cleans up then
             except Exception:  # one broken socket must not cost the others their events
                 log.exception("a listener failed on %s", message.get("type"))
             if i % YIELD_EVERY == 0:

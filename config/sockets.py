@@ -9,6 +9,9 @@ try:  # daphne's WebSocket implementation raises this on a send after the client
 except ImportError:  # another ASGI server
     Disconnected = OSError
 
+# What a send to a client that has just left raises (uvicorn: ClientDisconnected, an OSError).
+ClientGone = (Disconnected, OSError)
+
 
 class ClientGoneSafeSend:
     """Mixin: a send to a client that has just gone is dropped instead of crashing the consumer.
@@ -28,7 +31,7 @@ class ClientGoneSafeSend:
             return
         try:
             await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
-        except (Disconnected, OSError):
+        except ClientGone:
             self.client_gone = True
 
     async def send_prepared(self, message: dict) -> None:
@@ -38,7 +41,7 @@ class ClientGoneSafeSend:
             return
         try:
             await (self.raw_send or self.base_send)(message)
-        except (Disconnected, OSError):
+        except ClientGone:
             self.client_gone = True
 
 
