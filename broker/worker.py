@@ -42,6 +42,7 @@ class Worker:
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.batch = conf["BATCH"]
         self.block_ms = conf["BLOCK_MS"]
+        self.linger = conf["LINGER_MS"] / 1000
         self.claim_idle_ms = conf["CLAIM_IDLE_MS"]
         self.retry_base = conf["RETRY_BASE_SECONDS"]
         self.redis = streams.blocking_client()
@@ -97,8 +98,15 @@ class Worker:
                 raise
             streams.ensure_groups(self.redis, [self.sub])  # Redis restarted without our groups
             return
+        read = 0
         for key, entries in response or []:
             self.process(self.topic_of[streams.decode(key)], entries)
+            read += len(entries)
+        if 0 < read < self.batch and self.linger:
+            # A trickle: let the next events gather instead of paying a transaction, an XACK
+            # and a round trip per event (at 20 events/s that was ~6 ms of CPU per event).
+            # Effects lag by at most LINGER_MS; an idle worker still blocks in XREADGROUP.
+            self.stop.wait(self.linger)
 
     # --- applying entries -------------------------------------------------------------------------
     def process(self, topic: str, raw_entries: list) -> None:

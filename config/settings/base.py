@@ -190,6 +190,9 @@ PARLEY_SUBSCRIBERS = {
 PARLEY_BROKER = {
     "BATCH": env.int("PARLEY_BROKER_BATCH", default=200),  # entries read and committed at once
     "BLOCK_MS": 1000,  # longest blocking read: how soon a worker notices SIGTERM
+    # After a read smaller than BATCH, wait this long so the next events arrive as a batch:
+    # subscribers' effects lag by at most this much, for a fraction of the CPU per event.
+    "LINGER_MS": env.int("PARLEY_BROKER_LINGER_MS", default=500),
     "CLAIM_IDLE_MS": env.int("PARLEY_CLAIM_IDLE_MS", default=30_000),  # then a dead worker's
     # unacknowledged entries are taken over by another
     "MAX_ATTEMPTS": 5,  # then an event is dead-lettered

@@ -43,4 +43,5 @@ PARLEY_BROKER = {
     "RETRY_BASE_SECONDS": 0.05,
     "CLAIM_IDLE_MS": env.int("PARLEY_CLAIM_IDLE_MS", default=1500),
     "BLOCK_MS": 300,
+    "LINGER_MS": env.int("PARLEY_BROKER_LINGER_MS", default=0),  # tests/broker set it to test it
 }

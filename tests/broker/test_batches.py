@@ -8,6 +8,7 @@ and copies of the same event.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -247,3 +248,40 @@ def test_count_range_counts_in_slices_with_exclusive_bounds():
     assert streams.count_range(client, "parley:test:count", ids[10], f"({ids[20]}", page=3) == 10
     assert streams.count_range(client, "parley:test:count", f"({ids[-1]}") == 0
     assert streams.count_range(client, "parley:test:missing", "-") == 0
+
+
+class _RecordingStop(threading.Event):
+    """The worker's stop event; records each linger and runs ``on_wait`` instead of waiting."""
+
+    def __init__(self, on_wait) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+        self.on_wait = on_wait
+
+    def wait(self, timeout=None) -> bool:
+        self.waits.append(timeout)
+        self.on_wait()
+        return self.is_set()
+
+
+def test_a_trickle_lingers_so_the_next_events_are_read_as_one_batch():
+    """After a read smaller than BATCH the worker waits LINGER_MS (interruptibly, on its stop
+    event) so that what arrives meanwhile is applied in one transaction; a full read does not
+    wait. Every event is still applied once."""
+    later = [message(f"later {i}") for i in range(4)]
+    conf = {**settings.PARLEY_BROKER, "BATCH": 5, "LINGER_MS": 250}
+    with override_settings(PARLEY_BROKER=conf), worker("picky") as w:
+        w.stop = _RecordingStop(on_wait=lambda: publish(*later) if not w.stop.waits[1:] else None)
+        first = message("first")
+        publish(first)
+        w.step()  # reads 1 of at most 5: lingers, and the four others arrive meanwhile
+        assert ledger_ids("picky") == [first["id"]] and w.stop.waits == [0.25]
+        w.step()  # one read: the four
+        assert ledger_ids("picky") == sorted([first["id"], *(e["id"] for e in later)])
+        assert len(w.stop.waits) == 2
+
+        full = [message(f"full {i}") for i in range(5)]
+        publish(*full)
+        w.step()  # a full read: no linger
+        assert len(w.stop.waits) == 2
+        assert SubscriberState.objects.get(subscriber="picky").processed == 10
