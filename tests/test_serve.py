@@ -89,8 +89,15 @@ def http_status(url: str) -> int | None:
         return None
 
 
-@pytest.mark.parametrize("ctrl_c", ["process", "process_group"])
-def test_serve_runs_the_stack_and_ctrl_c_stops_all_of_it(tmp_path, redis_dir, make_run_env, ctrl_c):
+@pytest.mark.parametrize(
+    ("ctrl_c", "server"),
+    [("process", "daphne"), ("process_group", "daphne"), ("process_group", "uvicorn")],
+)
+def test_serve_runs_the_stack_and_ctrl_c_stops_all_of_it(
+    tmp_path, redis_dir, make_run_env, ctrl_c, server
+):
+    """``make run`` (daphne) and ``SERVER=uvicorn make run``."""
+    make_run_env["SERVER"] = server
     redis = RedisServer(socket_path=redis_dir / "redis.sock")  # where serve's settings put it
     assert len(redis.socket_path) < 100
     for command in ("migrate", "seed_demo"):
@@ -132,7 +139,7 @@ def test_serve_runs_the_stack_and_ctrl_c_stops_all_of_it(tmp_path, redis_dir, ma
 
         children = children_of(serve.pid)
         names = " | ".join(children.values())
-        assert all(n in names for n in ("daphne", "relay", "consume", "redis-server")), names
+        assert all(n in names for n in (server, "relay", "consume", "redis-server")), names
         assert redis.ping(), f"no embedded Redis at {redis.socket_path}{explain()}"
 
         if ctrl_c == "process":
