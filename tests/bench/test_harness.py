@@ -113,3 +113,47 @@ def test_tables_and_problems_from_fixed_rows():
     catchup |= {"exactly_once": True, "mismatches": {}}
     assert "yes" in report.table([catchup], "catchup")
     assert report.problems([catchup]) == []
+
+
+def _fanout_row(target: str, n: int, p99: float, cpu_s: float, proc: str | None = None) -> dict:
+    return {
+        "scenario": "fanout",
+        "target": target,
+        "listeners_n": n,
+        "server_cpu_s": cpu_s,
+        "server_cpu_by_process_s": {proc or target: cpu_s * 0.8},
+        "listeners": {
+            "received": n * 200,
+            "lost": 0,
+            "duplicates": 0,
+            "out_of_order": 0,
+            "latency_ms": {"p99": p99},
+        },
+    }
+
+
+def test_summarize_takes_ratios_within_a_run_then_medians_over_runs():
+    from bench.summarize import summarize
+
+    def run(parley_p99: float) -> dict:
+        return {
+            "results": {
+                "fanout": [
+                    _fanout_row("parley uvicorn", 1000, parley_p99, 4.0, "uvicorn0"),
+                    _fanout_row("raw", 1000, 40.0, 2.0),
+                ],
+                "catchup": [
+                    {"target": "parley analytics", "events_per_s": 6000.0, "exactly_once": True}
+                ],  # fmt: skip
+            }
+        }
+
+    rows = {r["figure"]: r for r in summarize([run(60.0), run(100.0), run(70.0)])}
+    p99 = rows["uvicorn: fan-out 1,000 p99 / raw p99"]
+    assert p99["runs"] == [1.5, 2.5, 1.75] and p99["median"] == 1.75 and p99["met"] is True
+    cpu = rows["uvicorn: CPU/delivery at 1000, all processes / raw"]
+    assert cpu["median"] == 2.0 and cpu["met"] is True
+    assert rows["uvicorn: CPU/delivery at 1000, server process / raw"]["met"] is None
+    assert rows["daphne: fan-out 1,000 p99 / raw p99"]["median"] is None  # not measured
+    assert rows["catch-up events/s"]["met"] is True
+    assert rows["catch-up exactly once"]["median"] is True
