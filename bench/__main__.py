@@ -48,7 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--catchup-events", type=int)
     parser.add_argument("--client-procs", type=int, help="client processes per load (4)")
     parser.add_argument(
-        "--servers", help="ASGI servers to measure Parley on: daphne,uvicorn (default both)"
+        "--servers",
+        help="ASGI servers to measure Parley on: daphne,uvicorn (default both; --quick: daphne)",
     )
     args = parser.parse_args(argv)
     default = QUICK_SCENARIOS if args.quick else SCENARIOS
