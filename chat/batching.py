@@ -11,10 +11,10 @@ and published with one Redis round trip. Each post still gets its own answer, ex
 from __future__ import annotations
 
 import asyncio
-import weakref
 
 from chat import actions, events
 from config.db import db
+from config.loops import per_loop
 
 MAX_BATCH = 200
 
@@ -66,15 +66,5 @@ class PostBatcher:
             self.writer = None
 
 
-_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, PostBatcher] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def batcher() -> PostBatcher:
-    """This event loop's batcher (one per server process)."""
-    loop = asyncio.get_running_loop()
-    found = _batchers.get(loop)
-    if found is None:
-        found = _batchers[loop] = PostBatcher()
-    return found
+# This event loop's batcher (one per server process).
+batcher = per_loop(PostBatcher)

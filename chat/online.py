@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 
 import redis
 from channels.layers import get_channel_layer
@@ -25,6 +24,7 @@ from django.conf import settings
 from redis import asyncio as aioredis
 
 from chat.events import dumps
+from config.loops import per_loop
 
 log = logging.getLogger("parley.online")
 
@@ -117,18 +117,8 @@ class _Refresher:
             log.warning("presence not refreshed, Redis unreachable: %s", exc)
 
 
-_refreshers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Refresher] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def refresher() -> _Refresher:
-    """This event loop's refresher."""
-    loop = asyncio.get_running_loop()
-    found = _refreshers.get(loop)
-    if found is None:
-        found = _refreshers[loop] = _Refresher()
-    return found
+# This event loop's refresher (one per server process).
+refresher = per_loop(_Refresher)
 
 
 def member(username: str, session: str) -> str:
