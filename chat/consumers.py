@@ -98,7 +98,7 @@ class RoomConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
         await self.layer.listen(self.group, self, self._on_room_event)
         self.session = uuid.uuid4().hex
         await self._record_presence(events.USER_CONNECTED)
-        await self._replay(lambda: self._resume(after_seq, after_change))
+        await self._replay(lambda: self._resume(after_seq, after_change), announce=True)
         await self._go_online()
 
     async def disconnect(self, code: int) -> None:
@@ -155,9 +155,10 @@ class RoomConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
             self.replaying = True
             self.catch_up_task = asyncio.create_task(self._replay(None))
 
-    async def _replay(self, step) -> None:
+    async def _replay(self, step, *, announce: bool = False) -> None:
         """Run ``step`` (a replay; None: none), then catch up for as long as live events came
-        in beyond where the replay got to; live delivery resumes when nothing is missing."""
+        in beyond where the replay got to; live delivery resumes when nothing is missing.
+        ``announce``: then send ``sync.done`` with where the socket stands."""
         self.replaying = True
         async with self.replay_lock:
             self.replaying = True
@@ -166,6 +167,8 @@ class RoomConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
                     await step()
                 while self.missed_change > (self.last_change or 0):
                     await self._catch_up()
+                if announce:
+                    await self.send(protocol.sync_done(self.last_seq, self.last_change))
             finally:
                 self.replaying = False
                 self.missed_change = 0
@@ -226,7 +229,9 @@ class RoomConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
         elif isinstance(frame, protocol.Sync):
             self.errors_in_a_row = 0
             await self._posts_answered()
-            await self._replay(lambda: self._resume(frame.after_seq, frame.after_change))
+            await self._replay(
+                lambda: self._resume(frame.after_seq, frame.after_change), announce=True
+            )
         elif isinstance(frame, protocol.Typing):
             self.errors_in_a_row = 0
             await self._typing()
@@ -303,32 +308,34 @@ class RoomConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
     # --- replays from the database ---------------------------------------------------------
     async def _resume(self, after_seq: int | None, after_change: int | None) -> None:
         """Resume from ``after_seq`` (None: from now) and, when given, replay the edits and
-        deletes after ``after_change``; then say where the socket stands."""
-        newest_seq, newest_change = await self._position()
+        deletes after ``after_change`` (``_replay`` then says where the socket stands)."""
+        newest = await self._position()
+        newest_seq, newest_change = newest
         # A position beyond the newest would hide what comes in between.
         if after_seq is None:
             self.last_seq, self.last_change = newest_seq, newest_change
         else:
             self.last_seq = min(after_seq, newest_seq)
             self.last_change = None if after_change is None else min(after_change, newest_change)
-        await self._catch_up(newest_change)
-        await self.send(protocol.sync_done(self.last_seq, self.last_change))
+        await self._catch_up(newest)
 
-    async def _catch_up(self, newest_change: int | None = None) -> None:
-        """Bring the socket up to date from the database, one bounded page at a time: first
-        the messages after ``last_seq`` as they now are, in seq order; then the edits and
-        deletes of older messages after ``last_change``, in change order.
+    async def _catch_up(self, newest: tuple[int, int] | None = None) -> None:
+        """Bring the socket up to the room's position ``newest`` (seq, change), read before
+        any replay query (here, first, when not given), one bounded page at a time: first the
+        messages after ``last_seq`` up to that seq as they now are, in seq order; then the
+        edits and deletes of older messages after ``last_change``, in change order.
 
-        ``newest_change`` is the room's position read by the caller before any replay query;
-        when not given it is read here, first."""
+        Stopping at the position's seq keeps ``last_seq`` and ``last_change`` in step: every
+        message up to ``last_seq`` was created by change ``last_change`` at the latest, so the
+        next pass's edit replay never mistakes a message already sent for an edit. What was
+        committed meanwhile arrives live, or in the next pass (``_replay``)."""
         page_size = settings.PARLEY["REPLAY_PAGE_SIZE"]
         # Read first: every change up to here is committed, so the queries below reflect it.
-        if newest_change is None:
-            _, newest_change = await self._position()
+        newest_seq, newest_change = newest or await self._position()
         older_than = self.last_seq
-        while True:
+        while self.last_seq < newest_seq:
             page = await db(selectors.messages_after)(
-                room_id=self.room_id, after_seq=self.last_seq, limit=page_size
+                room_id=self.room_id, after_seq=self.last_seq, up_to_seq=newest_seq, limit=page_size
             )
             for message in page:
                 await self.send(events.message_frame("message.new", *message))

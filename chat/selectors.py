@@ -52,15 +52,14 @@ def room_position(*, room_id: int) -> tuple[int, int]:
 
 
 def messages_after(
-    *, room_id: int, after_seq: int, limit: int
+    *, room_id: int, after_seq: int, limit: int, up_to_seq: int | None = None
 ) -> list[tuple[events.MessageData, int]]:
-    """Up to ``limit`` messages with seq > after_seq as they now are, oldest first, each with
-    the change number of its latest change."""
-    rows = (
-        Message.objects.filter(room_id=room_id, seq__gt=after_seq)
-        .select_related("room", "author")
-        .order_by("seq")[:limit]
-    )
+    """Up to ``limit`` messages with seq > after_seq (and <= up_to_seq, when given) as they now
+    are, oldest first, each with the change number of its latest change."""
+    rows = Message.objects.filter(room_id=room_id, seq__gt=after_seq)
+    if up_to_seq is not None:
+        rows = rows.filter(seq__lte=up_to_seq)
+    rows = rows.select_related("room", "author").order_by("seq")[:limit]
     return [(events.message_data(m), m.change) for m in rows]
 
 
