@@ -136,7 +136,10 @@ def post_messages(requests: list[PostRequest]) -> list[PostResult | ActionError]
         except IntegrityError:
             # A concurrent request with one of these client_ids won: answer one by one.
             for i, _ in batch:
-                results[i] = _answer(_post_one, requests[i], count=False)
+                try:
+                    results[i] = _post_one(requests[i], count=False)
+                except ActionError as exc:
+                    results[i] = exc
             continue
         for i, message in batch:
             results[i] = PostResult(message, created=True)
@@ -147,13 +150,6 @@ def post_messages(requests: list[PostRequest]) -> list[PostResult | ActionError]
                 PostResult(done.message, created=False) if isinstance(done, PostResult) else done
             )
     return results  # type: ignore[return-value]
-
-
-def _answer(post, req: PostRequest, **kwargs) -> PostResult | ActionError:
-    try:
-        return post(req, **kwargs)
-    except ActionError as exc:
-        return exc
 
 
 def _existing_client_ids(requests: list[PostRequest]) -> dict[tuple[int, uuid.UUID], Message]:

@@ -40,10 +40,26 @@ log = logging.getLogger("parley.ws")
 MAX_INFLIGHT = 64  # a socket's posts awaiting their ack before the server stops reading it
 
 
-class RoomConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
-    # No channel of its own (no per-socket Redis subscription): it listens on groups instead.
+class ListeningConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
+    """A socket with no channel of its own (no per-socket Redis subscription): it listens on
+    groups (chat.layers) and sends live frames with the server's own ``send``. Subclasses
+    stop listening in ``_stop_listening``, which also runs when the consumer ends on an error."""
+
     channel_layer_alias = None
 
+    async def __call__(self, scope, receive, send) -> None:
+        self.layer = get_channel_layer()
+        self.raw_send = innermost_send(send)
+        try:
+            await super().__call__(scope, receive, send)
+        finally:  # never leave a callback behind
+            await self._stop_listening()
+
+    async def _stop_listening(self) -> None:
+        raise NotImplementedError
+
+
+class RoomConsumer(ListeningConsumer):
     room_id: int | None = None
     group: str | None = None
     session: str | None = None
@@ -60,17 +76,12 @@ class RoomConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
     acker: asyncio.Task | None = None
     catch_up_task: asyncio.Task | None = None
 
-    async def __call__(self, scope, receive, send) -> None:
-        self.layer = get_channel_layer()
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
         self.replay_lock = asyncio.Lock()
         self.inflight: collections.deque[tuple[protocol.SendMessage, asyncio.Future]] = (
             collections.deque()
         )
-        self.raw_send = innermost_send(send)
-        try:
-            await super().__call__(scope, receive, send)
-        finally:  # also when the consumer ended on an error: never leave a callback behind
-            await self._stop_listening()
 
     async def connect(self) -> None:
         # Accept before refusing: a close code sent during the handshake never reaches the
@@ -378,7 +389,7 @@ def _query(scope, name: str) -> str | None:
     return values[-1] if values else None
 
 
-class UserConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
+class UserConsumer(ListeningConsumer):
     """``/ws/me/``: what a signed-in user's pages want beyond one room — activity in every room
     they belong to (for live unread counts) and their new mentions.
 
@@ -387,16 +398,7 @@ class UserConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
     message, and ``mention.new`` frames pushed to the user's own group.
     """
 
-    channel_layer_alias = None  # listens on groups (chat.layers), like RoomConsumer
     groups_joined: list[str] = []
-
-    async def __call__(self, scope, receive, send) -> None:
-        self.layer = get_channel_layer()
-        self.raw_send = innermost_send(send)
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            await self._stop_listening()
 
     async def connect(self) -> None:
         await self.accept(subprotocol=_chosen_subprotocol(self.scope))
