@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from chat import events, outbox, ratelimit, selectors
@@ -152,15 +152,32 @@ def post_messages(requests: list[PostRequest]) -> list[PostResult | ActionError]
     return results  # type: ignore[return-value]
 
 
+_MESSAGES = connection.ops.quote_name(Message._meta.db_table)
+
+
 def _existing_client_ids(requests: list[PostRequest]) -> dict[tuple[int, uuid.UUID], Message]:
     """Messages already created for the client_ids of ``requests`` (retries), in one query."""
     wanted = {(r.author.pk, r.client_id) for r in requests if r.client_id is not None}
     if not wanted:
         return {}
-    found = Message.objects.select_related("room", "author").filter(
-        author_id__in={a for a, _ in wanted}, client_id__in={c for _, c in wanted}
-    )
-    return {(m.author_id, m.client_id): m for m in found if (m.author_id, m.client_id) in wanted}
+    # Nearly every post is new: ask for ids only, with a statement written once (the ORM
+    # took ten times longer to build this query than the database to run it); load retries.
+    field = Message._meta.get_field("client_id")
+    stored = {(a, field.get_db_prep_value(c, connection)) for a, c in wanted}
+    authors = sorted({a for a, _ in wanted})
+    client_ids = sorted({c for _, c in stored}, key=str)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, author_id, client_id FROM {_MESSAGES} WHERE author_id IN "  # noqa: S608
+            f"({', '.join(['%s'] * len(authors))}) AND client_id IN "
+            f"({', '.join(['%s'] * len(client_ids))})",
+            [*authors, *client_ids],
+        )
+        ids = [pk for pk, author, client_id in cursor.fetchall() if (author, client_id) in stored]
+    if not ids:
+        return {}
+    found = Message.objects.select_related("room", "author").filter(pk__in=ids)
+    return {(m.author_id, m.client_id): m for m in found}
 
 
 def _client_id_reused() -> ActionError:

@@ -10,6 +10,7 @@ from django.utils.dateparse import parse_datetime
 
 from chat import events, relay
 from chat.models import OutboxEvent
+from config.sql import insert_rows
 
 
 def record(event: events.Event, *, room_id: int | None, change: int | None = None) -> OutboxEvent:
@@ -29,9 +30,8 @@ def record_many(
     events_and_changes: list[tuple[events.Event, int | None]], *, room_id: int | None
 ) -> None:
     """``record`` for several events of one room, in their order, with one INSERT."""
-    rows = OutboxEvent.objects.bulk_create(
-        [_row(event, room_id=room_id, change=change) for event, change in events_and_changes]
-    )
+    rows = [_row(event, room_id=room_id, change=change) for event, change in events_and_changes]
+    insert_rows(rows)
     transaction.on_commit(partial(relay.flush_after_commit, room_id, rows))
 
 
