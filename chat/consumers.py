@@ -33,7 +33,7 @@ from accounts.authentication import SUBPROTOCOL
 from chat import actions, batching, events, online, presence, protocol, selectors
 from chat.selectors import RoomAccessError
 from config.db import db
-from config.sockets import ClientGoneSafeSend, innermost_send
+from config.sockets import ClientGoneSafeSend, frame_writer, innermost_send, text_frame
 
 log = logging.getLogger("parley.ws")
 
@@ -50,6 +50,7 @@ class ListeningConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
     async def __call__(self, scope, receive, send) -> None:
         self.layer = get_channel_layer()
         self.raw_send = innermost_send(send)
+        self.write_frame = frame_writer(self.raw_send)
         try:
             await super().__call__(scope, receive, send)
         finally:  # never leave a callback behind
@@ -57,6 +58,18 @@ class ListeningConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
 
     async def _stop_listening(self) -> None:
         raise NotImplementedError
+
+    def push(self, message: dict):
+        """Send a group message's pre-serialized frame (``message["frame"]``): written straight
+        to the connection when the server allows (config.sockets.frame_writer, the frame made
+        once for every socket), else through the server's send (an awaitable to await)."""
+        if self.write_frame is not None:
+            wire = message.get("_wire")
+            if wire is None:
+                wire = message["_wire"] = text_frame(message["frame"])
+            if self.write_frame(wire):
+                return None
+        return self.send_prepared(_ws_text(message))
 
 
 class RoomConsumer(ListeningConsumer):
@@ -155,9 +168,8 @@ class RoomConsumer(ListeningConsumer):
             if event["seq"] <= self.last_seq:
                 return None  # already sent, in its latest state, by a catch-up
             self.last_seq = event["seq"]
-        # The server's own send, straight from the layer's loop (which drops ClientGone): the
-        # hottest line of the fan-out, one coroutine per socket per event.
-        return self.raw_send(_ws_text(event))
+        # The hottest line of the fan-out: one write per socket per event.
+        return self.push(event)
 
     def _note_missed(self, change: int) -> None:
         """Change ``change`` (at least) was not sent: have a replay bring the socket up to it."""
@@ -224,7 +236,7 @@ class RoomConsumer(ListeningConsumer):
     def _on_signal(self, message: dict):
         if message.get("type") != "chat.signal" or message.get("session") == self.session:
             return None  # nobody is told of their own typing
-        return self.send_prepared(_ws_text(message))
+        return self.push(message)
 
     # --- client frames ---------------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -426,7 +438,7 @@ class UserConsumer(ListeningConsumer):
                 frame = {"type": "room.activity", "room": message["room"], "seq": message["seq"]}
                 return self.send(events.dumps(frame))
         elif message["type"] == "chat.signal":
-            return self.send_prepared(_ws_text(message))
+            return self.push(message)
         return None
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:

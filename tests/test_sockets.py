@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from config.sockets import ClientGoneSafeSend, Disconnected
+from config.sockets import ClientGoneSafeSend, Disconnected, frame_writer, text_frame
 
 
 class Probe(ClientGoneSafeSend, AsyncWebsocketConsumer):
@@ -44,3 +44,33 @@ async def test_normal_sends_go_through():
     probe = Probe(fail_with=None)
     await probe.send("hello")
     assert probe.sent == [{"type": "websocket.send", "text": "hello"}]
+
+
+@pytest.mark.parametrize(
+    "text", ["", "x", "x" * 125, "x" * 126, "é" * 3000, "x" * 65535, "x" * 65536, "ü" * 40000]
+)
+def test_a_frame_made_once_is_a_valid_unmasked_text_frame(text):
+    """``text_frame`` for each payload-length encoding (7-bit, 16-bit, 64-bit), read back by
+    the websockets library's own frame parser as a client would."""
+    from websockets.frames import Frame, Opcode
+    from websockets.streams import StreamReader
+
+    reader = StreamReader()
+    reader.feed_data(text_frame(text))
+    parser = Frame.parse(reader.read_exact, mask=False)
+    try:
+        next(parser)
+    except StopIteration as done:
+        frame = done.value
+    else:
+        raise AssertionError("the frame was incomplete")
+    assert frame.opcode is Opcode.TEXT and frame.fin
+    assert frame.data.decode() == text
+    assert not reader.buffer  # nothing left over
+
+
+def test_servers_it_does_not_know_get_no_frame_writer():
+    async def send(message):  # e.g. channels' test communicator
+        pass
+
+    assert frame_writer(send) is None

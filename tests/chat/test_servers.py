@@ -111,3 +111,29 @@ async def test_two_processes_deliver_every_message_once_in_order(processes, cook
             assert sock.seqs == list(range(1, 41))
             assert [m["body"] for m in sock.received] == sent
             await sock.close()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+async def test_frames_made_once_reach_compressed_and_plain_sockets_alike(
+    processes, cookies, server
+):
+    """Live messages are framed once and written to each socket directly, except where the
+    connection negotiated compression (uvicorn accepts permessage-deflate; daphne declines
+    it): those go through the server's own send. Both kinds get every message once, in order,
+    byte for byte, including bodies that need a 16-bit frame length."""
+    srv = processes.daphne(server=server)
+    bodies = [f"m{i} " + ("é" * 3000 if i % 5 == 0 else "x" * (i * 7)) for i in range(1, 31)]
+    with processes.explain():
+        plain, _ = await RemoteSocket.open(srv.ws_url("lobby"), cookies["bob"], compression=None)
+        packed, _ = await RemoteSocket.open(srv.ws_url("lobby"), cookies["bob"])
+        poster, _ = await RemoteSocket.open(srv.ws_url("lobby"), cookies["alice"])
+        assert not plain.ws.protocol.extensions
+        assert bool(packed.ws.protocol.extensions) == (server == "uvicorn")
+        for body in bodies:
+            await poster.post(body)
+        for sock in (plain, packed, poster):
+            await sock.wait_seq(len(bodies))
+            await sock.round_trip()
+            assert sock.seqs == list(range(1, len(bodies) + 1))
+            assert [m["body"] for m in sock.received] == bodies
+            await sock.close()
