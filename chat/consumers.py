@@ -67,7 +67,7 @@ class ListeningConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
             wire = message.get("_wire")
             if wire is None:
                 wire = message["_wire"] = text_frame(message["frame"])
-            if self.write_frame(wire):
+            if self.write_direct(wire):
                 return None
         return self.send_prepared(_ws_text(message))
 

@@ -24,28 +24,52 @@ class ClientGoneSafeSend:
     ``Disconnected``; the ASGI spec: an ``OSError``), which would end the consumer with an error
     and skip ``disconnect()`` — leaving its groups and presence behind. Instead, later sends are
     skipped and the queued disconnect cleans up as usual.
+
+    A consumer that sets ``write_frame`` (frame_writer) has its text frames written straight to
+    the connection whenever the server allows, and through the server's send otherwise.
     """
 
     client_gone = False
     raw_send = None  # the server's own send, for send_prepared (see innermost_send)
+    write_frame = None  # writes a ready frame to the connection, when known (frame_writer)
+    sending = 0  # sends through the server in progress: direct writes queue behind them
 
     async def send(self, text_data=None, bytes_data=None, close=False):
         if self.client_gone:
             return
+        if (
+            self.write_frame is not None
+            and text_data is not None
+            and not close
+            and self.write_direct(text_frame(text_data))
+        ):
+            return
+        self.sending += 1
         try:
             await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
         except ClientGone:
             self.client_gone = True
+        finally:
+            self.sending -= 1
 
     async def send_prepared(self, message: dict) -> None:
         """Send a ready ASGI ``websocket.send`` message, one dict shared by every socket an
         event goes to (the server only reads it)."""
         if self.client_gone:
             return
+        self.sending += 1
         try:
             await (self.raw_send or self.base_send)(message)
         except ClientGone:
             self.client_gone = True
+        finally:
+            self.sending -= 1
+
+    def write_direct(self, frame: bytes) -> bool:
+        """Write ``frame`` (``text_frame``) straight to the connection; False when it was not
+        (no writer, the writer declined, or a send through the server is still in progress:
+        writing now would overtake it - a socket's frames leave in the order they are sent)."""
+        return self.write_frame is not None and not self.sending and self.write_frame(frame)
 
 
 def innermost_send(send):

@@ -74,3 +74,39 @@ def test_servers_it_does_not_know_get_no_frame_writer():
         pass
 
     assert frame_writer(send) is None
+
+
+@pytest.mark.asyncio
+async def test_a_direct_write_never_overtakes_a_send_still_in_the_server():
+    """The first frame goes through the server's send (the writer declines: say the client
+    is not reading) and waits there; a frame sent meanwhile must queue behind it, not be
+    written straight away, and direct writes resume once the server's send is done."""
+    import asyncio
+
+    wire: list[bytes] = []
+    accept = [False]
+
+    def write_frame(frame: bytes) -> bool:
+        if accept[0]:
+            wire.append(frame)
+        return accept[0]
+
+    released = asyncio.Event()
+    probe = Probe(fail_with=None)
+    probe.write_frame = write_frame
+
+    async def slow_base_send(message: dict) -> None:
+        await released.wait()
+        wire.append(text_frame(message["text"]))
+
+    probe.base_send = slow_base_send
+    first = asyncio.create_task(probe.send("first"))
+    await asyncio.sleep(0)  # it is now waiting in the server's send
+    accept[0] = True  # the writer would take frames again
+    second = asyncio.create_task(probe.send("second"))
+    await asyncio.sleep(0)
+    assert wire == []  # "second" did not overtake
+    released.set()
+    await asyncio.gather(first, second)
+    await probe.send("third")  # nothing in the server's send now: written directly
+    assert wire == [text_frame("first"), text_frame("second"), text_frame("third")]
