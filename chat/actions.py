@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
 from chat import events, outbox, ratelimit, selectors
@@ -163,10 +163,11 @@ def _existing_client_ids(requests: list[PostRequest]) -> dict[tuple[int, uuid.UU
     # Nearly every post is new: ask for ids only, with a statement written once (the ORM
     # took ten times longer to build this query than the database to run it); load retries.
     field = Message._meta.get_field("client_id")
-    stored = {(a, field.get_db_prep_value(c, connection)) for a, c in wanted}
+    conn = connections[DEFAULT_DB_ALIAS]  # not the thread-local proxy, read once per value
+    stored = {(a, field.get_db_prep_value(c, conn)) for a, c in wanted}
     authors = sorted({a for a, _ in wanted})
     client_ids = sorted({c for _, c in stored}, key=str)
-    with connection.cursor() as cursor:
+    with conn.cursor() as cursor:
         cursor.execute(
             f"SELECT id, author_id, client_id FROM {_MESSAGES} WHERE author_id IN "  # noqa: S608
             f"({', '.join(['%s'] * len(authors))}) AND client_id IN "

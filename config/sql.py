@@ -11,7 +11,7 @@ Identifiers in these statements come from model metadata, values are always para
 
 from __future__ import annotations
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model
 
 
@@ -21,6 +21,9 @@ def insert_rows(objs: list[Model]) -> None:
     primary key from RETURNING, in order, and marks it saved."""
     if not objs:
         return
+    # The connection itself, not django.db.connection: each attribute read through that proxy
+    # is a thread-local lookup, and the loop below reads it for every value.
+    connection = connections[DEFAULT_DB_ALIAS]
     meta = objs[0]._meta
     columns = [field for field in meta.concrete_fields if field is not meta.pk]
     quote = connection.ops.quote_name
