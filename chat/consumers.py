@@ -25,6 +25,7 @@ import time
 import uuid
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -58,6 +59,16 @@ class ListeningConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
 
     async def _stop_listening(self) -> None:
         raise NotImplementedError
+
+    async def dispatch(self, message: dict) -> None:
+        """channels' dispatch without its hop to the sync thread before every handler (its
+        ``aclose_old_connections``: a thread round trip per frame received, each post's
+        included). These consumers reach the database only through ``config.db``, whose calls
+        close old connections on the threads that hold them."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     def push(self, message: dict):
         """Send a group message's pre-serialized frame (``message["frame"]``): written straight
