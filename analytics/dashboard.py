@@ -3,7 +3,7 @@
 The analytics subscriber calls ``push_after_commit`` after each batch; pushes are throttled to
 one per ``PUSH_EVERY_SECONDS`` per process (longer when a snapshot is slow, see
 ``MAX_SHARE``) and always show the latest batch. Nothing is sent while nothing happens (push, not
-poll).
+poll), and nothing is computed while no dashboard is open.
 """
 
 from __future__ import annotations
@@ -102,7 +102,10 @@ def _push_now() -> None:
         _pending = None
         _last_push = time.monotonic()
     try:
-        push.signal(GROUP, frame())
+        # Nobody watching: skip the snapshot (queries and charts, ~once a second under load);
+        # a dashboard that opens later is sent a fresh one when it connects.
+        if push.has_listeners(GROUP):
+            push.signal(GROUP, frame())
     finally:
         _last_cost = time.monotonic() - _last_push
         close_old_connections()

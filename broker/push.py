@@ -26,3 +26,14 @@ def signal(group: str, frame: str) -> bool:
     except redis.RedisError:
         return False
     return True
+
+
+def has_listeners(group: str) -> bool:
+    """Whether any server process listens on ``group`` now (PUBSUB NUMSUB of its channel): a
+    push nobody would receive need not be computed. True when Redis cannot tell (the push
+    then reports the outage itself)."""
+    try:
+        [(_, count)] = get_redis().pubsub_numsub(get_channel_layer().group_channel_name(group))
+    except redis.RedisError:
+        return True
+    return count > 0

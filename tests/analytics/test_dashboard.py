@@ -80,6 +80,7 @@ def test_pushes_are_throttled_and_never_block_the_worker(monkeypatch):
         arrived.release()
 
     monkeypatch.setattr(dashboard.push, "signal", record)
+    monkeypatch.setattr(dashboard.push, "has_listeners", lambda group: True)
 
     for _ in range(5):  # a burst of batches: one push
         dashboard._push_soon()
@@ -92,6 +93,33 @@ def test_pushes_are_throttled_and_never_block_the_worker(monkeypatch):
     assert len(pushed) == 2
     assert pushed[1][0] - pushed[0][0] >= dashboard.PUSH_EVERY_SECONDS * 0.9
     assert all(name != threading.main_thread().name for _, name in pushed)
+
+
+def test_no_snapshot_is_computed_while_no_dashboard_is_open(monkeypatch):
+    """Redis is asked who listens (PUBSUB NUMSUB): with nobody on the dashboard group the
+    snapshot's queries and charts are skipped; with a listener it is computed and pushed."""
+    from channels.layers import get_channel_layer
+
+    computed = threading.Semaphore(0)
+
+    def counted_frame() -> str:
+        computed.release()
+        return "frame"
+
+    monkeypatch.setattr(dashboard, "frame", counted_frame)
+    dashboard._push_now()
+    assert not computed.acquire(timeout=0.1)
+
+    listener = get_redis().pubsub()
+    listener.subscribe(get_channel_layer().group_channel_name(dashboard.GROUP))
+    try:
+        assert listener.get_message(timeout=5)["type"] == "subscribe"
+        dashboard._push_now()
+        assert computed.acquire(timeout=1)
+        message = listener.get_message(timeout=5)
+        assert message is not None and message["type"] == "message"
+    finally:
+        listener.close()
 
 
 def test_chart_text_is_escaped():
