@@ -25,6 +25,7 @@ import time
 import uuid
 from urllib.parse import parse_qs
 
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -43,15 +44,27 @@ MAX_INFLIGHT = 64  # a socket's posts awaiting their ack before the server stops
 class ListeningConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
     """A socket with no channel of its own (no per-socket Redis subscription): it listens on
     groups (chat.layers) and sends live frames with the server's own ``send``. Subclasses
-    stop listening in ``_stop_listening``, which also runs when the consumer ends on an error."""
+    stop listening in ``_stop_listening``, which also runs when the consumer ends on an error.
+
+    ``__call__`` replaces ``AsyncConsumer.__call__``, which for a consumer without a channel
+    runs channels' ``await_many_dispatch([receive])``: a task per ``receive()`` plus an
+    ``asyncio.wait`` (its set, future and callbacks) held for the whole life of the socket,
+    about 3 KiB per idle socket. With a single source of messages, awaiting ``receive()``
+    directly and dispatching each message in turn is the same loop."""
 
     channel_layer_alias = None
+    channel_layer = None  # what AsyncConsumer sets for channel_layer_alias None
 
     async def __call__(self, scope, receive, send) -> None:
+        self.scope = scope
+        self.base_send = send
         self.layer = get_channel_layer()
         self.raw_send = innermost_send(send)
         try:
-            await super().__call__(scope, receive, send)
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass  # the socket closed: exit cleanly, as AsyncConsumer does
         finally:  # never leave a callback behind
             await self._stop_listening()
 
