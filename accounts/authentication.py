@@ -1,12 +1,11 @@
-"""``Authorization: Bearer <token>`` for the REST API (DRF) and the WebSocket (Channels)."""
+"""``Authorization: Bearer <token>`` for the REST API (DRF) and the WebSocket (see
+config/application.py, which authenticates a handshake with ``token_in``)."""
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AnonymousUser
 from rest_framework import authentication, exceptions
 
 from accounts.tokens import user_for_token
-from config.db import db
 
 # A WebSocket client that cannot set headers (a browser) may offer the token as a subprotocol
 # "bearer.<token>" beside "parley"; the server then selects "parley", never echoing the token.
@@ -34,25 +33,8 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         return 'Bearer realm="api"'
 
 
-class TokenAuthMiddleware:
-    """WebSocket: a bearer token (header or subprotocol) takes precedence over the session.
-
-    Sits inside AuthMiddlewareStack; a presented token that is invalid makes the user
-    anonymous (the consumer then closes with 4401) rather than falling back to a cookie.
-    """
-
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        raw = _token_in(scope)
-        if raw is not None:
-            user = await db(user_for_token)(raw)
-            scope = {**scope, "user": user or AnonymousUser()}
-        return await self.app(scope, receive, send)
-
-
-def _token_in(scope) -> str | None:
+def token_in(scope) -> str | None:
+    """The bearer token a WebSocket handshake presents (header first, then subprotocol)."""
     for name, value in scope.get("headers", []):
         if name == b"authorization":
             return bearer_from_header(value.decode("latin-1"))

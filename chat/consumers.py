@@ -26,6 +26,7 @@ import uuid
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -34,7 +35,7 @@ from accounts.authentication import SUBPROTOCOL
 from chat import actions, batching, events, online, presence, protocol, selectors
 from chat.selectors import RoomAccessError
 from config.db import db
-from config.sockets import ClientGoneSafeSend, frame_writer, innermost_send, text_frame
+from config.sockets import ClientGoneSafeSend, frame_writer, text_frame
 
 log = logging.getLogger("parley.ws")
 
@@ -44,16 +45,27 @@ MAX_INFLIGHT = 64  # a socket's posts awaiting their ack before the server stops
 class ListeningConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
     """A socket with no channel of its own (no per-socket Redis subscription): it listens on
     groups (chat.layers) and sends live frames with the server's own ``send``. Subclasses
-    stop listening in ``_stop_listening``, which also runs when the consumer ends on an error."""
+    stop listening in ``_stop_listening``, which also runs when the consumer ends on an error.
+
+    ``__call__`` replaces ``AsyncConsumer.__call__``, which for a consumer without a channel
+    runs channels' ``await_many_dispatch([receive])``: a task per ``receive()`` plus an
+    ``asyncio.wait`` (its set, future and callbacks) held for the whole life of the socket,
+    about 3 KiB per idle socket. With a single source of messages, awaiting ``receive()``
+    directly and dispatching each message in turn is the same loop."""
 
     channel_layer_alias = None
+    channel_layer = None  # what AsyncConsumer sets for channel_layer_alias None
 
     async def __call__(self, scope, receive, send) -> None:
+        self.scope = scope
+        self.base_send = send
         self.layer = get_channel_layer()
-        self.raw_send = innermost_send(send)
-        self.write_frame = frame_writer(self.raw_send)
+        self.write_frame = frame_writer(send)  # the server's own send (config/application.py)
         try:
-            await super().__call__(scope, receive, send)
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass  # the socket closed: exit cleanly, as AsyncConsumer does
         finally:  # never leave a callback behind
             await self._stop_listening()
 
@@ -99,13 +111,13 @@ class RoomConsumer(ListeningConsumer):
     acked_change = 0  # the newest change number of a message this socket was acked
     acker: asyncio.Task | None = None
     catch_up_task: asyncio.Task | None = None
+    # The posts awaiting their ack, oldest first: a deque while posts are in flight, else the
+    # shared empty tuple (an empty deque costs 760 bytes, and most sockets are idle).
+    inflight: collections.deque[tuple[protocol.SendMessage, asyncio.Future]] | tuple = ()
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.replay_lock = asyncio.Lock()
-        self.inflight: collections.deque[tuple[protocol.SendMessage, asyncio.Future]] = (
-            collections.deque()
-        )
 
     async def connect(self) -> None:
         # Accept before refusing: a close code sent during the handshake never reaches the
@@ -282,6 +294,8 @@ class RoomConsumer(ListeningConsumer):
         request = actions.PostRequest(
             author=self.scope["user"], room=self.room, body=frame.body, client_id=frame.client_id
         )
+        if not self.inflight:
+            self.inflight = collections.deque()
         self.inflight.append((frame, batching.batcher().submit(request)))
         if self.held is None:
             self.held = []  # the ack of a post goes out before the live copy of its message
@@ -315,6 +329,8 @@ class RoomConsumer(ListeningConsumer):
             await self.close(code=1011)
         finally:
             self.acker = None
+            if not self.inflight:
+                self.inflight = ()
 
     async def _release_held(self) -> None:
         while self.held:

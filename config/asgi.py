@@ -10,20 +10,10 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-
-from accounts.authentication import TokenAuthMiddleware  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
-from config.origin import BrowserOriginValidator  # noqa: E402
+from config.application import Application  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        # A bearer token (header or "bearer.<token>" subprotocol) takes precedence over the
-        # session cookie: TokenAuthMiddleware sits inside AuthMiddlewareStack.
-        "websocket": BrowserOriginValidator(
-            AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
-        ),
-    }
-)
+# HTTP to Django; a WebSocket through the origin check and authentication (a bearer token, in
+# the Authorization header or a "bearer.<token>" subprotocol, takes precedence over the session
+# cookie) to its consumer by URL: see config/application.py.
+application = Application(http=django_asgi_app, websocket_routes=websocket_urlpatterns)

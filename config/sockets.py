@@ -5,8 +5,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from channels.sessions import InstanceSessionWrapper
-
 try:  # daphne's WebSocket implementation raises this on a send after the client left
     from autobahn.exception import Disconnected
 except ImportError:  # another ASGI server
@@ -30,7 +28,6 @@ class ClientGoneSafeSend:
     """
 
     client_gone = False
-    raw_send = None  # the server's own send, for send_prepared (see innermost_send)
     write_frame = None  # writes a ready frame to the connection, when known (frame_writer)
     sending = 0  # sends through the server in progress: direct writes queue behind them
 
@@ -59,7 +56,7 @@ class ClientGoneSafeSend:
             return
         self.sending += 1
         try:
-            await (self.raw_send or self.base_send)(message)
+            await self.base_send(message)
         except ClientGone:
             self.client_gone = True
         finally:
@@ -70,15 +67,6 @@ class ClientGoneSafeSend:
         (no writer, the writer declined, or a send through the server is still in progress:
         writing now would overtake it - a socket's frames leave in the order they are sent)."""
         return self.write_frame is not None and not self.sending and self.write_frame(frame)
-
-
-def innermost_send(send):
-    """The server's ``send`` under channels' session middleware, which wraps it to save the
-    session on HTTP responses: a WebSocket frame never needs that, and the wrapper cost a lazy
-    session lookup per frame (a tenth of the fan-out's time in the profile)."""
-    while isinstance(getattr(send, "__self__", None), InstanceSessionWrapper):
-        send = send.__self__.real_send
-    return send
 
 
 # --- writing a frame made once for every socket ---------------------------------------------------
@@ -107,7 +95,7 @@ FrameWriter = Callable[[bytes], bool]
 
 
 def frame_writer(send) -> FrameWriter | None:
-    """For the server's own ``send`` (see innermost_send) of an accepted WebSocket, a function
+    """For the server's own ``send`` (the ASGI ``send`` of an accepted WebSocket), a function
     that writes a ready frame (``text_frame``) to its connection and returns True, or returns
     False when it must not (not open, closing, compression negotiated, the client not reading:
     use ``send`` then, which frames, compresses or waits as the server does). None for a server
