@@ -20,7 +20,7 @@ def _adapter(field: models.Field) -> Callable[[Any], Any]:
     if isinstance(field, models.UUIDField):
         if connection.features.has_native_uuid_field:
             return lambda v: v
-        return lambda v: v.hex
+        return lambda v: None if v is None else v.hex
     if isinstance(field, models.DateTimeField):
         return connection.ops.adapt_datetimefield_value
     if isinstance(field, models.CharField | models.TextField | models.IntegerField):
@@ -57,13 +57,50 @@ def insert(model: type[models.Model], names: Sequence[str], rows: Iterable[Seque
     Returns how many rows were written. Defaults and ``auto_now_add`` are not applied: give every
     column that has no database default.
     """
-    fields = _columns(model, names)
+    rows = list(rows)
+    _insert(model, _columns(model, names), rows)
+    return len(rows)
+
+
+def insert_instances(objs: list[models.Model]) -> None:
+    """``bulk_create(objs)`` for unsaved instances of one model with an automatic primary key,
+    without the ORM's statement building (the per-post write path: building an ORM statement
+    cost 0.3-0.5 ms of CPU, running it 0.03-0.1 ms). Writes every other column (``pre_save``
+    applies ``auto_now_add``), sets each primary key from RETURNING (PostgreSQL; SQLite >= 3.35),
+    in order, and marks the instances saved."""
+    if not objs:
+        return
+    meta = objs[0]._meta
+    fields = [field for field in meta.concrete_fields if field is not meta.pk]
+    rows = [tuple(field.pre_save(obj, add=True) for field in fields) for obj in objs]
+    pks = _insert(type(objs[0]), fields, rows, returning=True)
+    for obj, pk in zip(objs, pks, strict=True):
+        obj.pk = pk
+        obj._state.adding = False
+        obj._state.db = connection.alias
+
+
+def _insert(
+    model: type[models.Model],
+    fields: list[models.Field],
+    rows: Sequence[Sequence[Any]],
+    *,
+    returning: bool = False,
+) -> list:
+    """INSERT the rows (Python values in ``fields`` order), a statement per chunk; the new
+    primary keys, in row order, when ``returning``."""
     adapters = [_adapter(f) for f in fields]
     prepared = [tuple(a(v) for a, v in zip(adapters, row, strict=True)) for row in rows]
+    tail = f" RETURNING {connection.ops.quote_name(model._meta.pk.column)}" if returning else ""
+    pks: list = []
     with connection.cursor() as cursor:
         for chunk in _chunks(prepared, len(fields)):
-            cursor.execute(_statement(model, fields, len(chunk)), [v for r in chunk for v in r])
-    return len(prepared)
+            cursor.execute(
+                _statement(model, fields, len(chunk)) + tail, [v for r in chunk for v in r]
+            )
+            if returning:
+                pks.extend(pk for (pk,) in cursor.fetchall())
+    return pks
 
 
 def upsert_add(

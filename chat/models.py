@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.models import Q
 
-from config.sql import insert_rows
+from broker import bulk
 
 
 class Room(models.Model):
@@ -149,7 +149,7 @@ class Message(models.Model):
             first_seq, first_change = last_seq - len(messages) + 1, last_change - len(messages) + 1
             for i, message in enumerate(messages):
                 message.seq, message.change = first_seq + i, first_change + i
-            insert_rows(messages)
+            bulk.insert_instances(messages)
             outbox.record_many(
                 [(events.message_created(m), m.change) for m in messages], room_id=room_id
             )

@@ -8,9 +8,9 @@ from functools import partial
 from django.db import transaction
 from django.utils.dateparse import parse_datetime
 
+from broker import bulk
 from chat import events, relay
 from chat.models import OutboxEvent
-from config.sql import insert_rows
 
 
 def record(event: events.Event, *, room_id: int | None, change: int | None = None) -> OutboxEvent:
@@ -31,7 +31,7 @@ def record_many(
 ) -> None:
     """``record`` for several events of one room, in their order, with one INSERT."""
     rows = [_row(event, room_id=room_id, change=change) for event, change in events_and_changes]
-    insert_rows(rows)
+    bulk.insert_instances(rows)
     transaction.on_commit(partial(relay.flush_after_commit, room_id, rows))
 
 
