@@ -7,6 +7,7 @@ import secrets
 from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import ApiToken
@@ -34,11 +35,25 @@ def revoke_token(*, token_id: int, user: AbstractBaseUser | None = None) -> bool
     tokens = ApiToken.objects.filter(pk=token_id, revoked_at__isnull=True)
     if user is not None:
         tokens = tokens.filter(user=user)
-    return tokens.update(revoked_at=timezone.now()) == 1
+    with transaction.atomic():
+        token = tokens.select_for_update().first()
+        if token is None:
+            return False
+        token.revoked_at = timezone.now()
+        # save(), not update(): its post_save records access.revoked (chat.access), so the
+        # token's open sockets close.
+        token.save(update_fields=["revoked_at"])
+    return True
 
 
 def user_for_token(raw: str) -> AbstractBaseUser | None:
     """The active user a presented token belongs to, or None."""
+    token = token_for(raw)
+    return None if token is None else token.user
+
+
+def token_for(raw: str) -> ApiToken | None:
+    """The active token ``raw`` is (its user active too, loaded with it), or None."""
     if not raw.startswith(PREFIX) or len(raw) > 100:
         return None
     token = (
@@ -51,4 +66,4 @@ def user_for_token(raw: str) -> AbstractBaseUser | None:
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > _TOUCH_EVERY:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return token.user
+    return token

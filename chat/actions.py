@@ -57,10 +57,15 @@ def _is_storable_text(value: str) -> bool:
 
 
 def check_can_post(*, user: AbstractBaseUser, room: Room) -> None:
+    """Authorise a post against the database, not the caller's copy of the user: a socket's
+    user object is as old as the socket, and its user may have been deactivated since."""
     if not user.is_authenticated:
         raise ActionError("not_authenticated", "authentication required")
-    if room.is_private and not selectors.is_member(user=user, room=room):
-        raise ActionError("forbidden", "you are not a member of this room")
+    if room.is_private:
+        if not selectors.is_member(user=user, room=room, active=True):
+            raise ActionError("forbidden", "you are not a member of this room")
+    elif not selectors.is_active(user=user):
+        raise ActionError("not_authenticated", "this account is not active")
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,8 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from accounts.authentication import SUBPROTOCOL
-from chat import actions, batching, events, online, presence, protocol, selectors
+from accounts.credentials import credential_valid
+from chat import access, actions, batching, events, online, presence, protocol, selectors
 from chat.selectors import RoomAccessError
 from config.db import db
 from config.sockets import ClientGoneSafeSend, frame_writer, text_frame
@@ -55,6 +56,16 @@ class ListeningConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
 
     channel_layer_alias = None
     channel_layer = None  # what AsyncConsumer sets for channel_layer_alias None
+    room_id: int | None = None
+    user_id: int | None = None  # set once registered with the access gate (chat.access)
+    access_dirty = False  # an access change may concern this socket: re-check before delivering
+    revoked = False  # access was lost: nothing more is delivered, the close is on its way
+    access_lock: asyncio.Lock | None = None
+    closer: asyncio.Task | None = None
+
+    @property
+    def credential(self):
+        return self.scope.get("credential")
 
     async def __call__(self, scope, receive, send) -> None:
         self.scope = scope
@@ -70,6 +81,32 @@ class ListeningConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
             await self._stop_listening()
 
     async def _stop_listening(self) -> None:
+        raise NotImplementedError
+
+    async def _enter_gate(self) -> None:
+        """Register for access changes: before access is checked, so none is missed."""
+        self.user_id = self.scope["user"].pk
+        await access.gate().enter(self)
+
+    def _leave_gate(self) -> None:
+        if self.user_id is not None:
+            access.gate().leave(self)
+
+    def _lose(self, code: int) -> None:
+        """Access is gone (called without blocking): deliver nothing more, then close."""
+        if not self.revoked:
+            self.revoked = True
+            self.access_dirty = True  # live events are only noted from now on
+            self.closer = asyncio.create_task(self._close_for_access(code))
+
+    async def _close_for_access(self, code: int) -> None:
+        self.revoked = True
+        log.info("access lost (%s): closing the socket of user %s", code, self.user_id)
+        await self._stop_delivering()
+        reason = "credentials no longer valid" if code == 4401 else "room no longer readable"
+        await self.close(code=code, reason=reason)
+
+    async def _stop_delivering(self) -> None:
         raise NotImplementedError
 
     async def dispatch(self, message: dict) -> None:
@@ -123,6 +160,8 @@ class RoomConsumer(ListeningConsumer):
         # Accept before refusing: a close code sent during the handshake never reaches the
         # client (the server answers HTTP 403 instead), and clients need the code to decide.
         await self.accept(subprotocol=_chosen_subprotocol(self.scope))
+        if self.scope["user"].is_authenticated:
+            await self._enter_gate()
         try:
             after_seq = self._query_seq("after_seq")
             after_change = self._query_seq("after_change")
@@ -154,11 +193,15 @@ class RoomConsumer(ListeningConsumer):
             await self._record_presence(events.USER_DISCONNECTED)
             await self._go_offline()
 
-    async def _stop_listening(self) -> None:
+    async def _stop_delivering(self) -> None:
         if self.group:
             await self.layer.unlisten(self.group, self)
         if self.signals:
             await self.layer.unlisten(self.signals, self)
+
+    async def _stop_listening(self) -> None:
+        self._leave_gate()
+        await self._stop_delivering()
         if self.catch_up_task:
             self.catch_up_task.cancel()
         if self.acker:
@@ -171,17 +214,48 @@ class RoomConsumer(ListeningConsumer):
             type, user=self.scope["user"], room=self.room, session=self.session
         )
 
+    # --- access changes (chat.access), called by the gate (must not block) -----------------------
+    def access_changed(self, message: dict, *, definitive: bool) -> None:
+        """Deliver nothing until access is re-checked (``_recheck``, run by a replay: live
+        events meanwhile are only noted, and caught up on if access still holds)."""
+        if definitive:
+            self._lose(access.CLOSE_CREDENTIALS)
+            return
+        self.access_dirty = True
+        if not self.replaying:
+            self.replaying = True
+            self.catch_up_task = asyncio.create_task(self._replay(None))
+
+    async def _recheck(self) -> bool:
+        """Re-check access against the database if something asked for it; close when it is
+        gone. True while the socket may go on."""
+        if not self.access_dirty and (self.access_lock is None or not self.access_lock.locked()):
+            return not self.revoked  # nothing asked for a check, and none is running
+        if self.access_lock is None:
+            self.access_lock = asyncio.Lock()
+        async with self.access_lock:
+            while self.access_dirty and not self.revoked:
+                self.access_dirty = False
+                code = await db(access.socket_access)(
+                    user_id=self.user_id, credential=self.credential, room_id=self.room_id
+                )
+                if code is not None:
+                    self._lose(code)
+        return not self.revoked
+
     # --- live events, called by the layer's receiving task (must not block) --------------------
     def _on_room_event(self, event: dict, held: bool = True):
         if event["type"] == "layer.reconnected":
-            # Redis came back: anything published while it was away is in the database.
+            # Redis came back: anything published while it was away is in the database, and
+            # an access change may have been missed.
+            self.access_dirty = True
             self._note_missed((self.last_change or 0) + 1)
             return None
         if held and self.held is not None:
             self.held.append(event)
             return None
         change = event["change"]
-        if self.replaying or change > (self.last_change or 0) + 1:
+        if self.replaying or self.access_dirty or change > (self.last_change or 0) + 1:
             self._note_missed(change)
             return None
         if change <= self.last_change:
@@ -209,14 +283,16 @@ class RoomConsumer(ListeningConsumer):
         async with self.replay_lock:
             self.replaying = True
             try:
+                if not await self._recheck():
+                    return
                 if step is not None:
                     await step()
-                while self.missed_change > (self.last_change or 0):
+                while self.missed_change > (self.last_change or 0) and not self.revoked:
                     await self._catch_up()
-                if announce:
+                if announce and not self.revoked:
                     await self.send(protocol.sync_done(self.last_seq, self.last_change))
             finally:
-                self.replaying = False
+                self.replaying = self.revoked  # once revoked, live events stay set aside
                 self.missed_change = 0
 
     # --- presence and typing (ephemeral) -------------------------------------------------------
@@ -259,12 +335,14 @@ class RoomConsumer(ListeningConsumer):
     def _on_signal(self, message: dict):
         if message.get("type") != "chat.signal" or message.get("session") == self.session:
             return None  # nobody is told of their own typing
+        if self.access_dirty or self.revoked:
+            return None  # ephemeral: nothing to catch up on
         return self.push(message)
 
     # --- client frames ---------------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self.room_id is None:
-            return  # refused at connect; the close is on its way
+        if self.room_id is None or self.revoked:
+            return  # refused at connect, or access lost: the close is on its way
         try:
             frame = protocol.parse_client_frame(text_data, bytes_data)
         except protocol.ProtocolError as exc:
@@ -275,6 +353,7 @@ class RoomConsumer(ListeningConsumer):
         elif isinstance(frame, protocol.Sync):
             self.errors_in_a_row = 0
             await self._posts_answered()
+            self.access_dirty = True  # a replay re-checks access first
             await self._replay(
                 lambda: self._resume(frame.after_seq, frame.after_change), announce=True
             )
@@ -291,6 +370,8 @@ class RoomConsumer(ListeningConsumer):
         many posts without waiting. Acks go out in the order the posts came, from ``_ack``."""
         if len(self.inflight) >= MAX_INFLIGHT:  # back-pressure: stop reading this client
             await asyncio.wait({self.inflight[0][1]})
+        if self.access_dirty and not await self._recheck():
+            return  # access was lost meanwhile: the close is on its way
         request = actions.PostRequest(
             author=self.scope["user"], room=self.room, body=frame.body, client_id=frame.client_id
         )
@@ -384,27 +465,41 @@ class RoomConsumer(ListeningConsumer):
         newest_seq, newest_change = newest or await self._position()
         older_than = self.last_seq
         while self.last_seq < newest_seq:
+            if not await self._may_send():
+                return
             page = await db(selectors.messages_after)(
                 room_id=self.room_id, after_seq=self.last_seq, up_to_seq=newest_seq, limit=page_size
             )
             for message in page:
+                if not await self._may_send():
+                    return
                 await self.send(events.message_frame("message.new", *message))
-            if page:
-                self.last_seq = page[-1][0]["seq"]
+                self.last_seq = message[0]["seq"]
             if len(page) < page_size:
                 break
         cursor = self.last_change
         while cursor is not None:
+            if not await self._may_send():
+                return
             page = await db(selectors.changes_after)(
                 room_id=self.room_id, up_to_seq=older_than, after_change=cursor, limit=page_size
             )
             for message, change in page:
+                if not await self._may_send():
+                    return
                 frame = "message.deleted" if message["deleted_at"] else "message.edited"
                 await self.send(events.message_frame(frame, message, change))
             if len(page) < page_size:
                 break
             cursor = page[-1][1]
         self.last_change = newest_change
+
+    async def _may_send(self) -> bool:
+        """A replay's check before each page and frame: nothing of the room is sent once
+        access is lost, nor while an access change is being checked."""
+        if self.access_dirty:
+            return await self._recheck()
+        return not self.revoked
 
     async def _position(self) -> tuple[int, int]:
         return await db(selectors.room_position)(room_id=self.room_id)
@@ -438,6 +533,8 @@ class UserConsumer(ListeningConsumer):
     """
 
     groups_joined: list[str] = []
+    checker: asyncio.Task | None = None
+    held: list[dict] = []  # room activity that came in while access was re-checked (bounded)
 
     async def connect(self) -> None:
         await self.accept(subprotocol=_chosen_subprotocol(self.scope))
@@ -445,6 +542,7 @@ class UserConsumer(ListeningConsumer):
         if not user.is_authenticated:
             await self.close(code=4401, reason="authentication required")
             return
+        await self._enter_gate()
         room_ids = await db(selectors.member_room_ids)(user=user)
         self.groups_joined = [events.room_group(r) for r in room_ids] + [events.user_group(user.pk)]
         for group in self.groups_joined:
@@ -455,11 +553,70 @@ class UserConsumer(ListeningConsumer):
         await self._stop_listening()
 
     async def _stop_listening(self) -> None:
+        self._leave_gate()
+        await self._stop_delivering()
+        if self.checker:
+            self.checker.cancel()
+
+    async def _stop_delivering(self) -> None:
         groups, self.groups_joined = self.groups_joined, []
         for group in groups:
             await self.layer.unlisten(group, self)
 
+    def access_changed(self, message: dict, *, definitive: bool) -> None:
+        """An access change of this user (chat.access): nothing is forwarded until the
+        credential and the rooms are re-checked (``_recheck``)."""
+        if definitive:
+            self._lose(access.CLOSE_CREDENTIALS)
+        else:
+            self._start_recheck()
+
+    def _start_recheck(self) -> None:
+        self.access_dirty = True
+        if self.checker is None:
+            self.held = []
+            self.checker = asyncio.create_task(self._recheck())
+
+    async def _recheck(self) -> None:
+        """Close with 4401 if the credential no longer holds; stop listening on the rooms the
+        user no longer belongs to."""
+        try:
+            while not self.revoked and (self.access_dirty or self.held):
+                if not self.access_dirty:
+                    held, self.held = self.held, []
+                    for message in held:  # those of the rooms still joined, in order
+                        if events.room_group(message["room_id"]) in self.groups_joined:
+                            pending = self._forward(message)
+                            if pending is not None:
+                                await pending
+                    continue
+                self.access_dirty = False
+                user = self.scope["user"]
+                if not await db(credential_valid)(user_id=user.pk, credential=self.credential):
+                    self._lose(access.CLOSE_CREDENTIALS)
+                    return
+                room_ids = await db(selectors.member_room_ids)(user=user)
+                rooms = {events.room_group(r) for r in room_ids}
+                for group in [g for g in self.groups_joined if g.startswith("room.")]:
+                    if group not in rooms:
+                        self.groups_joined.remove(group)
+                        await self.layer.unlisten(group, self)
+        finally:
+            self.checker = None
+
     def _on_group_message(self, message: dict):
+        if self.access_dirty or self.checker is not None:  # being re-checked, or lost
+            if message["type"] == "layer.reconnected":
+                self._start_recheck()
+            elif message["type"] == "chat.event" and not self.revoked and len(self.held) < 1000:
+                self.held.append(message)  # forwarded after the check if the room still is ours
+            return None
+        if message["type"] == "layer.reconnected":
+            self._start_recheck()  # an access change may have been missed
+            return None
+        return self._forward(message)
+
+    def _forward(self, message: dict):
         if message["type"] == "chat.event":
             if message.get("event") == events.MESSAGE_CREATED:
                 frame = {"type": "room.activity", "room": message["room"], "seq": message["seq"]}

@@ -17,7 +17,8 @@ SCHEMA_VERSION = 1
 TOPIC_MESSAGE = "chat.message"
 TOPIC_ROOM = "chat.room"
 TOPIC_PRESENCE = "chat.presence"
-TOPICS = (TOPIC_MESSAGE, TOPIC_ROOM, TOPIC_PRESENCE)
+TOPIC_ACCESS = "chat.access"
+TOPICS = (TOPIC_MESSAGE, TOPIC_ROOM, TOPIC_PRESENCE, TOPIC_ACCESS)
 
 # Event types, by topic.
 MESSAGE_CREATED = "message.created"  # chat.message
@@ -28,6 +29,19 @@ ROOM_JOINED = "room.joined"  # chat.room
 ROOM_LEFT = "room.left"  # chat.room
 USER_CONNECTED = "user.connected"  # chat.presence: a socket opened on a room
 USER_DISCONNECTED = "user.disconnected"  # chat.presence: that socket closed
+ACCESS_REVOKED = "access.revoked"  # chat.access: someone may have lost access (see chat.access)
+
+# Why access may have been lost (AccessPayload.reason).
+ACCESS_REASONS = (
+    "membership_ended",  # left, removed (admin, shell, action)
+    "room_private",  # a public room was made private
+    "room_deleted",
+    "user_deactivated",
+    "user_deleted",
+    "password_changed",
+    "token_revoked",
+    "logged_out",
+)
 
 
 class MessageData(TypedDict):
@@ -61,6 +75,21 @@ class ConnectionPayload(TypedDict):
     session: str  # one id per socket: user.connected and user.disconnected pair on it
 
 
+class AccessPayload(TypedDict):
+    """access.revoked: open sockets it concerns re-check their access against the database.
+
+    ``user_id`` None: everyone's (a room's readability changed); ``room_id`` None: every room
+    (the user's credentials changed); ``credential``: only sockets that authenticated with that
+    credential ("token:<id>" or "session:<digest of the key>"), None: all of them."""
+
+    version: int
+    reason: str
+    user: str | None
+    user_id: int | None
+    room_id: int | None
+    credential: str | None
+
+
 class Event(TypedDict):
     id: str
     topic: str
@@ -79,6 +108,10 @@ def room_group(room_id: int) -> str:
 def user_group(user_id: int) -> str:
     """The Channels group of a user's /ws/me/ sockets."""
     return f"user.{user_id}"
+
+
+# The Channels group every server process listens on once for access.revoked (chat.access).
+ACCESS_GROUP = "access"
 
 
 def stream_key(topic: str) -> str:
@@ -159,6 +192,33 @@ def connection(type: str, *, room: str, user: str, session: str, ts: datetime) -
     )
 
 
+def access_revoked(
+    *,
+    reason: str,
+    ts: datetime,
+    room: str | None = None,
+    room_id: int | None = None,
+    user: str | None = None,
+    user_id: int | None = None,
+    credential: str | None = None,
+) -> Event:
+    """access.revoked (chat.access)."""
+    return make_event(
+        topic=TOPIC_ACCESS,
+        type=ACCESS_REVOKED,
+        room=room,
+        seq=None,
+        ts=ts,
+        payload={
+            "reason": reason,
+            "user": user,
+            "user_id": user_id,
+            "room_id": room_id,
+            "credential": credential,
+        },
+    )
+
+
 PAYLOADS: dict[str, type] = {
     MESSAGE_CREATED: MessagePayload,
     MESSAGE_EDITED: MessagePayload,
@@ -167,6 +227,7 @@ PAYLOADS: dict[str, type] = {
     ROOM_LEFT: MembershipPayload,
     USER_CONNECTED: ConnectionPayload,
     USER_DISCONNECTED: ConnectionPayload,
+    ACCESS_REVOKED: AccessPayload,
 }
 
 

@@ -83,20 +83,9 @@ def publish_rows(rows: list[OutboxEvent], client: redis.Redis | None = None) -> 
     calls = []
     for row in rows:
         event = row.event
-        frame = events.client_frame(event)
-        group_channel = layer_message = ""
-        if row.room_id is not None and frame is not None:
-            group_channel = layer.group_channel_name(events.room_group(row.room_id))
-            layer_message = layer.serialize(
-                {
-                    "type": "chat.event",
-                    "event": row.type,
-                    "room": event["room"],
-                    "seq": row.seq,
-                    "change": row.change,
-                    "frame": frame,
-                }
-            )
+        group_channel, live = _live_message(row)
+        layer_message = layer.serialize(live) if live is not None else ""
+        group_channel = layer.group_channel_name(group_channel) if live is not None else ""
         calls.append(
             (
                 [events.stream_key(row.topic), PUBLISHED_SEQ_KEY],
@@ -114,6 +103,33 @@ def publish_rows(rows: list[OutboxEvent], client: redis.Redis | None = None) -> 
     results = _execute(client, calls)
     _mark_published([r.pk for r in rows])
     return sum(1 for r in results if r == 1)
+
+
+def _live_message(row: OutboxEvent) -> tuple[str, dict | None]:
+    """The channel-layer group and message that carry ``row`` to open sockets, if any: a
+    message event goes to its room's group with its client frame made once; access.revoked to
+    the group every server process listens on (chat.access)."""
+    event = row.event
+    if row.type == events.ACCESS_REVOKED:
+        payload = event["payload"]
+        return events.ACCESS_GROUP, {
+            "type": "chat.access",
+            "user_id": payload["user_id"],
+            "room_id": payload["room_id"],
+            "credential": payload["credential"],
+        }
+    frame = events.client_frame(event)
+    if row.room_id is None or frame is None:
+        return "", None
+    return events.room_group(row.room_id), {
+        "type": "chat.event",
+        "event": row.type,
+        "room": event["room"],
+        "room_id": row.room_id,
+        "seq": row.seq,
+        "change": row.change,
+        "frame": frame,
+    }
 
 
 # The two statements every post runs, written out (building them with the ORM cost more CPU

@@ -33,8 +33,16 @@ def room_for_user(*, user: AbstractBaseUser | AnonymousUser, slug: str) -> Room:
     return room
 
 
-def is_member(*, user: AbstractBaseUser, room: Room) -> bool:
-    return Membership.objects.filter(user=user, room=room).exists()
+def is_member(*, user: AbstractBaseUser, room: Room, active: bool = False) -> bool:
+    """Whether ``user`` belongs to ``room`` (``active``: and their account is active)."""
+    members = Membership.objects.filter(user=user, room=room)
+    if active:
+        members = members.filter(user__is_active=True)
+    return members.exists()
+
+
+def is_active(*, user: AbstractBaseUser) -> bool:
+    return type(user).objects.filter(pk=user.pk, is_active=True).exists()
 
 
 def member_room_ids(*, user: AbstractBaseUser) -> list[int]:

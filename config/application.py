@@ -32,7 +32,7 @@ from django.http import parse_cookie
 from django.urls.exceptions import Resolver404
 
 from accounts.authentication import token_in
-from accounts.tokens import user_for_token
+from accounts.tokens import token_for
 from config.db import db
 from config.origin import BrowserOriginCheck
 
@@ -52,10 +52,12 @@ class Application:
         if not self.origin_allowed(scope):
             return await WebsocketDenier()(scope, receive, send)
         app, remaining, args, kwargs = self._route(scope)
+        user, credential = await _user(scope)
         # The scope's only copy: the server's dict is not changed.
         scope = {
             **scope,
-            "user": await _user(scope),
+            "user": user,
+            "credential": credential,  # re-checked when access changes (chat.access)
             "path_remaining": remaining,
             "url_route": {"args": args, "kwargs": kwargs},
         }
@@ -85,23 +87,29 @@ class Application:
         raise ValueError(f"No route found for path {path!r}.")
 
 
-async def _user(scope):
+async def _user(scope) -> tuple:
+    """(user, credential): the credential it authenticated with (accounts.credentials), or
+    None for an anonymous user."""
     raw = token_in(scope)
     if raw is not None:
-        return await db(user_for_token)(raw) or AnonymousUser()
+        token = await db(token_for)(raw)
+        if token is None:
+            return AnonymousUser(), None
+        return token.user, ("token", token.pk)
     return await _session_user(scope)
 
 
-async def _session_user(scope):
+async def _session_user(scope) -> tuple:
     """The user of the session named by the cookie, as channels' AuthMiddleware finds it."""
     for name, value in scope.get("headers", []):
         if name == b"cookie":
             cookies = parse_cookie(value.decode("latin1"))
             break
     else:
-        return AnonymousUser()
+        return AnonymousUser(), None
     key = cookies.get(settings.SESSION_COOKIE_NAME)
     if key is None:
-        return AnonymousUser()
-    store = import_module(settings.SESSION_ENGINE).SessionStore
-    return await get_user({"session": store(key)})
+        return AnonymousUser(), None
+    store = import_module(settings.SESSION_ENGINE).SessionStore(key)
+    user = await get_user({"session": store})
+    return user, ("session", key) if user.is_authenticated else None
