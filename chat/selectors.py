@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
@@ -42,7 +43,7 @@ def is_member(*, user: AbstractBaseUser, room: Room, active: bool = False) -> bo
 
 
 def is_active(*, user: AbstractBaseUser) -> bool:
-    return type(user).objects.filter(pk=user.pk, is_active=True).exists()
+    return get_user_model().objects.filter(pk=user.pk, is_active=True).exists()
 
 
 def member_room_ids(*, user: AbstractBaseUser) -> list[int]:
