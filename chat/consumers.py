@@ -278,18 +278,22 @@ class RoomConsumer(ListeningConsumer):
     async def _replay(self, step, *, announce: bool = False) -> None:
         """Run ``step`` (a replay; None: none), then catch up for as long as live events came
         in beyond where the replay got to; live delivery resumes when nothing is missing.
-        ``announce``: then send ``sync.done`` with where the socket stands."""
+        Then ``sync.done`` says where the socket stands: always when ``announce``, else when
+        the replay moved the position (its frames carry no change number: the client learns
+        the position it may resume from here)."""
         self.replaying = True
         async with self.replay_lock:
             self.replaying = True
             try:
                 if not await self._recheck():
                     return
+                before = (self.last_seq, self.last_change)
                 if step is not None:
                     await step()
                 while self.missed_change > (self.last_change or 0) and not self.revoked:
                     await self._catch_up()
-                if announce and not self.revoked:
+                moved = (self.last_seq, self.last_change) != before
+                if (announce or moved) and not self.revoked:
                     await self.send(protocol.sync_done(self.last_seq, self.last_change))
             finally:
                 self.replaying = self.revoked  # once revoked, live events stay set aside
@@ -473,7 +477,7 @@ class RoomConsumer(ListeningConsumer):
             for message in page:
                 if not await self._may_send():
                     return
-                await self.send(events.message_frame("message.new", *message))
+                await self.send(events.replay_frame("message.new", message[0]))
                 self.last_seq = message[0]["seq"]
             if len(page) < page_size:
                 break
@@ -488,7 +492,7 @@ class RoomConsumer(ListeningConsumer):
                 if not await self._may_send():
                     return
                 frame = "message.deleted" if message["deleted_at"] else "message.edited"
-                await self.send(events.message_frame(frame, message, change))
+                await self.send(events.replay_frame(frame, message, change))
             if len(page) < page_size:
                 break
             cursor = page[-1][1]

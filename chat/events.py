@@ -248,7 +248,25 @@ def client_frame(event: Event) -> str | None:
 
 
 def message_frame(frame_type: str, message: MessageData, change: int) -> str:
+    """A live frame: it carries the change number, a position a client may resume from."""
     return dumps({"type": frame_type, "change": change, "message": message})
+
+
+def replay_frame(frame_type: str, message: MessageData, change: int | None = None) -> str:
+    """A frame of a replay from the database, marked ``"replay": true``.
+
+    A replay sends the new messages in seq order, then the edits and deletes of older messages
+    in change order. A new message's frame carries no change number (messages in seq order are
+    not in change order: the change of one replayed message is no position to resume from); an
+    edit's or delete's carries its change, which is one (every change below it that the client
+    lacks was sent before it). So the resume rule — the highest seq you have and the change of
+    the last frame that carried one — is right wherever a connection drops, and each resume
+    gets further. ``sync.done`` ends every replay with the position."""
+    frame: dict = {"type": frame_type, "replay": True}
+    if change is not None:
+        frame["change"] = change
+    frame["message"] = message
+    return dumps(frame)
 
 
 def dumps(value: Any) -> str:

@@ -44,7 +44,9 @@ async def listen(url: str, token: str, until_body: str | None = None) -> tuple[i
                     return seq, change
             elif frame["type"].startswith("message."):
                 message = frame["message"]
-                seq, change = max(seq, message["seq"]), frame["change"]
+                # The resume rule: the highest seq you have, and the change of the last frame
+                # that carried one (replayed new messages carry none; sync.done ends a replay).
+                seq, change = max(seq, message["seq"]), frame.get("change", change)
                 print(f"{frame['type']} #{message['seq']} {message['author']}: {message['body']}")
                 if message["body"] == until_body:
                     return seq, change

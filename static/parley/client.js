@@ -1,9 +1,13 @@
 // Parley room client: one live WebSocket per room with no gap, no duplicate, in order.
 //
-// - Every message.new carries the message's seq, and every frame about a message (new, edited,
-//   deleted) the room's change number. A change at or below the last one seen is a duplicate
-//   and dropped; one beyond last+1 means the live path lost something, so the client asks the
-//   server to replay ({"type": "sync"}) and drops the early frame (the replay includes it).
+// - Every message.new carries the message's seq, and every live frame about a message (new,
+//   edited, deleted) the room's change number. A change at or below the last one seen is a
+//   duplicate and dropped; one beyond last+1 means the live path lost something, so the client
+//   asks the server to replay ({"type": "sync"}) and drops the early frame (the replay includes it).
+// - Replay frames ("replay": true: after connecting, a sync, or the server filling a gap) are
+//   new messages in seq order (no change number), then edits and deletes of older messages in
+//   change order (with theirs); sync.done ends every replay with the position. The resume
+//   rule: the highest seq you have and the change of the last frame that carried one.
 // - A dropped socket reconnects with exponential back-off and jitter, resuming with
 //   ?after_seq=<last seq>&after_change=<last change>. Refusals that cannot change by retrying
 //   (4400, 4401, 4403, 4404) stop.
@@ -108,14 +112,16 @@ export class RoomConnection {
       case "message.edited":
       case "message.deleted":
         return this._deliver(frame);
-      case "sync.done":
+      case "sync.done": {
         if (this.lastSeq === null || frame.seq > this.lastSeq) this.lastSeq = frame.seq;
         this.lastChange = frame.change;
+        const resend = this.syncing; // the server may also end a catch-up of its own
         this.syncing = false;
         this.attempt = 0;
         this.onState("live");
-        for (const pending of this.unacked.values()) this._write(pending);
+        if (resend) for (const pending of this.unacked.values()) this._write(pending);
         return;
+      }
       case "presence":
         return this.onPresence(frame.online);
       case "typing":
@@ -135,9 +141,10 @@ export class RoomConnection {
 
   _deliver(frame) {
     const message = frame.message;
-    if (this.syncing) {
-      // A replay: messages after lastSeq in seq order, then changes to older ones. Their change
-      // numbers skip (only each message's latest counts); sync.done gives the position.
+    if (frame.replay) {
+      // A replay frame: messages after lastSeq in seq order, then changes to older ones (those
+      // carry their change number, a safe resume position); sync.done ends the replay.
+      if (frame.change !== undefined) this.lastChange = frame.change;
       if (frame.type === "message.new") {
         if (this.lastSeq !== null && message.seq <= this.lastSeq) return;
         this.lastSeq = message.seq;

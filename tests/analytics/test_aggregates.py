@@ -111,9 +111,7 @@ def test_one_behaviour_record_per_event_with_its_fields(alice, bob, lobby):
     _activity(alice, bob, lobby)
     # Analytics subscribes to messages, rooms and presence; bob's leave also recorded an
     # access.revoked (chat.access), which is not its business.
-    outbox = {
-        row.event_id: row for row in OutboxEvent.objects.exclude(topic=events.TOPIC_ACCESS)
-    }
+    outbox = {row.event_id: row for row in OutboxEvent.objects.exclude(topic=events.TOPIC_ACCESS)}
     assert len(outbox) == 9
 
     drain(SUB)

@@ -7,6 +7,7 @@ from django.db.models import F
 
 from chat import actions
 from chat.models import Message, Room
+from tests.support import history
 from tests.support.procs import Daphne
 from tests.support.ws import session_cookie
 
@@ -136,4 +137,53 @@ def test_edits_and_deletes_replace_the_message_in_place(browser, server, lobby, 
     page.wait_for_selector("#messages li.deleted[data-seq='1']")
     assert page.inner_text("#messages li[data-seq='1']") == "alice: (message deleted)"
     assert _seqs(page) == [1]
+    page.close()
+
+
+@pytest.mark.parametrize("k", [1, 4])
+def test_dropping_mid_replay_resumes_by_the_rule_and_converges(
+    browser, server, lobby, alice, bob, k
+):
+    """The page's client drops its socket after every k-th replay frame; resuming by the rule
+    (highest seq, change of the last frame that carried one), it ends with the server's state."""
+    history.post_seen(lobby, alice)
+    page = _open_room(browser, server, bob)
+    _wait_for_seq(page, history.SEEN)
+    page.evaluate("() => window.parleyRoom.stop()")
+    page.wait_for_selector("#state[data-state='closed']")
+
+    history.change_while_away(lobby, alice)
+    page.evaluate(
+        """(k) => {
+            const room = window.parleyRoom;
+            const receive = room._receive.bind(room);
+            let replayed = 0;
+            room._receive = (frame) => {
+                receive(frame);
+                if (frame.replay && ++replayed % k === 0 && room.socket) room.socket.close();
+            };
+            room.minDelayMs = 10;
+            room.maxDelayMs = 40;
+            room.start();
+        }""",
+        k,
+    )
+    seq, change = history.FINAL
+    page.wait_for_function(
+        f"() => window.parleyRoom.lastSeq === {seq} && window.parleyRoom.lastChange === {change}"
+        " && !window.parleyRoom.syncing",
+        timeout=20_000,
+    )
+    expected = {}
+    for message in Message.objects.filter(room=lobby).order_by("seq"):
+        if message.deleted_at:
+            expected[message.seq] = "alice: (message deleted)"
+        else:
+            expected[message.seq] = f"alice: {message.body}" + (
+                " (edited)" if message.edited_at else ""
+            )
+    shown = page.eval_on_selector_all(
+        "#messages li", "els => els.map(e => [Number(e.dataset.seq), e.innerText])"
+    )
+    assert dict(shown) == expected and [s for s, _ in shown] == sorted(expected)
     page.close()

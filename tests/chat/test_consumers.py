@@ -482,11 +482,13 @@ async def test_lost_live_event_is_filled_from_the_database(lobby, alice, bob):
     [lost] = await insert_without_publishing(lobby, alice, 1)  # seq 2: never published
     after = await save_message(lobby, alice, "three")  # seq 3: published live
 
-    first, second = await sock.recv(), await sock.recv()
+    first, second, done = await sock.recv(), await sock.recv(), await sock.recv()
     assert (lost, after["seq"]) == (2, 3)
     assert [first["type"], second["type"]] == ["message.new", "message.new"]
     assert first["message"]["seq"] == 2 and first["message"]["body"] == "unpublished 2"
-    assert second == {"type": "message.new", "change": after["seq"], "message": after}
+    # Filled from the database: replay frames (no change number), then the position.
+    assert second == {"type": "message.new", "replay": True, "message": after}
+    assert done == {"type": "sync.done", "seq": 3, "change": 3}
     assert await assert_next_is_sentinel(sock, lobby, alice) == 4
     await sock.disconnect()
 
@@ -500,6 +502,7 @@ async def test_several_lost_events_are_filled_in_pages(lobby, alice, bob):
             sock, lambda f: f["type"] == "message.new" and f["message"]["seq"] == 11
         )
     assert seqs_of(frames) == list(range(1, 12)) and len(frames) == 11
+    assert await sock.recv() == {"type": "sync.done", "seq": 11, "change": 11}
     assert await assert_next_is_sentinel(sock, lobby, alice) == 12
     await sock.disconnect()
 
@@ -558,11 +561,20 @@ async def test_layer_reconnected_catches_up_from_the_database(lobby, alice, bob,
 
     frames = [await sock.recv() for _ in range(3)]
     assert seqs_of(frames) == [1, 2, 3] and len(frames) == 3
+    assert await sock.recv() == {"type": "sync.done", "seq": 3, "change": 3}
     assert await assert_next_is_sentinel(sock, lobby, alice) == 4
     # Nothing missing: another announcement sends nothing.
     await announce(lobby)
     await assert_pong_is_next(sock)
-    assert await assert_next_is_sentinel(sock, lobby, alice) == 5
+    # The socket re-checks its access after a reconnect (chat.access) and holds live events
+    # meanwhile: the next message arrives live, or, if it came during the check, replayed and
+    # followed by the position; either way once, and the one after is live.
+    fifth = await save_message(lobby, alice, "fifth")
+    frame = await sock.recv()
+    assert frame["type"] == "message.new" and frame["message"] == fifth
+    if frame.get("replay"):
+        assert await sock.recv() == {"type": "sync.done", "seq": 5, "change": 5}
+    assert await assert_next_is_sentinel(sock, lobby, alice) == 6
     await sock.disconnect()
 
 

@@ -133,11 +133,14 @@ async def test_resume_replays_new_messages_then_changes_to_older_ones(lobby, ali
     while frames[-1]["type"] != "sync.done":
         frames.append(await sock.recv())
 
-    assert [(f["type"], f["message"]["seq"], f["change"]) for f in frames[:-1]] == [
-        ("message.new", 4, 7),  # the new message as it now is
+    # Replay frames: a new message carries no change number (it is no resume position), an
+    # older message's edit or delete does (they come in change order).
+    assert [(f["type"], f["message"]["seq"], f.get("change")) for f in frames[:-1]] == [
+        ("message.new", 4, None),  # the new message as it now is
         ("message.edited", 2, 4),
         ("message.deleted", 1, 6),
     ]
+    assert all(f["replay"] is True for f in frames[:-1])
     assert frames[0]["message"]["body"] == "four, edited"
     assert frames[-1] == {"type": "sync.done", "seq": 4, "change": 7}
     await database_sync_to_async(post)(lobby, alice, "five")
@@ -162,10 +165,11 @@ async def test_a_lost_live_edit_is_recovered_by_its_change_number(lobby, alice, 
         post(lobby, alice, "next")  # change 3: the socket sees 3 after 1 and catches up
 
     await database_sync_to_async(edit_without_publishing)()
-    frames = [await sock.recv() for _ in range(2)]
-    assert [(f["type"], f["change"]) for f in frames] == [
-        ("message.new", 3),
-        ("message.edited", 2),
+    frames = [await sock.recv() for _ in range(3)]
+    assert [(f["type"], f.get("replay"), f.get("change")) for f in frames] == [
+        ("message.new", True, None),  # filled from the database: replay frames
+        ("message.edited", True, 2),
+        ("sync.done", None, 3),
     ]
     assert frames[1]["message"]["body"] == "silently edited"
     await database_sync_to_async(post)(lobby, alice, "after")
