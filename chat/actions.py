@@ -7,6 +7,7 @@ models' outbox hook inside the same transaction and published after commit.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 
@@ -107,14 +108,13 @@ def post_messages(requests: list[PostRequest]) -> list[PostResult | ActionError]
             if req.client_id is not None:
                 retried = existing.get((req.author.pk, req.client_id))
                 if retried is not None:
-                    if retried.room_id != req.room.pk:
-                        raise _client_id_reused()
+                    check_retry(retried, room=req.room, body=body)
                     results[i] = PostResult(retried, created=False)
                     continue
                 first = firsts.setdefault((req.author.pk, req.client_id), i)
                 if first != i:  # the same post twice in one batch: answered after the writes
                     continue
-            message = Message(room=req.room, author=req.author, body=body, client_id=req.client_id)
+            message = _new_message(req, body)
             fresh.setdefault(req.room.pk, []).append((i, message))
         except ActionError as exc:
             results[i] = exc
@@ -146,9 +146,13 @@ def post_messages(requests: list[PostRequest]) -> list[PostResult | ActionError]
     for i, req in enumerate(requests):
         if results[i] is None:  # a repeat of an earlier request of this batch
             done = results[firsts[(req.author.pk, req.client_id)]]
-            results[i] = (
-                PostResult(done.message, created=False) if isinstance(done, PostResult) else done
-            )
+            if isinstance(done, PostResult):
+                try:
+                    check_retry(done.message, room=req.room, body=req.body)
+                    done = PostResult(done.message, created=False)
+                except ActionError as exc:
+                    done = exc
+            results[i] = done
     return results  # type: ignore[return-value]
 
 
@@ -181,8 +185,30 @@ def _existing_client_ids(requests: list[PostRequest]) -> dict[tuple[int, uuid.UU
     return {(m.author_id, m.client_id): m for m in found}
 
 
-def _client_id_reused() -> ActionError:
-    return ActionError("client_id_reused", "this client_id was used for another room")
+def request_fingerprint(*, room: Room, body: str) -> str:
+    """What makes two posts with one client_id the same request: the room and the body."""
+    return hashlib.blake2b(f"{room.pk}:{body}".encode(), digest_size=16).hexdigest()
+
+
+def check_retry(existing: Message, *, room: Room, body: object) -> None:
+    """``existing`` was created with the client_id a new request carries: the request must be
+    a retry of it (same room, same body), else ActionError ``client_id_reused`` (a client
+    reusing its key for another message would otherwise be told its new message was posted).
+    Messages stored before fingerprints existed are checked by room only."""
+    if existing.room_id != room.pk:
+        raise ActionError("client_id_reused", "this client_id was used for another room")
+    digest = existing.request_digest
+    if digest is not None and (
+        not isinstance(body, str) or digest != request_fingerprint(room=room, body=body)
+    ):
+        raise ActionError("client_id_reused", "this client_id was used for another message")
+
+
+def _new_message(req: PostRequest, body: str) -> Message:
+    digest = None if req.client_id is None else request_fingerprint(room=req.room, body=body)
+    return Message(
+        room=req.room, author=req.author, body=body, client_id=req.client_id, request_digest=digest
+    )
 
 
 def _post_one(req: PostRequest, *, count: bool = True) -> PostResult:
@@ -190,32 +216,36 @@ def _post_one(req: PostRequest, *, count: bool = True) -> PostResult:
     body = check_body(req.body)
     check_can_post(user=author, room=room)
     if client_id is not None:
-        existing = _by_client_id(author=author, client_id=client_id, room=room)
+        existing = _by_client_id(author=author, client_id=client_id, room=room, body=body)
         if existing is not None:
             return PostResult(existing, created=False)
     if count and not ratelimit.allow_post(author.pk):
         raise ActionError("rate_limited", "too many messages, slow down")
     try:
         with transaction.atomic():
-            message = Message(room=room, author=author, body=body, client_id=client_id)
+            message = _new_message(req, body)
             message.save()
     except IntegrityError:
         # Only a concurrent retry with the same client_id can collide here.
-        existing = client_id and _by_client_id(author=author, client_id=client_id, room=room)
+        existing = client_id and _by_client_id(
+            author=author, client_id=client_id, room=room, body=body
+        )
         if not existing:
             raise
         return PostResult(existing, created=False)
     return PostResult(message, created=True)
 
 
-def _by_client_id(*, author: AbstractBaseUser, client_id: uuid.UUID, room: Room) -> Message | None:
+def _by_client_id(
+    *, author: AbstractBaseUser, client_id: uuid.UUID, room: Room, body: str
+) -> Message | None:
     existing = (
         Message.objects.select_related("room", "author")
         .filter(author=author, client_id=client_id)
         .first()
     )
-    if existing is not None and existing.room_id != room.pk:
-        raise _client_id_reused()
+    if existing is not None:
+        check_retry(existing, room=room, body=body)
     return existing
 
 
@@ -307,19 +337,29 @@ def mark_read(*, user: AbstractBaseUser, room: Room, seq: int) -> Membership:
 def create_room(
     *, creator: AbstractBaseUser, slug: str, title: str, is_private: bool = False
 ) -> Room:
-    """Create a room owned by ``creator`` (who joins it: room.joined)."""
-    if slug.startswith(DIRECT_PREFIX):
+    """Create a room owned by ``creator`` (who joins it: room.joined). Slugs are unique
+    whatever their case ("Lobby" is taken once "lobby" exists), and the direct-message prefix
+    is reserved in any case ("DM-1-2" too)."""
+    if is_reserved_slug(slug):
         raise ActionError("reserved_slug", f"slugs starting {DIRECT_PREFIX!r} are direct messages")
     return _create_room(creator=creator, slug=slug, title=title, is_private=is_private)
 
 
+def is_reserved_slug(slug: str) -> bool:
+    return slug.lower().startswith(DIRECT_PREFIX)
+
+
 def _create_room(*, creator: AbstractBaseUser, slug: str, title: str, is_private: bool) -> Room:
-    if Room.objects.filter(slug=slug).exists():
-        raise ActionError("already_exists", f"a room {slug!r} exists already")
-    with transaction.atomic():
-        room = Room.objects.create(slug=slug, title=title, is_private=is_private)
-        owner = Membership.objects.create(user=creator, room=room, role=Membership.Role.OWNER)
-        _record_membership(events.ROOM_JOINED, owner)
+    taken = ActionError("already_exists", f"a room {slug!r} exists already")
+    if Room.objects.filter(slug__iexact=slug).exists():
+        raise taken
+    try:
+        with transaction.atomic():
+            room = Room.objects.create(slug=slug, title=title, is_private=is_private)
+            owner = Membership.objects.create(user=creator, room=room, role=Membership.Role.OWNER)
+            _record_membership(events.ROOM_JOINED, owner)
+    except IntegrityError:  # created concurrently (room_slug_unique_ci)
+        raise taken from None
     return room
 
 

@@ -6,7 +6,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm
 
-from chat.actions import DIRECT_PREFIX
+from chat.actions import DIRECT_PREFIX, is_reserved_slug
 from chat.models import Room
 
 
@@ -28,7 +28,7 @@ class RoomForm(forms.Form):
 
     def clean_slug(self) -> str:
         slug = self.cleaned_data["slug"]
-        if slug.startswith(DIRECT_PREFIX):
+        if is_reserved_slug(slug):
             raise forms.ValidationError(f"Slugs starting “{DIRECT_PREFIX}” are reserved.")
         return slug
 

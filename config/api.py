@@ -25,6 +25,7 @@ STATUS_OF = {
     "not_a_member": status.HTTP_403_FORBIDDEN,
     "not_found": status.HTTP_404_NOT_FOUND,
     "client_id_reused": status.HTTP_409_CONFLICT,
+    "idempotency_key_reused": status.HTTP_409_CONFLICT,
     "already_exists": status.HTTP_409_CONFLICT,
     "message_deleted": status.HTTP_409_CONFLICT,
     "body_too_long": status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,

@@ -22,7 +22,11 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
-    description="Makes a retry safe: the same key returns the message it created (200).",
+    description=(
+        "Makes a retry safe: the same key with the same body and room returns the message it "
+        "created (200); the key reused for another body or room is a 409 "
+        "(idempotency_key_reused)."
+    ),
 )
 _KEY_NAMESPACE = uuid.UUID("8f7c0a58-3b1e-4e0b-9d7f-5a1d2c3b4e5f")
 
@@ -185,9 +189,17 @@ class RoomViewSet(viewsets.ViewSet):
         if key is not None and not 1 <= len(key) <= 200:
             raise Refused("invalid_idempotency_key", "Idempotency-Key must be 1 to 200 characters")
         client_id = uuid.uuid5(_KEY_NAMESPACE, key) if key else None
-        result = actions.post_message(
-            author=request.user, room=room, body=body, client_id=client_id
-        )
+        try:
+            result = actions.post_message(
+                author=request.user, room=room, body=body, client_id=client_id
+            )
+        except actions.ActionError as exc:
+            if exc.code != "client_id_reused":
+                raise
+            raise Refused(
+                "idempotency_key_reused",
+                "this Idempotency-Key was used for another request (another body or room)",
+            ) from None
         response = Response(s.MessageSerializer(result.message).data, status=201)
         if not result.created:
             response.status_code = 200
