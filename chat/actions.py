@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
 from django.utils import timezone
@@ -309,8 +310,7 @@ def leave_room(*, user: AbstractBaseUser, room: Room) -> bool:
     return True
 
 
-def invite(*, inviter: AbstractBaseUser, room: Room, invitee: AbstractBaseUser) -> Membership:
-    """Add ``invitee`` to a private room; only its owner or moderators invite (idempotent)."""
+def check_can_invite(*, inviter: AbstractBaseUser, room: Room) -> None:
     if not room.is_private:
         raise ActionError("public_room", "anyone can join a public room; no invitation needed")
     if room.slug.startswith(DIRECT_PREFIX):
@@ -318,7 +318,28 @@ def invite(*, inviter: AbstractBaseUser, room: Room, invitee: AbstractBaseUser) 
     role = selectors.role_in(user=inviter, room=room)
     if role not in (Membership.Role.OWNER, Membership.Role.MODERATOR):
         raise ActionError("forbidden", "only the room's owner and moderators invite")
+
+
+def invite(*, inviter: AbstractBaseUser, room: Room, invitee: AbstractBaseUser) -> Membership:
+    """Add ``invitee`` to a private room; only its owner or moderators invite (idempotent)."""
+    check_can_invite(inviter=inviter, room=room)
     return _add_member(invitee, room)
+
+
+def invite_username(*, inviter: AbstractBaseUser, room: Room, username: str) -> Membership:
+    """``invite`` by username, as people type it (the page and REST). Whether the name exists
+    (ActionError ``no_such_user``) is told only to those allowed to invite: anyone else is
+    refused first, and learns nothing about the name."""
+    check_can_invite(inviter=inviter, room=room)
+    invitee = _active_user(username)
+    if invitee is None:
+        raise ActionError("no_such_user", f"there is no user {username!r}")
+    return _add_member(invitee, room)
+
+
+def _active_user(username: str) -> AbstractBaseUser | None:
+    """The active user named ``username``: a deactivated account is as good as none."""
+    return get_user_model().objects.filter(username=username.strip(), is_active=True).first()
 
 
 def mark_read(*, user: AbstractBaseUser, room: Room, seq: int) -> Membership:
@@ -396,6 +417,15 @@ def open_direct_room(*, user: AbstractBaseUser, other: AbstractBaseUser) -> Room
         for person in (user, other):
             _add_member(person, room)
     return room
+
+
+def open_direct_room_with(*, user: AbstractBaseUser, username: str) -> Room:
+    """``open_direct_room`` with a user named as people type it; ActionError ``no_such_user``
+    for a name of no active user (the page must say so: anyone signed in may message anyone)."""
+    other = _active_user(username)
+    if other is None:
+        raise ActionError("no_such_user", f"there is no user {username.strip()!r}")
+    return open_direct_room(user=user, other=other)
 
 
 def mark_mention_read(*, user: AbstractBaseUser, mention_id: int) -> Mention | None:

@@ -24,6 +24,7 @@ STATUS_OF = {
     "forbidden": status.HTTP_403_FORBIDDEN,
     "not_a_member": status.HTTP_403_FORBIDDEN,
     "not_found": status.HTTP_404_NOT_FOUND,
+    "no_such_user": status.HTTP_404_NOT_FOUND,
     "client_id_reused": status.HTTP_409_CONFLICT,
     "idempotency_key_reused": status.HTTP_409_CONFLICT,
     "already_exists": status.HTTP_409_CONFLICT,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 
-from django.contrib.auth import get_user_model
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import viewsets
@@ -32,11 +31,12 @@ _KEY_NAMESPACE = uuid.UUID("8f7c0a58-3b1e-4e0b-9d7f-5a1d2c3b4e5f")
 
 
 def _room(request, slug: str) -> Room:
-    """The room if the caller may read it (404 unknown, 403 private and not a member)."""
+    """The room if the caller may read it (404 unknown, or private and not a member: the same
+    answer, see selectors.room_for_user)."""
     try:
         return selectors.room_for_user(user=request.user, slug=slug)
     except selectors.RoomAccessError as exc:
-        code = {4404: "not_found", 4403: "forbidden"}.get(exc.code, "not_authenticated")
+        code = {4404: "not_found"}.get(exc.code, "not_authenticated")
         raise Refused(code, exc.detail) from None
 
 
@@ -101,10 +101,7 @@ class RoomViewSet(viewsets.ViewSet):
         """Add a user to a private room (owner or moderators only)."""
         room = _room(request, slug)
         username = _valid(s.InviteSerializer, request.data)["username"]
-        invitee = get_user_model().objects.filter(username=username).first()
-        if invitee is None:
-            raise Refused("not_found", f"no user {username!r}")
-        membership = actions.invite(inviter=request.user, room=room, invitee=invitee)
+        membership = actions.invite_username(inviter=request.user, room=room, username=username)
         return Response(s.MembershipSerializer(membership).data)
 
     @extend_schema(

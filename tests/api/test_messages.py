@@ -57,7 +57,7 @@ def test_anyone_may_post_to_a_public_room_but_only_members_to_a_private_one(
 ):
     client = token_client(mallory)
     assert _post(client, "hi all").status_code == 201
-    assert_error(_post(client, "hi?", slug="secret"), 403, "forbidden")
+    assert_error(_post(client, "hi?", slug="secret"), 404, "not_found")
     assert list(Message.objects.values_list("room__slug", flat=True)) == ["lobby"]
 
 

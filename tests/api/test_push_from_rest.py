@@ -114,7 +114,7 @@ async def test_an_idempotent_replay_is_not_pushed_again(alice, bob, lobby):
 async def test_a_refused_rest_post_pushes_nothing(alice, bob, mallory, lobby, secret_room):
     socket, _ = await open_socket(bob, "secret")
     status, _, error = await _rest_post(mallory, "let me in", slug="secret")
-    assert (status, error["code"]) == (403, "forbidden")
+    assert (status, error["code"]) == (404, "not_found")
     status, _, error = await _rest_post(alice, "", slug="secret")
     assert (status, error["code"]) == (400, "body_required")
 
@@ -240,6 +240,6 @@ async def test_a_revoked_token_closes_4401(bob, lobby):
 async def test_a_tokens_user_is_held_to_the_rooms_rules(mallory, secret_room, lobby):
     _, raw = await _token(mallory)
     _, _, _, code = await _connect("/ws/rooms/secret/", headers=[_auth(raw)])
-    assert code == 4403
+    assert code == 4404  # as if it did not exist
     _, _, _, code = await _connect("/ws/rooms/nowhere/", headers=[_auth(raw)])
     assert code == 4404
