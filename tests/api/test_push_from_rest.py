@@ -8,12 +8,15 @@ in a worker thread (database_sync_to_async), so their transactions commit and pu
 from __future__ import annotations
 
 import contextlib
+from datetime import timedelta
 
 import pytest
 import pytest_asyncio
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.utils import timezone
 
+from accounts.models import ApiToken
 from accounts.tokens import create_token, revoke_token
 from config.asgi import application
 from tests.support import ws
@@ -232,6 +235,15 @@ async def test_a_bad_token_closes_4401_even_with_a_valid_session_cookie(bob, lob
 async def test_a_revoked_token_closes_4401(bob, lobby):
     token_id, raw = await _token(bob)
     assert await database_sync_to_async(revoke_token)(token_id=token_id)
+    for options in ({"headers": [_auth(raw)]}, {"subprotocols": ["parley", f"bearer.{raw}"]}):
+        _, _, _, code = await _connect(**options)
+        assert code == 4401
+
+
+async def test_an_expired_token_closes_4401(bob, lobby):
+    token_id, raw = await _token(bob)
+    past = timezone.now() - timedelta(seconds=1)
+    await database_sync_to_async(ApiToken.objects.filter(pk=token_id).update)(expires_at=past)
     for options in ({"headers": [_auth(raw)]}, {"subprotocols": ["parley", f"bearer.{raw}"]}):
         _, _, _, code = await _connect(**options)
         assert code == 4401
