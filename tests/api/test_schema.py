@@ -150,7 +150,7 @@ def test_the_docs_load_everything_from_this_app(db):
     scripts = []
     for url in assets:
         # Static files, and Swagger UI's start-up script served by the docs view itself (no
-        # inline script: config/csp.py).
+        # inline script: config/middleware.py).
         assert url.startswith(("/static/", "/api/docs/?")), url
         asset = client.get(url.replace("&amp;", "&"))
         assert asset.status_code == 200, url

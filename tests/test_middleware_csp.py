@@ -1,5 +1,5 @@
-"""config.csp: every page carries the Content-Security-Policy, and no page has what the policy
-forbids (an inline script or an ``on*=`` handler): the policy would silently break it."""
+"""config.middleware's Content-Security-Policy: every page carries it, and no page has what it
+forbids (an inline script or an ``on*=`` handler), which the policy would silently break."""
 
 from __future__ import annotations
 
