@@ -19,6 +19,7 @@ PAGES = [
     "/rooms/lobby/",
     "/rooms/secret/",
     "/mentions/",
+    "/dm/bob/",
     "/account/tokens/",
     "/analytics/dashboard/",
     "/api/docs/",
