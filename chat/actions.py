@@ -7,26 +7,21 @@ models' outbox hook inside the same transaction and published after commit.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from chat import events, outbox, ratelimit, selectors
-from chat.errors import Refused
+from chat import events, idempotency, outbox, ratelimit, selectors
+from chat.errors import ActionError
 from chat.models import Membership, Mention, Message, Room
 
 # Slugs of direct-message rooms (see open_direct_room); create_room refuses them.
 DIRECT_PREFIX = "dm-"
-
-
-class ActionError(Refused):
-    """A request the action refuses; nothing was changed. ``code`` is stable for clients."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +88,9 @@ def post_messages(requests: list[PostRequest]) -> list[PostResult | ActionError]
     checked: dict[tuple[int, int], ActionError | None] = {}
     fresh: dict[int, list[tuple[int, Message]]] = {}  # room id -> (index, new message)
     firsts: dict[tuple[int, uuid.UUID], int] = {}  # a client_id's first request in the batch
-    existing = _existing_client_ids(requests)
+    existing = idempotency.existing_client_ids(
+        {(r.author.pk, r.client_id) for r in requests if r.client_id is not None}
+    )
     for i, req in enumerate(requests):
         try:
             body = check_body(req.body)
@@ -109,7 +106,7 @@ def post_messages(requests: list[PostRequest]) -> list[PostResult | ActionError]
             if req.client_id is not None:
                 retried = existing.get((req.author.pk, req.client_id))
                 if retried is not None:
-                    check_retry(retried, room=req.room, body=body)
+                    idempotency.check_retry(retried, room=req.room, body=body)
                     results[i] = PostResult(retried, created=False)
                     continue
                 first = firsts.setdefault((req.author.pk, req.client_id), i)
@@ -149,7 +146,7 @@ def post_messages(requests: list[PostRequest]) -> list[PostResult | ActionError]
             done = results[firsts[(req.author.pk, req.client_id)]]
             if isinstance(done, PostResult):
                 try:
-                    check_retry(done.message, room=req.room, body=req.body)
+                    idempotency.check_retry(done.message, room=req.room, body=req.body)
                     done = PostResult(done.message, created=False)
                 except ActionError as exc:
                     done = exc
@@ -157,56 +154,10 @@ def post_messages(requests: list[PostRequest]) -> list[PostResult | ActionError]
     return results  # type: ignore[return-value]
 
 
-_MESSAGES = connection.ops.quote_name(Message._meta.db_table)
-
-
-def _existing_client_ids(requests: list[PostRequest]) -> dict[tuple[int, uuid.UUID], Message]:
-    """Messages already created for the client_ids of ``requests`` (retries), in one query."""
-    wanted = {(r.author.pk, r.client_id) for r in requests if r.client_id is not None}
-    if not wanted:
-        return {}
-    # Nearly every post is new: ask for ids only, with a statement written once (the ORM
-    # took ten times longer to build this query than the database to run it); load retries.
-    field = Message._meta.get_field("client_id")
-    conn = connections[DEFAULT_DB_ALIAS]  # not the thread-local proxy, read once per value
-    stored = {(a, field.get_db_prep_value(c, conn)) for a, c in wanted}
-    authors = sorted({a for a, _ in wanted})
-    client_ids = sorted({c for _, c in stored}, key=str)
-    with conn.cursor() as cursor:
-        cursor.execute(
-            f"SELECT id, author_id, client_id FROM {_MESSAGES} WHERE author_id IN "  # noqa: S608
-            f"({', '.join(['%s'] * len(authors))}) AND client_id IN "
-            f"({', '.join(['%s'] * len(client_ids))})",
-            [*authors, *client_ids],
-        )
-        ids = [pk for pk, author, client_id in cursor.fetchall() if (author, client_id) in stored]
-    if not ids:
-        return {}
-    found = Message.objects.select_related("room", "author").filter(pk__in=ids)
-    return {(m.author_id, m.client_id): m for m in found}
-
-
-def request_fingerprint(*, room: Room, body: str) -> str:
-    """What makes two posts with one client_id the same request: the room and the body."""
-    return hashlib.blake2b(f"{room.pk}:{body}".encode(), digest_size=16).hexdigest()
-
-
-def check_retry(existing: Message, *, room: Room, body: object) -> None:
-    """``existing`` was created with the client_id a new request carries: the request must be
-    a retry of it (same room, same body), else ActionError ``client_id_reused`` (a client
-    reusing its key for another message would otherwise be told its new message was posted).
-    Messages stored before fingerprints existed are checked by room only."""
-    if existing.room_id != room.pk:
-        raise ActionError("client_id_reused", "this client_id was used for another room")
-    digest = existing.request_digest
-    if digest is not None and (
-        not isinstance(body, str) or digest != request_fingerprint(room=room, body=body)
-    ):
-        raise ActionError("client_id_reused", "this client_id was used for another message")
-
-
 def _new_message(req: PostRequest, body: str) -> Message:
-    digest = None if req.client_id is None else request_fingerprint(room=req.room, body=body)
+    digest = (
+        None if req.client_id is None else idempotency.request_fingerprint(room=req.room, body=body)
+    )
     return Message(
         room=req.room, author=req.author, body=body, client_id=req.client_id, request_digest=digest
     )
@@ -217,7 +168,9 @@ def _post_one(req: PostRequest, *, count: bool = True) -> PostResult:
     body = check_body(req.body)
     check_can_post(user=author, room=room)
     if client_id is not None:
-        existing = _by_client_id(author=author, client_id=client_id, room=room, body=body)
+        existing = idempotency.by_client_id(
+            author=author, client_id=client_id, room=room, body=body
+        )
         if existing is not None:
             return PostResult(existing, created=False)
     if count and not ratelimit.allow_post(author.pk):
@@ -228,26 +181,13 @@ def _post_one(req: PostRequest, *, count: bool = True) -> PostResult:
             message.save()
     except IntegrityError:
         # Only a concurrent retry with the same client_id can collide here.
-        existing = client_id and _by_client_id(
+        existing = client_id and idempotency.by_client_id(
             author=author, client_id=client_id, room=room, body=body
         )
         if not existing:
             raise
         return PostResult(existing, created=False)
     return PostResult(message, created=True)
-
-
-def _by_client_id(
-    *, author: AbstractBaseUser, client_id: uuid.UUID, room: Room, body: str
-) -> Message | None:
-    existing = (
-        Message.objects.select_related("room", "author")
-        .filter(author=author, client_id=client_id)
-        .first()
-    )
-    if existing is not None:
-        check_retry(existing, room=room, body=body)
-    return existing
 
 
 def edit_message(*, user: AbstractBaseUser, message: Message, body: object) -> Message:

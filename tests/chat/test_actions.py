@@ -7,7 +7,7 @@ import uuid
 import pytest
 from django.test import override_settings
 
-from chat import actions
+from chat import actions, idempotency
 from chat.models import Message
 from config.settings.base import PARLEY
 
@@ -184,7 +184,7 @@ def test_a_batch_that_loses_a_client_id_race_answers_one_by_one(
     write: the batch's INSERT fails as a whole, and each request is answered on its own."""
     raced = uuid.uuid4()
     actions.post_message(author=bob, room=lobby, body="won the race", client_id=raced)
-    monkeypatch.setattr(actions, "_existing_client_ids", lambda requests: {})  # the check missed
+    monkeypatch.setattr(idempotency, "existing_client_ids", lambda wanted: {})  # the check missed
     results = actions.post_messages(
         [
             actions.PostRequest(bob, lobby, "a"),
