@@ -64,7 +64,13 @@ class ApiErrorShapeMiddleware(MiddlewareMixin):
         code = CODE_OF_STATUS.get(status_code, "error")
         detail = "no such endpoint" if status_code == 404 else response.reason_phrase.lower()
         shaped = JsonResponse({"code": code, "detail": detail}, status=status_code)
-        for header in ("Allow", "Retry-After", "WWW-Authenticate"):
-            if header in response:
-                shaped[header] = response[header]
+        # The other headers stay (Allow, Retry-After, WWW-Authenticate, and the security
+        # headers inner middleware set); only those describing the old body go.
+        for header, value in response.items():
+            if header.lower() not in _BODY_HEADERS:
+                shaped[header] = value
+        shaped.cookies = response.cookies
         return shaped
+
+
+_BODY_HEADERS = {"content-type", "content-length", "content-encoding", "content-disposition"}

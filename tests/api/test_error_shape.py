@@ -44,6 +44,9 @@ def test_a_path_no_route_matches_is_a_json_404(debug, alice, lobby, url, method)
     body = assert_error(response, 404, "not_found")
     assert body["detail"] == "no such endpoint"
     assert b"<html" not in response.content.lower()
+    # The headers of every response stay.
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert "script-src 'self'" in response["Content-Security-Policy"]
 
 
 @pytest.mark.parametrize(
