@@ -26,7 +26,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             return None
         user = user_for_token(raw)
         if user is None:
-            raise exceptions.AuthenticationFailed("invalid or revoked token")
+            raise exceptions.AuthenticationFailed("invalid, expired or revoked token")
         return user, raw
 
     def authenticate_header(self, request) -> str:

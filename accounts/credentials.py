@@ -15,6 +15,8 @@ from types import SimpleNamespace
 
 from django.conf import settings
 from django.contrib.auth import get_user
+from django.db.models import Q
+from django.utils import timezone
 
 from accounts.models import ApiToken
 
@@ -43,9 +45,13 @@ def credential_valid(*, user_id: int, credential: Credential | None) -> bool:
         return False
     kind, value = credential
     if kind == "token":
-        return ApiToken.objects.filter(
-            pk=value, user_id=user_id, revoked_at__isnull=True, user__is_active=True
-        ).exists()
+        return (
+            ApiToken.objects.filter(
+                pk=value, user_id=user_id, revoked_at__isnull=True, user__is_active=True
+            )
+            .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
+            .exists()
+        )
     if kind == "session":
         store = import_module(settings.SESSION_ENGINE).SessionStore(str(value))
         user = get_user(SimpleNamespace(session=store))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import ApiToken
@@ -21,11 +22,36 @@ def _digest(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def create_token(*, user: AbstractBaseUser, name: str = "default") -> tuple[ApiToken, str]:
-    """Create a token; returns the row and the token itself, which is shown only this once."""
+# The longest lifetime a token may be given (about ten years); a longer one is a mistake.
+MAX_LIFETIME = timedelta(days=3660)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_lifetime(text: str) -> timedelta:
+    """``30d``, ``12h``, ``90m``, ``2w``, ``3600s`` or plain seconds; ValueError otherwise
+    (nothing, zero, negative, or over MAX_LIFETIME)."""
+    text = text.strip().lower()
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
+    if not (number.isascii() and number.isdigit()) or len(number) > 12:
+        raise ValueError(f"not a lifetime: {text!r} (e.g. 30d, 12h, 90m)")
+    lifetime = timedelta(seconds=int(number) * _UNITS[unit])
+    if not timedelta(0) < lifetime <= MAX_LIFETIME:
+        raise ValueError(f"a lifetime must be more than 0 and at most {MAX_LIFETIME.days} days")
+    return lifetime
+
+
+def create_token(
+    *, user: AbstractBaseUser, name: str = "default", expires_at: datetime | None = None
+) -> tuple[ApiToken, str]:
+    """Create a token (expiring at ``expires_at``, if given); returns the row and the token
+    itself, which is shown only this once."""
     raw = PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
-        user=user, name=name[:100] or "default", digest=_digest(raw), hint=raw[:8]
+        user=user,
+        name=name[:100] or "default",
+        digest=_digest(raw),
+        hint=raw[:8],
+        expires_at=expires_at,
     )
     return token, raw
 
@@ -47,23 +73,26 @@ def revoke_token(*, token_id: int, user: AbstractBaseUser | None = None) -> bool
 
 
 def user_for_token(raw: str) -> AbstractBaseUser | None:
-    """The active user a presented token belongs to, or None."""
+    """The active user a presented token belongs to, or None (unknown, revoked or expired
+    token, or an inactive user)."""
     token = token_for(raw)
     return None if token is None else token.user
 
 
 def token_for(raw: str) -> ApiToken | None:
-    """The active token ``raw`` is (its user active too, loaded with it), or None."""
+    """The active token ``raw`` is (not revoked nor expired, its user active, loaded with it),
+    or None."""
     if not raw.startswith(PREFIX) or len(raw) > 100:
         return None
+    now = timezone.now()
     token = (
         ApiToken.objects.select_related("user")
         .filter(digest=_digest(raw), revoked_at__isnull=True, user__is_active=True)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
         .first()
     )
     if token is None:
         return None
-    now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > _TOUCH_EVERY:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token

@@ -6,23 +6,38 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.models import ApiToken
-from accounts.tokens import create_token, revoke_token
+from accounts.tokens import create_token, parse_lifetime, revoke_token
+
+# The lifetimes the page offers (any other value is refused and creates nothing).
+LIFETIMES = {"7d": "in 7 days", "30d": "in 30 days", "90d": "in 90 days", "365d": "in a year"}
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def tokens(request: HttpRequest) -> HttpResponse:
-    new_token = None
+    new_token, status = None, 200
     if request.method == "POST":
         name = request.POST.get("name", "").strip()[:100] or "default"
-        _, new_token = create_token(user=request.user, name=name)
+        expires = request.POST.get("expires", "")
+        if expires and expires not in LIFETIMES:
+            messages.error(request, "Choose an expiry from the list.")
+            status = 400
+        else:
+            expires_at = timezone.now() + parse_lifetime(expires) if expires else None
+            _, new_token = create_token(user=request.user, name=name, expires_at=expires_at)
     return render(
         request,
         "accounts/tokens.html",
-        {"tokens": ApiToken.objects.filter(user=request.user), "new_token": new_token},
+        {
+            "tokens": ApiToken.objects.filter(user=request.user),
+            "new_token": new_token,
+            "lifetimes": LIFETIMES.items(),
+        },
+        status=status,
     )
 
 

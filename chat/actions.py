@@ -11,20 +11,17 @@ import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from chat import events, outbox, ratelimit, selectors
-from chat.errors import Refused
+from chat import events, idempotency, outbox, ratelimit, selectors
+from chat.errors import ActionError
 from chat.models import Membership, Mention, Message, Room
 
 # Slugs of direct-message rooms (see open_direct_room); create_room refuses them.
 DIRECT_PREFIX = "dm-"
-
-
-class ActionError(Refused):
-    """A request the action refuses; nothing was changed. ``code`` is stable for clients."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +93,9 @@ def post_messages(requests: list[PostRequest]) -> list[PostResult | ActionError]
     checked: dict[tuple[int, int], ActionError | None] = {}
     fresh: dict[int, list[tuple[int, Message]]] = {}  # room id -> (index, new message)
     firsts: dict[tuple[int, uuid.UUID], int] = {}  # a client_id's first request in the batch
-    existing = _existing_client_ids(requests)
+    existing = idempotency.existing_client_ids(
+        {(r.author.pk, r.client_id) for r in requests if r.client_id is not None}
+    )
     for i, req in enumerate(requests):
         try:
             body = check_body(req.body)
@@ -112,14 +111,13 @@ def post_messages(requests: list[PostRequest]) -> list[PostResult | ActionError]
             if req.client_id is not None:
                 retried = existing.get((req.author.pk, req.client_id))
                 if retried is not None:
-                    if retried.room_id != req.room.pk:
-                        raise _client_id_reused()
+                    idempotency.check_retry(retried, room=req.room, body=body)
                     results[i] = PostResult(retried, created=False)
                     continue
                 first = firsts.setdefault((req.author.pk, req.client_id), i)
                 if first != i:  # the same post twice in one batch: answered after the writes
                     continue
-            message = Message(room=req.room, author=req.author, body=body, client_id=req.client_id)
+            message = _new_message(req, body)
             fresh.setdefault(req.room.pk, []).append((i, message))
         except ActionError as exc:
             results[i] = exc
@@ -151,43 +149,23 @@ def post_messages(requests: list[PostRequest]) -> list[PostResult | ActionError]
     for i, req in enumerate(requests):
         if results[i] is None:  # a repeat of an earlier request of this batch
             done = results[firsts[(req.author.pk, req.client_id)]]
-            results[i] = (
-                PostResult(done.message, created=False) if isinstance(done, PostResult) else done
-            )
+            if isinstance(done, PostResult):
+                try:
+                    idempotency.check_retry(done.message, room=req.room, body=req.body)
+                    done = PostResult(done.message, created=False)
+                except ActionError as exc:
+                    done = exc
+            results[i] = done
     return results  # type: ignore[return-value]
 
 
-_MESSAGES = connection.ops.quote_name(Message._meta.db_table)
-
-
-def _existing_client_ids(requests: list[PostRequest]) -> dict[tuple[int, uuid.UUID], Message]:
-    """Messages already created for the client_ids of ``requests`` (retries), in one query."""
-    wanted = {(r.author.pk, r.client_id) for r in requests if r.client_id is not None}
-    if not wanted:
-        return {}
-    # Nearly every post is new: ask for ids only, with a statement written once (the ORM
-    # took ten times longer to build this query than the database to run it); load retries.
-    field = Message._meta.get_field("client_id")
-    conn = connections[DEFAULT_DB_ALIAS]  # not the thread-local proxy, read once per value
-    stored = {(a, field.get_db_prep_value(c, conn)) for a, c in wanted}
-    authors = sorted({a for a, _ in wanted})
-    client_ids = sorted({c for _, c in stored}, key=str)
-    with conn.cursor() as cursor:
-        cursor.execute(
-            f"SELECT id, author_id, client_id FROM {_MESSAGES} WHERE author_id IN "  # noqa: S608
-            f"({', '.join(['%s'] * len(authors))}) AND client_id IN "
-            f"({', '.join(['%s'] * len(client_ids))})",
-            [*authors, *client_ids],
-        )
-        ids = [pk for pk, author, client_id in cursor.fetchall() if (author, client_id) in stored]
-    if not ids:
-        return {}
-    found = Message.objects.select_related("room", "author").filter(pk__in=ids)
-    return {(m.author_id, m.client_id): m for m in found}
-
-
-def _client_id_reused() -> ActionError:
-    return ActionError("client_id_reused", "this client_id was used for another room")
+def _new_message(req: PostRequest, body: str) -> Message:
+    digest = (
+        None if req.client_id is None else idempotency.request_fingerprint(room=req.room, body=body)
+    )
+    return Message(
+        room=req.room, author=req.author, body=body, client_id=req.client_id, request_digest=digest
+    )
 
 
 def _post_one(req: PostRequest, *, count: bool = True) -> PostResult:
@@ -195,33 +173,26 @@ def _post_one(req: PostRequest, *, count: bool = True) -> PostResult:
     body = check_body(req.body)
     check_can_post(user=author, room=room)
     if client_id is not None:
-        existing = _by_client_id(author=author, client_id=client_id, room=room)
+        existing = idempotency.by_client_id(
+            author=author, client_id=client_id, room=room, body=body
+        )
         if existing is not None:
             return PostResult(existing, created=False)
     if count and not ratelimit.allow_post(author.pk):
         raise ActionError("rate_limited", "too many messages, slow down")
     try:
         with transaction.atomic():
-            message = Message(room=room, author=author, body=body, client_id=client_id)
+            message = _new_message(req, body)
             message.save()
     except IntegrityError:
         # Only a concurrent retry with the same client_id can collide here.
-        existing = client_id and _by_client_id(author=author, client_id=client_id, room=room)
+        existing = client_id and idempotency.by_client_id(
+            author=author, client_id=client_id, room=room, body=body
+        )
         if not existing:
             raise
         return PostResult(existing, created=False)
     return PostResult(message, created=True)
-
-
-def _by_client_id(*, author: AbstractBaseUser, client_id: uuid.UUID, room: Room) -> Message | None:
-    existing = (
-        Message.objects.select_related("room", "author")
-        .filter(author=author, client_id=client_id)
-        .first()
-    )
-    if existing is not None and existing.room_id != room.pk:
-        raise _client_id_reused()
-    return existing
 
 
 def edit_message(*, user: AbstractBaseUser, message: Message, body: object) -> Message:
@@ -284,8 +255,7 @@ def leave_room(*, user: AbstractBaseUser, room: Room) -> bool:
     return True
 
 
-def invite(*, inviter: AbstractBaseUser, room: Room, invitee: AbstractBaseUser) -> Membership:
-    """Add ``invitee`` to a private room; only its owner or moderators invite (idempotent)."""
+def check_can_invite(*, inviter: AbstractBaseUser, room: Room) -> None:
     if not room.is_private:
         raise ActionError("public_room", "anyone can join a public room; no invitation needed")
     if room.slug.startswith(DIRECT_PREFIX):
@@ -293,7 +263,28 @@ def invite(*, inviter: AbstractBaseUser, room: Room, invitee: AbstractBaseUser) 
     role = selectors.role_in(user=inviter, room=room)
     if role not in (Membership.Role.OWNER, Membership.Role.MODERATOR):
         raise ActionError("forbidden", "only the room's owner and moderators invite")
+
+
+def invite(*, inviter: AbstractBaseUser, room: Room, invitee: AbstractBaseUser) -> Membership:
+    """Add ``invitee`` to a private room; only its owner or moderators invite (idempotent)."""
+    check_can_invite(inviter=inviter, room=room)
     return _add_member(invitee, room)
+
+
+def invite_username(*, inviter: AbstractBaseUser, room: Room, username: str) -> Membership:
+    """``invite`` by username, as people type it (the page and REST). Whether the name exists
+    (ActionError ``no_such_user``) is told only to those allowed to invite: anyone else is
+    refused first, and learns nothing about the name."""
+    check_can_invite(inviter=inviter, room=room)
+    invitee = _active_user(username)
+    if invitee is None:
+        raise ActionError("no_such_user", f"there is no user {username!r}")
+    return _add_member(invitee, room)
+
+
+def _active_user(username: str) -> AbstractBaseUser | None:
+    """The active user named ``username``: a deactivated account is as good as none."""
+    return get_user_model().objects.filter(username=username.strip(), is_active=True).first()
 
 
 def mark_read(*, user: AbstractBaseUser, room: Room, seq: int) -> Membership:
@@ -312,19 +303,29 @@ def mark_read(*, user: AbstractBaseUser, room: Room, seq: int) -> Membership:
 def create_room(
     *, creator: AbstractBaseUser, slug: str, title: str, is_private: bool = False
 ) -> Room:
-    """Create a room owned by ``creator`` (who joins it: room.joined)."""
-    if slug.startswith(DIRECT_PREFIX):
+    """Create a room owned by ``creator`` (who joins it: room.joined). Slugs are unique
+    whatever their case ("Lobby" is taken once "lobby" exists), and the direct-message prefix
+    is reserved in any case ("DM-1-2" too)."""
+    if is_reserved_slug(slug):
         raise ActionError("reserved_slug", f"slugs starting {DIRECT_PREFIX!r} are direct messages")
     return _create_room(creator=creator, slug=slug, title=title, is_private=is_private)
 
 
+def is_reserved_slug(slug: str) -> bool:
+    return slug.lower().startswith(DIRECT_PREFIX)
+
+
 def _create_room(*, creator: AbstractBaseUser, slug: str, title: str, is_private: bool) -> Room:
-    if Room.objects.filter(slug=slug).exists():
-        raise ActionError("already_exists", f"a room {slug!r} exists already")
-    with transaction.atomic():
-        room = Room.objects.create(slug=slug, title=title, is_private=is_private)
-        owner = Membership.objects.create(user=creator, room=room, role=Membership.Role.OWNER)
-        _record_membership(events.ROOM_JOINED, owner)
+    taken = ActionError("already_exists", f"a room {slug!r} exists already")
+    if Room.objects.filter(slug__iexact=slug).exists():
+        raise taken
+    try:
+        with transaction.atomic():
+            room = Room.objects.create(slug=slug, title=title, is_private=is_private)
+            owner = Membership.objects.create(user=creator, room=room, role=Membership.Role.OWNER)
+            _record_membership(events.ROOM_JOINED, owner)
+    except IntegrityError:  # created concurrently (room_slug_unique_ci)
+        raise taken from None
     return room
 
 
@@ -361,6 +362,15 @@ def open_direct_room(*, user: AbstractBaseUser, other: AbstractBaseUser) -> Room
         for person in (user, other):
             _add_member(person, room)
     return room
+
+
+def open_direct_room_with(*, user: AbstractBaseUser, username: str) -> Room:
+    """``open_direct_room`` with a user named as people type it; ActionError ``no_such_user``
+    for a name of no active user (the page must say so: anyone signed in may message anyone)."""
+    other = _active_user(username)
+    if other is None:
+        raise ActionError("no_such_user", f"there is no user {username.strip()!r}")
+    return open_direct_room(user=user, other=other)
 
 
 def mark_mention_read(*, user: AbstractBaseUser, mention_id: int) -> Mention | None:

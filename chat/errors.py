@@ -8,3 +8,8 @@ class Refused(Exception):
         super().__init__(detail)
         self.code = code
         self.detail = detail
+
+
+class ActionError(Refused):
+    """A request an action (chat.actions) refuses; nothing was changed. ``code`` is stable for
+    clients."""

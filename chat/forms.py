@@ -6,7 +6,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm
 
-from chat.actions import DIRECT_PREFIX
+from chat.actions import DIRECT_PREFIX, is_reserved_slug
 from chat.models import Room
 
 
@@ -28,17 +28,12 @@ class RoomForm(forms.Form):
 
     def clean_slug(self) -> str:
         slug = self.cleaned_data["slug"]
-        if slug.startswith(DIRECT_PREFIX):
+        if is_reserved_slug(slug):
             raise forms.ValidationError(f"Slugs starting “{DIRECT_PREFIX}” are reserved.")
         return slug
 
 
 class InviteForm(forms.Form):
-    username = forms.CharField(max_length=150)
+    """A username; whether it exists is the invite action's to tell (only to who may invite)."""
 
-    def clean_username(self):
-        username = self.cleaned_data["username"].strip()
-        user = get_user_model().objects.filter(username=username).first()
-        if user is None:
-            raise forms.ValidationError(f"There is no user “{username}”.")
-        return user
+    username = forms.CharField(max_length=150)

@@ -7,6 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.models import Q
+from django.db.models.functions import Lower
 
 from broker import bulk
 
@@ -24,6 +25,10 @@ class Room(models.Model):
 
     class Meta:
         ordering = ["slug"]
+        constraints = [
+            # "Lobby" and "lobby" are one address to people: one room (chat/migrations/0005).
+            models.UniqueConstraint(Lower("slug"), name="room_slug_unique_ci"),
+        ]
 
     def __str__(self) -> str:
         return self.slug
@@ -93,6 +98,13 @@ class Message(models.Model):
     change = models.PositiveBigIntegerField(default=0, editable=False)
     # The sender's idempotency key: the same (author, client_id) never makes a second message.
     client_id = models.UUIDField(null=True, blank=True, editable=False)
+    # With a client_id: the fingerprint of the request that created the message (see
+    # chat.actions.request_fingerprint), so a retry can be told from a key reused for another
+    # message even after an edit or delete. Null (not "": unknown, for posts without a
+    # client_id and rows older than the field) also keeps the column free on existing tables.
+    request_digest = models.CharField(  # noqa: DJ001
+        max_length=32, null=True, blank=True, editable=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     edited_at = models.DateTimeField(null=True, blank=True, editable=False)
     # A deleted message stays as a tombstone (empty body) so that seqs stay gapless.

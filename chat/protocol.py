@@ -2,8 +2,9 @@
 
 Close codes (also in the README):
   4400 bad connection parameters (e.g. after_seq not a non-negative integer)
-  4401 not authenticated            4403 private room, not a member
-  4404 unknown room                 4429 sustained flood of rejected frames
+  4401 not authenticated            4403 access to the room was taken away (open socket)
+  4404 unknown room, or a private room you are not a member of (the same answer)
+  4429 sustained flood of rejected frames
 """
 
 from __future__ import annotations

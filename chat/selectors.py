@@ -22,15 +22,15 @@ class RoomAccessError(Exception):
 def room_for_user(*, user: AbstractBaseUser | AnonymousUser, slug: str) -> Room:
     """The room ``slug`` if ``user`` may read it; raises RoomAccessError otherwise.
 
-    Anonymous -> 4401, unknown room -> 4404, private room the user is not a member of -> 4403.
+    Anonymous -> 4401; an unknown room and a private room the user is not a member of -> 4404
+    with the same detail, so nobody learns which private rooms exist by asking (REST answers
+    both 404, pages 404, a socket closes 4404).
     """
     if not user.is_authenticated:
         raise RoomAccessError(4401, "authentication required")
     room = Room.objects.filter(slug=slug).first()
-    if room is None:
+    if room is None or (room.is_private and not is_member(user=user, room=room)):
         raise RoomAccessError(4404, f"no room {slug!r}")
-    if room.is_private and not is_member(user=user, room=room):
-        raise RoomAccessError(4403, "this room is private")
     return room
 
 

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -154,35 +154,51 @@ def invite(request: HttpRequest, slug: str) -> HttpResponse:
         for error in form.errors.get("username", ["Give a username."]):
             messages.error(request, error)
         return redirect("room", room.slug)
-    invitee = form.cleaned_data["username"]
     try:
-        actions.invite(inviter=request.user, room=room, invitee=invitee)
+        membership = actions.invite_username(
+            inviter=request.user, room=room, username=form.cleaned_data["username"]
+        )
     except actions.ActionError as exc:
         messages.error(request, exc.detail)
     else:
-        messages.success(request, f"{invitee.get_username()} is a member now.")
+        messages.success(request, f"{membership.user.get_username()} is a member now.")
     return redirect("room", room.slug)
 
 
 @login_required
-@require_GET
+@require_http_methods(["GET", "POST"])
 def direct(request: HttpRequest, username: str | None = None) -> HttpResponse:
-    """/dm/<username>/: the private room of the two of you, made on the first visit."""
-    if username is None:  # the home page's form: /dm/?username=bob
-        username = request.GET.get("username", "").strip()
-        other = get_user_model().objects.filter(username=username).first() if username else None
-        if other is None:
-            if username:
-                messages.error(request, f"There is no user “{username}”.")
+    """Open the private room of the two of you (made on first use): only by POST, which the
+    CSRF check covers, so a link or an image on another site cannot make rooms in your name.
+
+    POST /dm/ (the home page's form, ``username``) or POST /dm/<username>/ (a member list's
+    button). GET changes nothing: the conversation if it exists already, else a page with the
+    button; it answers alike whether or not the name exists (only the POST tells).
+    """
+    if username is None:
+        username = request.POST.get("username", "") or request.GET.get("username", "")
+    username = username.strip()
+    if request.method == "GET":
+        if not username:
             return redirect("home")
-        return redirect("direct", other.get_username())
-    other = get_object_or_404(get_user_model(), username=username)
+        existing = _existing_direct_room(request, username)
+        if existing is not None:
+            return redirect("room", existing.slug)
+        return render(request, "chat/direct.html", {"username": username})
     try:
-        room = actions.open_direct_room(user=request.user, other=other)
+        room = actions.open_direct_room_with(user=request.user, username=username)
     except actions.ActionError as exc:
         messages.error(request, exc.detail)
         return redirect("home")
     return redirect("room", room.slug)
+
+
+def _existing_direct_room(request: HttpRequest, username: str) -> Room | None:
+    other = get_user_model().objects.filter(username=username).first()
+    if other is None or other.pk == request.user.pk:
+        return None
+    slug = actions.direct_room_slug(request.user, other)
+    return Room.objects.filter(slug=slug, memberships__user=request.user).first()
 
 
 @login_required

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404, JsonResponse
-from django.views import defaults
+from django.http import Http404
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
@@ -24,7 +23,9 @@ STATUS_OF = {
     "forbidden": status.HTTP_403_FORBIDDEN,
     "not_a_member": status.HTTP_403_FORBIDDEN,
     "not_found": status.HTTP_404_NOT_FOUND,
+    "no_such_user": status.HTTP_404_NOT_FOUND,
     "client_id_reused": status.HTTP_409_CONFLICT,
+    "idempotency_key_reused": status.HTTP_409_CONFLICT,
     "already_exists": status.HTTP_409_CONFLICT,
     "message_deleted": status.HTTP_409_CONFLICT,
     "body_too_long": status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
@@ -85,11 +86,3 @@ class ErrorSerializer(serializers.Serializer):
 def documented_errors(*statuses: int) -> dict[int, type[serializers.Serializer]]:
     """OpenAPI responses for the error statuses an endpoint can answer (always 401 and 429)."""
     return {code: ErrorSerializer for code in sorted({401, 429, *statuses})}
-
-
-def page_not_found(request, exception):
-    """handler404: a URL under /api/ that names no endpoint (``/api/tokens/abc/``) gets the API's
-    error shape too, not Django's HTML page; other URLs get the usual page."""
-    if request.path.startswith("/api/"):
-        return JsonResponse({"code": "not_found", "detail": "no such endpoint"}, status=404)
-    return defaults.page_not_found(request, exception)

@@ -10,5 +10,5 @@ urlpatterns = [
     path("", include("chat.urls")),
 ]
 
-# Outside DEBUG: JSON for unknown URLs under /api/, the usual page elsewhere.
-handler404 = "config.api.page_not_found"
+# Errors under /api/ (unknown URLs included, with DEBUG on or off) are JSON in the API's shape:
+# config.middleware.ApiErrorShapeMiddleware.

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 
-from django.contrib.auth import get_user_model
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import viewsets
@@ -22,17 +21,22 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
-    description="Makes a retry safe: the same key returns the message it created (200).",
+    description=(
+        "Makes a retry safe: the same key with the same body and room returns the message it "
+        "created (200); the key reused for another body or room is a 409 "
+        "(idempotency_key_reused)."
+    ),
 )
 _KEY_NAMESPACE = uuid.UUID("8f7c0a58-3b1e-4e0b-9d7f-5a1d2c3b4e5f")
 
 
 def _room(request, slug: str) -> Room:
-    """The room if the caller may read it (404 unknown, 403 private and not a member)."""
+    """The room if the caller may read it (404 unknown, or private and not a member: the same
+    answer, see selectors.room_for_user)."""
     try:
         return selectors.room_for_user(user=request.user, slug=slug)
     except selectors.RoomAccessError as exc:
-        code = {4404: "not_found", 4403: "forbidden"}.get(exc.code, "not_authenticated")
+        code = {4404: "not_found"}.get(exc.code, "not_authenticated")
         raise Refused(code, exc.detail) from None
 
 
@@ -97,10 +101,7 @@ class RoomViewSet(viewsets.ViewSet):
         """Add a user to a private room (owner or moderators only)."""
         room = _room(request, slug)
         username = _valid(s.InviteSerializer, request.data)["username"]
-        invitee = get_user_model().objects.filter(username=username).first()
-        if invitee is None:
-            raise Refused("not_found", f"no user {username!r}")
-        membership = actions.invite(inviter=request.user, room=room, invitee=invitee)
+        membership = actions.invite_username(inviter=request.user, room=room, username=username)
         return Response(s.MembershipSerializer(membership).data)
 
     @extend_schema(
@@ -185,9 +186,17 @@ class RoomViewSet(viewsets.ViewSet):
         if key is not None and not 1 <= len(key) <= 200:
             raise Refused("invalid_idempotency_key", "Idempotency-Key must be 1 to 200 characters")
         client_id = uuid.uuid5(_KEY_NAMESPACE, key) if key else None
-        result = actions.post_message(
-            author=request.user, room=room, body=body, client_id=client_id
-        )
+        try:
+            result = actions.post_message(
+                author=request.user, room=room, body=body, client_id=client_id
+            )
+        except actions.ActionError as exc:
+            if exc.code != "client_id_reused":
+                raise
+            raise Refused(
+                "idempotency_key_reused",
+                "this Idempotency-Key was used for another request (another body or room)",
+            ) from None
         response = Response(s.MessageSerializer(result.message).data, status=201)
         if not result.created:
             response.status_code = 200

@@ -57,7 +57,7 @@ def test_anyone_may_post_to_a_public_room_but_only_members_to_a_private_one(
 ):
     client = token_client(mallory)
     assert _post(client, "hi all").status_code == 201
-    assert_error(_post(client, "hi?", slug="secret"), 403, "forbidden")
+    assert_error(_post(client, "hi?", slug="secret"), 404, "not_found")
     assert list(Message.objects.values_list("room__slug", flat=True)) == ["lobby"]
 
 
@@ -203,8 +203,29 @@ def test_a_key_reused_for_another_room_is_a_409(alice, lobby, secret_room):
     assert _post(client, "here", HTTP_IDEMPOTENCY_KEY="k1").status_code == 201
 
     response = _post(client, "there", slug="secret", HTTP_IDEMPOTENCY_KEY="k1")
-    assert_error(response, 409, "client_id_reused")
+    assert_error(response, 409, "idempotency_key_reused")
     assert list(Message.objects.values_list("room__slug", "body")) == [("lobby", "here")]
+
+
+def test_a_key_reused_with_another_body_is_a_409_not_the_first_message(api, alice, lobby):
+    client = api(alice)
+    assert _post(client, "first", HTTP_IDEMPOTENCY_KEY="k1").status_code == 201
+
+    response = _post(client, "something else", HTTP_IDEMPOTENCY_KEY="k1")
+    assert_error(response, 409, "idempotency_key_reused")
+    assert list(Message.objects.values_list("body", flat=True)) == ["first"]
+
+
+def test_a_retry_after_an_edit_is_still_a_retry(alice, lobby):
+    """The fingerprint is of the request, not of the message as it is now."""
+    client = token_client(alice)
+    first = _post(client, "typo", HTTP_IDEMPOTENCY_KEY="k1").json()
+    client.patch(f"/api/rooms/lobby/messages/{first['seq']}/", {"body": "fixed"}, format="json")
+
+    again = _post(client, "typo", HTTP_IDEMPOTENCY_KEY="k1")
+    assert again.status_code == 200 and again["Idempotent-Replayed"] == "true"
+    assert again.json()["body"] == "fixed"
+    assert_error(_post(client, "fixed", HTTP_IDEMPOTENCY_KEY="k1"), 409, "idempotency_key_reused")
 
 
 @pytest.mark.parametrize("key", ["", "k" * 201])
@@ -218,15 +239,6 @@ def test_a_key_of_200_characters_is_accepted(alice, lobby):
     client = token_client(alice)
     assert _post(client, "hi", HTTP_IDEMPOTENCY_KEY="k" * 200).status_code == 201
     assert _post(client, "hi", HTTP_IDEMPOTENCY_KEY="k" * 200).status_code == 200
-
-
-def test_a_replay_with_another_body_returns_the_original(alice, lobby):
-    """The key identifies the message: a retry is not an edit."""
-    client = token_client(alice)
-    _post(client, "original", HTTP_IDEMPOTENCY_KEY="k")
-    again = _post(client, "changed", HTTP_IDEMPOTENCY_KEY="k")
-    assert again.status_code == 200
-    assert again.json()["body"] == "original"
 
 
 # --- paging --------------------------------------------------------------------------------------

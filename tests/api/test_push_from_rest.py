@@ -8,12 +8,15 @@ in a worker thread (database_sync_to_async), so their transactions commit and pu
 from __future__ import annotations
 
 import contextlib
+from datetime import timedelta
 
 import pytest
 import pytest_asyncio
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.utils import timezone
 
+from accounts.models import ApiToken
 from accounts.tokens import create_token, revoke_token
 from config.asgi import application
 from tests.support import ws
@@ -114,7 +117,7 @@ async def test_an_idempotent_replay_is_not_pushed_again(alice, bob, lobby):
 async def test_a_refused_rest_post_pushes_nothing(alice, bob, mallory, lobby, secret_room):
     socket, _ = await open_socket(bob, "secret")
     status, _, error = await _rest_post(mallory, "let me in", slug="secret")
-    assert (status, error["code"]) == (403, "forbidden")
+    assert (status, error["code"]) == (404, "not_found")
     status, _, error = await _rest_post(alice, "", slug="secret")
     assert (status, error["code"]) == (400, "body_required")
 
@@ -237,9 +240,18 @@ async def test_a_revoked_token_closes_4401(bob, lobby):
         assert code == 4401
 
 
+async def test_an_expired_token_closes_4401(bob, lobby):
+    token_id, raw = await _token(bob)
+    past = timezone.now() - timedelta(seconds=1)
+    await database_sync_to_async(ApiToken.objects.filter(pk=token_id).update)(expires_at=past)
+    for options in ({"headers": [_auth(raw)]}, {"subprotocols": ["parley", f"bearer.{raw}"]}):
+        _, _, _, code = await _connect(**options)
+        assert code == 4401
+
+
 async def test_a_tokens_user_is_held_to_the_rooms_rules(mallory, secret_room, lobby):
     _, raw = await _token(mallory)
     _, _, _, code = await _connect("/ws/rooms/secret/", headers=[_auth(raw)])
-    assert code == 4403
+    assert code == 4404  # as if it did not exist
     _, _, _, code = await _connect("/ws/rooms/nowhere/", headers=[_auth(raw)])
     assert code == 4404

@@ -98,7 +98,7 @@ def test_a_non_member_of_a_public_room_must_join_first(mallory, five):
 
 def test_an_outsider_of_a_private_room_is_refused(alice, mallory, secret_room):
     actions.post_message(author=alice, room=secret_room, body="hidden")
-    assert_error(_read(token_client(mallory), 1, slug="secret"), 403, "forbidden")
+    assert_error(_read(token_client(mallory), 1, slug="secret"), 404, "not_found")
     assert not Membership.objects.filter(user=mallory).exists()
 
 

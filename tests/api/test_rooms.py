@@ -176,10 +176,16 @@ def test_an_outsider_can_neither_see_nor_change_a_private_room(
 
     response = getattr(api(mallory), method)(ROOMS + path, data, format="json")
 
-    body = assert_error(response, 403, "forbidden")
+    body = assert_error(response, 404, "not_found")
     assert "top secret" not in response.content.decode()
     assert "fields" not in body
     assert _snapshot() == before
+    # Exactly what a room that does not exist answers: nothing tells that "secret" exists.
+    missing = getattr(api(mallory), method)(
+        ROOMS + path.replace("secret", "nosuch"), data, format="json"
+    )
+    assert missing.status_code == response.status_code
+    assert missing.json() == {**body, "detail": body["detail"].replace("secret", "nosuch")}
 
 
 @pytest.mark.parametrize(("method", "path", "data"), OUTSIDER_REQUESTS)
@@ -351,9 +357,9 @@ def test_after_leaving_a_private_room_it_is_out_of_reach(alice, bob, secret_room
 
     # Leaving again changes nothing: the room is now private to bob like to any outsider.
     before = _snapshot()
-    assert_error(client.post(f"{ROOMS}secret/leave/"), 403, "forbidden")
-    assert_error(client.get(f"{ROOMS}secret/"), 403, "forbidden")
-    assert_error(client.post(f"{ROOMS}secret/join/"), 403, "forbidden")
+    assert_error(client.post(f"{ROOMS}secret/leave/"), 404, "not_found")
+    assert_error(client.get(f"{ROOMS}secret/"), 404, "not_found")
+    assert_error(client.post(f"{ROOMS}secret/join/"), 404, "not_found")
     assert _snapshot() == before
     assert [r["slug"] for r in _ok(client.get(ROOMS))] == []
 
@@ -417,8 +423,20 @@ def test_inviting_an_unknown_user_is_a_404(alice, secret_room):
     response = token_client(alice).post(
         f"{ROOMS}secret/invite/", {"username": "ghost"}, format="json"
     )
-    assert_error(response, 404, "not_found")
+    assert_error(response, 404, "no_such_user")
     assert _snapshot() == before
+
+
+@pytest.mark.parametrize("username", ["mallory", "ghost"])
+def test_who_may_not_invite_learns_nothing_about_a_username(alice, bob, mallory, secret_room,
+                                                             username):  # fmt: skip
+    """A plain member (or an outsider, to whom the room does not exist) is refused before the
+    name is looked up: the answer is the same for a user and for no one."""
+    for client, status, code in ((token_client(bob), 403, "forbidden"),
+                                 (token_client(mallory), 404, "not_found")):  # fmt: skip
+        response = client.post(f"{ROOMS}secret/invite/", {"username": username}, format="json")
+        body = assert_error(response, status, code)
+        assert username not in body["detail"]
 
 
 @pytest.mark.parametrize("data", [{}, {"username": ""}, {"username": "x" * 151}, {"user": "bob"}])

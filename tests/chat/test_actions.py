@@ -7,7 +7,7 @@ import uuid
 import pytest
 from django.test import override_settings
 
-from chat import actions
+from chat import actions, idempotency
 from chat.models import Message
 from config.settings.base import PARLEY
 
@@ -39,6 +39,28 @@ def test_client_id_of_another_room_is_refused(lobby, secret_room, bob):
         actions.post_message(author=bob, room=secret_room, body="there", client_id=client_id)
     assert err.value.code == "client_id_reused"
     assert Message.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_client_id_reused_for_another_body_is_refused(lobby, bob):
+    client_id = uuid.uuid4()
+    actions.post_message(author=bob, room=lobby, body="first", client_id=client_id)
+    with pytest.raises(actions.ActionError) as err:
+        actions.post_message(author=bob, room=lobby, body="second", client_id=client_id)
+    assert err.value.code == "client_id_reused"
+    # The batch form (the WebSocket path) answers the same, before and within a batch.
+    again, twice = uuid.uuid4(), actions.PostRequest
+    results = actions.post_messages(
+        [
+            twice(bob, lobby, "second", client_id),
+            twice(bob, lobby, "one", again),
+            twice(bob, lobby, "two", again),
+            twice(bob, lobby, "one", again),
+        ]
+    )
+    codes = [r.code if isinstance(r, actions.ActionError) else r.created for r in results]
+    assert codes == ["client_id_reused", True, "client_id_reused", False]
+    assert list(Message.objects.values_list("body", flat=True)) == ["first", "one"]
 
 
 @pytest.mark.parametrize(
@@ -162,9 +184,12 @@ def test_a_batch_that_loses_a_client_id_race_answers_one_by_one(
     write: the batch's INSERT fails as a whole, and each request is answered on its own."""
     raced = uuid.uuid4()
     actions.post_message(author=bob, room=lobby, body="won the race", client_id=raced)
-    monkeypatch.setattr(actions, "_existing_client_ids", lambda requests: {})  # the check missed
+    monkeypatch.setattr(idempotency, "existing_client_ids", lambda wanted: {})  # the check missed
     results = actions.post_messages(
-        [actions.PostRequest(bob, lobby, "a"), actions.PostRequest(bob, lobby, "x", raced)]
+        [
+            actions.PostRequest(bob, lobby, "a"),
+            actions.PostRequest(bob, lobby, "won the race", raced),
+        ]
     )
     assert [(r.message.seq, r.created) for r in results] == [(2, True), (1, False)]
     assert [e["seq"] for e in stream_events()] == [1, 2]

@@ -217,8 +217,8 @@ async def test_sockets_only_receive_their_own_room(lobby, secret_room, alice, bo
     [
         (None, "lobby", "", 4401),
         (None, "secret", "", 4401),
-        ("mallory", "secret", "", 4403),
-        ("mallory", "secret", "after_seq=0", 4403),
+        ("mallory", "secret", "", 4404),  # a private room answers as a missing one
+        ("mallory", "secret", "after_seq=0", 4404),
         ("bob", "nowhere", "", 4404),
         ("bob", "lobby", "after_seq=-1", 4400),
         ("bob", "lobby", "after_seq=abc", 4400),
@@ -250,7 +250,7 @@ async def test_member_opens_private_room(secret_room, bob, alice):
 
 async def test_refused_socket_ignores_frames_and_joins_no_group(lobby, secret_room, mallory):
     sock, code = await open_socket(mallory, "secret")
-    assert code == 4403
+    assert code == 4404
     layer = get_channel_layer()
     listening = layer._get_layer().listeners
     assert layer.group_channel_name(events.room_group(secret_room.pk)) not in listening
@@ -260,10 +260,14 @@ async def test_refused_socket_ignores_frames_and_joins_no_group(lobby, secret_ro
 
 
 # --- origin --------------------------------------------------------------------------------------
-async def _handshake(user, origin: bytes | None) -> tuple[WebsocketCommunicator, bool]:
+async def _handshake(
+    user, origin: bytes | None, host: bytes | None = None
+) -> tuple[WebsocketCommunicator, bool]:
     headers = [(b"cookie", (await database_sync_to_async(session_cookie)(user)).encode())]
     if origin is not None:
         headers.append((b"origin", origin))
+    if host is not None:
+        headers.append((b"host", host))
     comm = ws.WebsocketCommunicator(application, "/ws/rooms/lobby/", headers=headers)
     connected, _ = await comm.connect(timeout=5)
     return comm, connected
@@ -286,10 +290,16 @@ async def test_foreign_origin_is_refused_at_handshake(lobby, bob, origin):
 
 
 @pytest.mark.parametrize(
-    "origin", [None, b"http://localhost", b"http://127.0.0.1:8000", b"https://localhost"]
+    ("origin", "host"),
+    [
+        (None, None),
+        (b"http://localhost", None),
+        (b"http://127.0.0.1:8000", b"127.0.0.1:8000"),
+        (b"https://localhost", None),
+    ],
 )
-async def test_own_origin_or_no_origin_is_accepted(lobby, bob, origin):
-    comm, connected = await _handshake(bob, origin)
+async def test_own_origin_or_no_origin_is_accepted(lobby, bob, origin, host):
+    comm, connected = await _handshake(bob, origin, host)
     assert connected is True
     sock = Socket(comm)
     assert await sock.recv() == {"type": "sync.done", "seq": 0, "change": 0}

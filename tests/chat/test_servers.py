@@ -50,7 +50,7 @@ async def test_refusals_carry_their_close_codes(processes, secret_room, mallory,
     outsider = await database_sync_to_async(session_cookie)(mallory)
     with processes.explain():
         assert await close_code(srv.ws_url("lobby"), None) == 4401
-        assert await close_code(srv.ws_url("secret"), outsider) == 4403
+        assert await close_code(srv.ws_url("secret"), outsider) == 4404
         assert await close_code(srv.ws_url("nowhere"), cookies["bob"]) == 4404
         url = srv.ws_url("lobby", "after_seq=-3")
         assert await close_code(url, cookies["bob"]) == protocol.CLOSE_BAD_REQUEST

@@ -249,7 +249,7 @@ def test_a_plain_member_cannot_invite(as_bob, mallory, secret_room):
 def test_inviting_nobody_or_to_a_public_room_changes_nothing(as_alice, lobby, secret_room):
     before = Membership.objects.count()
     response = as_alice.post("/rooms/secret/invite/", {"username": "ghost"}, follow=True)
-    assert "There is no user “ghost”" in response.content.decode()
+    assert "there is no user &#x27;ghost&#x27;" in response.content.decode()
     as_alice.post("/rooms/lobby/invite/", {"username": "bob"})
     assert Membership.objects.count() == before
 
@@ -284,7 +284,7 @@ def test_csrf_token_in_a_form_is_accepted(alice):
 
 
 def test_direct_room_is_private_with_exactly_two_members_and_reused(as_alice, alice, bob):
-    response = as_alice.get("/dm/bob/")
+    response = as_alice.post("/dm/bob/")
     assert response.status_code == 302
     room = Room.objects.get()
     low, high = sorted([alice.pk, bob.pk])
@@ -295,15 +295,16 @@ def test_direct_room_is_private_with_exactly_two_members_and_reused(as_alice, al
     assert joined == {"alice", "bob"}
 
     # The second visit, by either of them, opens the same room.
-    assert as_alice.get("/dm/bob/").url == f"/rooms/{room.slug}/"
+    assert as_alice.post("/dm/bob/").url == f"/rooms/{room.slug}/"
     as_bob = _client(bob)
-    assert as_bob.get("/dm/alice/").url == f"/rooms/{room.slug}/"
+    assert as_bob.post("/dm/", {"username": "alice"}).url == f"/rooms/{room.slug}/"
+    assert as_bob.get("/dm/alice/").url == f"/rooms/{room.slug}/"  # GET finds it
     assert Room.objects.count() == 1 and room.memberships.count() == 2
     assert as_bob.get(f"/rooms/{room.slug}/").status_code == 200
 
 
 def test_direct_rooms_are_listed_by_the_other_name_and_closed_to_others(as_alice, as_mallory, bob):
-    slug = as_alice.get("/dm/bob/").url.split("/")[2]
+    slug = as_alice.post("/dm/bob/").url.split("/")[2]
     home = as_alice.get("/").content.decode()
     direct = re.search(r'<ul class="rooms" id="direct-rooms">(.*?)</ul>', home, re.S).group(1)
     assert f'href="/rooms/{slug}/">bob</a>' in direct
@@ -315,12 +316,11 @@ def test_direct_rooms_are_listed_by_the_other_name_and_closed_to_others(as_alice
 
 
 def test_direct_room_edge_cases(as_alice, alice, bob):
-    assert as_alice.get("/dm/nobody/").status_code == 404
-    assert as_alice.get("/dm/alice/").url == "/"  # not with yourself
-    assert as_alice.get("/dm/?username=bob").url == "/dm/bob/"
-    assert as_alice.get("/dm/?username=").url == "/"
-    response = as_alice.get("/dm/?username=no/body", follow=True)
-    assert "There is no user “no/body”" in response.content.decode()
+    assert as_alice.post("/dm/nobody/").url == "/"
+    assert as_alice.post("/dm/alice/").url == "/"  # not with yourself
+    assert as_alice.post("/dm/", {"username": ""}).url == "/"
+    response = as_alice.post("/dm/", {"username": "no/body"}, follow=True)
+    assert "there is no user &#x27;no/body&#x27;" in response.content.decode()
     assert not Room.objects.exists()
     room = actions.open_direct_room(user=alice, other=bob)
     with pytest.raises(actions.ActionError) as refused:
@@ -330,10 +330,42 @@ def test_direct_room_edge_cases(as_alice, alice, bob):
     assert refused.value.code == "direct_room"
 
 
+@pytest.mark.parametrize("url", ["/dm/bob/", "/dm/nobody/", "/dm/?username=bob", "/dm/alice/"])
+def test_get_on_a_direct_url_changes_nothing(as_alice, alice, bob, url):
+    """A link or an <img src> on another site must not make rooms in the visitor's name, nor
+    tell whether a username exists: GET answers alike for any name, with a button to POST."""
+    response = as_alice.get(url)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert 'method="post" action="/dm/"' in page and "csrfmiddlewaretoken" in page
+    assert not Room.objects.exists() and not Membership.objects.exists()
+    assert not OutboxEvent.objects.exists()
+
+
+def test_opening_a_direct_room_needs_the_csrf_token(alice, bob):
+    client = _client(alice, csrf=True)
+    assert client.post("/dm/bob/").status_code == 403
+    assert client.post("/dm/", {"username": "bob"}).status_code == 403
+    page = client.get("/").content.decode()
+    form = re.search(
+        r'<form method="post" action="/dm/"[^>]*id="direct-form">(.*?)</form>', page, re.S
+    )
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.group(1)).group(1)
+    response = client.post("/dm/", {"username": "bob", "csrfmiddlewaretoken": token})
+    assert response.status_code == 302 and Room.objects.get().slug.startswith("dm-")
+
+
+def test_the_member_list_opens_a_direct_room_by_post(as_alice, secret_room):
+    page = as_alice.get("/rooms/secret/").content.decode()
+    members = re.search(r'<ul id="member-list">(.*?)</ul>', page, re.S).group(1)
+    assert 'href="/dm/' not in members
+    assert re.search(r'<form method="post" action="/dm/".*?name="username" value="bob"', members)
+
+
 def test_someone_who_left_a_direct_room_is_back_on_the_next_visit(as_alice, alice, bob):
-    slug = as_alice.get("/dm/bob/").url.split("/")[2]
+    slug = as_alice.post("/dm/bob/").url.split("/")[2]
     actions.leave_room(user=bob, room=Room.objects.get(slug=slug))
-    as_alice.get("/dm/bob/")
+    as_alice.post("/dm/bob/")
     assert Room.objects.get(slug=slug).memberships.count() == 2
 
 
@@ -344,7 +376,7 @@ def test_a_squatted_direct_slug_is_not_used(as_alice, alice, bob, mallory):
     # One made before the prefix was reserved, with a stranger in it, is refused.
     room = Room.objects.create(slug=f"dm-{low}-{high}", title="Trap", is_private=True)
     Membership.objects.create(user=mallory, room=room, role=Membership.Role.OWNER)
-    response = as_alice.get("/dm/bob/", follow=True)
+    response = as_alice.post("/dm/bob/", follow=True)
     assert "is not a direct conversation" in response.content.decode()
     assert not room.memberships.filter(user__in=[alice, bob]).exists()
 
