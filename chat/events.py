@@ -114,9 +114,12 @@ def make_event(
     }
 
 
-def message_changed(type: str, message: Any) -> Event:
-    """message.created / message.edited / message.deleted, for the message's latest change."""
-    when = {
+def message_changed(type: str, message: Any, *, ts: datetime | None = None) -> Event:
+    """message.created / message.edited / message.deleted, for the message's latest change.
+
+    ``ts`` defaults to the time that change wrote (created_at, edited_at, deleted_at); a change
+    that writes none of them (a departed author's messages re-attributed) passes its own."""
+    when = ts or {
         MESSAGE_CREATED: message.created_at,
         MESSAGE_EDITED: message.edited_at,
         MESSAGE_DELETED: message.deleted_at,
