@@ -119,11 +119,14 @@ def message_changed(type: str, message: Any, *, ts: datetime | None = None) -> E
 
     ``ts`` defaults to the time that change wrote (created_at, edited_at, deleted_at); a change
     that writes none of them (a departed author's messages re-attributed) passes its own."""
-    when = ts or {
-        MESSAGE_CREATED: message.created_at,
-        MESSAGE_EDITED: message.edited_at,
-        MESSAGE_DELETED: message.deleted_at,
-    }[type]
+    when = (
+        ts
+        or {
+            MESSAGE_CREATED: message.created_at,
+            MESSAGE_EDITED: message.edited_at,
+            MESSAGE_DELETED: message.deleted_at,
+        }[type]
+    )
     return make_event(
         topic=TOPIC_MESSAGE,
         type=type,
