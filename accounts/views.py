@@ -45,6 +45,8 @@ def export(request: HttpRequest) -> HttpResponse:
     ``?username=``; anyone else naming another user gets 403 and nothing of theirs."""
     user = request.user
     username = request.GET.get("username", user.get_username())
+    if "\x00" in username:
+        return JsonResponse({"code": "bad_request", "detail": "invalid username"}, status=400)
     if username != user.get_username():
         if not user.is_staff:
             return JsonResponse({"code": "forbidden", "detail": "only your own data"}, status=403)

@@ -9,11 +9,11 @@ Whatever is published here names the user as the placeholder account ``shown_as`
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Case, IntegerField, Value, When
+from django.db.models import Case, IntegerField, Q, Value, When
 from django.utils import timezone
 
 from chat import changes, events, outbox
-from chat.models import Membership, Message, Room
+from chat.models import Membership, Message, OutboxEvent, Room
 
 TOMBSTONE = "tombstone"
 ANONYMIZE = "anonymize"
@@ -86,3 +86,13 @@ def leave_all_rooms(*, user: AbstractBaseUser, shown_as: AbstractBaseUser) -> in
         )
         outbox.record(event, room_id=membership.room_id)
     return len(memberships)
+
+
+def forget_published_events(*, username: str) -> int:
+    """Delete the outbox's already published events that name ``username`` (kept only for
+    inspection, see OUTBOX_RETENTION_HOURS): their bodies and name would outlive the account.
+    Pending events are left to be published (they carry the change they describe). Returns the
+    rows deleted."""
+    theirs = Q(event__payload__message__author=username) | Q(event__payload__user=username)
+    deleted, _ = OutboxEvent.objects.filter(theirs, published_at__isnull=False).delete()
+    return deleted

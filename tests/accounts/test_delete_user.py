@@ -23,7 +23,7 @@ from accounts.tokens import create_token, user_for_token
 from analytics import subscriber
 from analytics.models import BehaviourRecord, ConnectionSession, UserMinute
 from chat import actions, events, mentions
-from chat.models import Membership, Mention, Message, Room
+from chat.models import Membership, Mention, Message, OutboxEvent, Room
 from tests.support.ws import open_socket, session_cookie
 
 db = pytest.mark.django_db(transaction=True)
@@ -122,6 +122,7 @@ def test_deleting_a_user_who_posted_releases_everything(alice, bob, mallory, lob
     assert sorted(e["room"] for e in left) == ["bobs", "lobby", "secret"]
     assert {e["payload"]["user"] for e in left} == {GONE}
     assert not any(mentions_bob(e) for e in new)
+    assert not any(mentions_bob(row.event) for row in OutboxEvent.objects.all())
     # Their credentials authenticate nothing.
     assert not Client().login(username="bob", password="pw-bob")
     assert user_for_token(life["token"]) is None
@@ -169,9 +170,11 @@ def test_anonymize_keeps_the_bodies_under_the_placeholder(alice, bob, lobby, str
 @pytest.mark.asyncio
 @db
 async def test_open_sockets_see_the_messages_change(lobby, alice, bob):
-    sock, hello = await open_socket(alice)
-    await database_sync_to_async(post)(lobby, bob, "soon gone")
+    sock, _ = await open_socket(alice)
+    bobs, _ = await open_socket(bob)
+    assert (await bobs.post("soon gone"))["type"] == "message.ack"
     assert (await sock.next(lambda f: f["type"] == "message.new"))["message"]["author"] == "bob"
+    await bobs.disconnect()  # closing it is the revocation hook's job, not this action's
 
     await database_sync_to_async(delete_user)(user=bob)
 

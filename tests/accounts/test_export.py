@@ -96,6 +96,8 @@ async def test_nobody_but_staff_exports_another_person(alice, bob, lobby, secret
     ]
     missing, _ = await get_export(staff, "?username=nobody")
     assert missing.status_code == 404
+    invalid, _ = await get_export(staff, "?username=ali%00ce")
+    assert invalid.status_code == 400
 
 
 @db
