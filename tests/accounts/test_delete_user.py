@@ -59,6 +59,7 @@ def bobs_life(alice, bob, mallory, lobby, secret_room) -> dict:
     post(lobby, alice, "hi @bob")
     _, raw = create_token(user=bob, name="bot")
     cookie = session_cookie(bob)
+    session_cookie(alice)  # someone else's session, which stays
     feed_subscribers(all_events())
     return {"mine": [m.pk for m in mine], "token": raw, "cookie": cookie}
 
@@ -129,7 +130,7 @@ def test_deleting_a_user_who_posted_releases_everything(alice, bob, mallory, lob
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {life['token']}")
     assert api.get("/api/rooms/").status_code == 401
-    assert not Session.objects.exists()
+    assert [s.get_decoded()["_auth_user_id"] for s in Session.objects.all()] == [str(alice.pk)]
     web = Client()
     web.cookies.load(life["cookie"])
     assert web.get("/account/tokens/").status_code == 302  # to the login page
@@ -256,6 +257,29 @@ def test_the_command_deletes_and_refuses_unknown_users(alice, bob, lobby, capsys
     assert "deleted bob: 1 messages, 1 memberships" in capsys.readouterr().out
     assert Message.objects.get().author.username == GONE
     assert Message.objects.get().body == "bye"
+
+
+@db
+def test_a_room_nobody_else_belongs_to_keeps_its_history_without_owner(alice, bob):
+    solo = actions.create_room(creator=bob, slug="solo", title="Solo")
+    post(solo, bob, "alone")
+    done = delete_user(user=bob)
+    assert done.rooms_handed_over == [("solo", None)]
+    assert Room.objects.get(slug="solo").last_seq == 1
+    assert not Membership.objects.filter(room=solo).exists()
+
+
+@db
+def test_the_admin_user_page_deletes_through_the_action(alice, bob, lobby):
+    post(lobby, bob, "on my own page")
+    staff = User.objects.create_superuser("root", password="pw-root")
+    client = Client()
+    client.force_login(staff)
+    page = client.get(f"/admin/auth/user/{bob.pk}/delete/")
+    assert page.status_code == 200 and b"protected" not in page.content
+    assert client.post(f"/admin/auth/user/{bob.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert not User.objects.filter(username="bob").exists()
+    assert Message.objects.get().author.username == GONE
 
 
 @db

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 
 import pytest
@@ -15,7 +16,9 @@ from django.test import AsyncClient, Client
 
 from accounts.tokens import create_token
 from chat import actions, events, mentions
+from chat.models import Message
 from tests.support.events import published_events
+from tests.support.ws import session_cookie
 
 db = pytest.mark.django_db(transaction=True)
 User = get_user_model()
@@ -129,10 +132,30 @@ def test_staff_export_anyone_with_the_command(alice, bob, lobby, secret_room, tm
 @db
 def test_a_long_history_is_streamed_in_pieces(alice, bob, lobby):
     from accounts.export import export_chunks
-    from chat.models import Message
 
     Message.create_batch([Message(room=lobby, author=bob, body=f"m{i}") for i in range(1200)])
     pieces = list(export_chunks(bob))
     assert len(pieces) > 1200  # one piece a message, never the whole list at once
     assert max(len(p) for p in pieces) < 4000
     assert len(json.loads("".join(pieces))["messages"]) == 1200
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("server", ["daphne", "uvicorn"])
+@db
+def test_the_export_streams_from_a_real_server(processes, bob, lobby, server):
+    """Served for real, the document goes out in chunks (no Content-Length: it was not built
+    in memory first) and is the whole of bob's history."""
+    Message.create_batch([Message(room=lobby, author=bob, body=f"m{i}") for i in range(1200)])
+    srv = processes.daphne(server=server)
+    with processes.explain():
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+        conn.request("GET", "/account/export/", headers={"Cookie": session_cookie(bob)})
+        response = conn.getresponse()
+        body = response.read()
+        conn.close()
+    assert response.status == 200
+    assert response.getheader("Content-Length") is None
+    assert response.getheader("Transfer-Encoding") == "chunked"
+    assert len(json.loads(body)["messages"]) == 1200
