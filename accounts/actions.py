@@ -68,7 +68,8 @@ def delete_user(*, user: AbstractBaseUser, mode: str | None = None) -> Deletion:
     """Delete ``user`` for good, in ONE transaction (a hook on the user's deletion sees a single
     commit; a failure changes nothing):
 
-    - rooms they own pass to an heir (chat.departure.hand_over_rooms);
+    - rooms they own pass to an heir (chat.departure.hand_over_rooms); direct conversations
+      titled with their name are titled with the placeholder's;
     - their messages are tombstoned or re-attributed to the placeholder account, by ``mode``
       (default ``PARLEY_DELETED_USER_MESSAGES``), each with its change number and event;
     - their memberships end (room.left each); mentions of them, tokens and sessions go;
@@ -89,6 +90,7 @@ def delete_user(*, user: AbstractBaseUser, mode: str | None = None) -> Deletion:
             raise AccountError("placeholder", "the placeholder account cannot be deleted")
         username = user.get_username()
         handed = departure.hand_over_rooms(user=user)
+        departure.rename_direct_rooms(user=user, shown_as=shown_as)
         messages = departure.release_messages(user=user, shown_as=shown_as, mode=mode)
         memberships = departure.leave_all_rooms(user=user, shown_as=shown_as)
         tokens = ApiToken.objects.filter(user=user).count()

@@ -13,6 +13,7 @@ from django.db.models import Case, IntegerField, Q, Value, When
 from django.utils import timezone
 
 from chat import changes, events, outbox
+from chat.actions import DIRECT_PREFIX
 from chat.models import Membership, Message, OutboxEvent, Room
 
 TOMBSTONE = "tombstone"
@@ -43,6 +44,20 @@ def hand_over_rooms(*, user: AbstractBaseUser) -> list[tuple[Room, AbstractBaseU
             heir.save(update_fields=["role"])
         handed.append((membership.room, heir.user if heir else None))
     return handed
+
+
+def rename_direct_rooms(*, user: AbstractBaseUser, shown_as: AbstractBaseUser) -> int:
+    """Direct conversations are titled "<lower> & <higher>" by username: the user's name in
+    their titles becomes the placeholder's. Returns the rooms renamed."""
+    name, renamed = user.get_username(), 0
+    rooms = Room.objects.filter(slug__startswith=DIRECT_PREFIX, memberships__user=user)
+    for room in rooms:
+        names = [shown_as.get_username() if n == name else n for n in room.title.split(" & ")]
+        if " & ".join(names) != room.title:
+            room.title = " & ".join(names)
+            room.save(update_fields=["title"])
+            renamed += 1
+    return renamed
 
 
 def release_messages(*, user: AbstractBaseUser, shown_as: AbstractBaseUser, mode: str) -> int:

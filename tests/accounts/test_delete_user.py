@@ -270,6 +270,16 @@ def test_a_room_nobody_else_belongs_to_keeps_its_history_without_owner(alice, bo
 
 
 @db
+def test_direct_conversations_no_longer_carry_their_name(alice, bob):
+    room = actions.open_direct_room(user=alice, other=bob)
+    post(room, bob, "just us")
+    delete_user(user=bob)
+    room.refresh_from_db()
+    assert room.title == f"alice & {GONE}"
+    assert list(room.memberships.values_list("user__username", "role")) == [("alice", "owner")]
+
+
+@db
 def test_the_admin_user_page_deletes_through_the_action(alice, bob, lobby):
     post(lobby, bob, "on my own page")
     staff = User.objects.create_superuser("root", password="pw-root")
