@@ -279,12 +279,16 @@ def test_direct_conversations_no_longer_carry_their_name(alice, bob):
     assert list(room.memberships.values_list("user__username", "role")) == [("alice", "owner")]
 
 
+def admin_client() -> Client:
+    client = Client()
+    client.force_login(User.objects.create_superuser("root", password="pw-root"))
+    return client
+
+
 @db
 def test_the_admin_user_page_deletes_through_the_action(alice, bob, lobby):
     post(lobby, bob, "on my own page")
-    staff = User.objects.create_superuser("root", password="pw-root")
-    client = Client()
-    client.force_login(staff)
+    client = admin_client()
     page = client.get(f"/admin/auth/user/{bob.pk}/delete/")
     assert page.status_code == 200 and b"protected" not in page.content
     assert client.post(f"/admin/auth/user/{bob.pk}/delete/", {"post": "yes"}).status_code == 302
@@ -295,9 +299,7 @@ def test_the_admin_user_page_deletes_through_the_action(alice, bob, lobby):
 @db
 def test_the_admin_delete_goes_through_the_action(alice, bob, lobby):
     post(lobby, bob, "admin removes me")
-    staff = User.objects.create_superuser("root", password="pw-root")
-    client = Client()
-    client.force_login(staff)
+    client = admin_client()
     response = client.post(
         "/admin/auth/user/",
         {"action": "delete_selected", "_selected_action": [bob.pk], "post": "yes"},
