@@ -4,6 +4,7 @@ messages are tombstoned or re-attributed and everything is published like any ot
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
@@ -14,6 +15,11 @@ User = get_user_model()
 
 
 class ParleyUserAdmin(UserAdmin):
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.get_username() == settings.PARLEY_DELETED_USER_NAME:
+            return False  # the placeholder that deleted users' messages are attributed to
+        return super().has_delete_permission(request, obj)
+
     def get_deleted_objects(self, objs, request):
         # A user's messages are PROTECTed from a plain delete; delete_user releases them first
         # (tombstone or placeholder), so they do not stop the deletion here.

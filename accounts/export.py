@@ -48,9 +48,12 @@ async def aexport_chunks(user: AbstractBaseUser) -> AsyncIterator[str]:
     at a time, so the server sends the document while it is read."""
     pieces = export_chunks(user)
     take = sync_to_async(lambda: list(islice(pieces, _PIECES)), thread_sensitive=True)
-    while batch := await take():
-        for piece in batch:
-            yield piece
+    try:
+        while batch := await take():
+            for piece in batch:
+                yield piece
+    finally:  # a client gone mid-document: its cursor is closed on the thread that opened it
+        await sync_to_async(pieces.close, thread_sensitive=True)()
 
 
 def _field(name: str, value: Any) -> str:

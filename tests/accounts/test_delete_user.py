@@ -291,6 +291,8 @@ def test_the_admin_user_page_deletes_through_the_action(alice, bob, lobby):
     client = admin_client()
     page = client.get(f"/admin/auth/user/{bob.pk}/delete/")
     assert page.status_code == 200 and b"protected" not in page.content
+    placeholder = placeholder_user()
+    assert client.get(f"/admin/auth/user/{placeholder.pk}/delete/").status_code == 403
     assert client.post(f"/admin/auth/user/{bob.pk}/delete/", {"post": "yes"}).status_code == 302
     assert not User.objects.filter(username="bob").exists()
     assert Message.objects.get().author.username == GONE
