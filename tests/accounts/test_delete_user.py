@@ -22,7 +22,7 @@ from accounts.models import ApiToken
 from accounts.tokens import create_token, user_for_token
 from analytics import subscriber
 from analytics.models import BehaviourRecord, ConnectionSession, UserMinute
-from chat import actions, events, mentions
+from chat import actions, departure, events, mentions
 from chat.models import Membership, Mention, Message, OutboxEvent, Room
 from tests.support.ws import open_socket, session_cookie
 
@@ -309,3 +309,27 @@ def test_the_admin_delete_goes_through_the_action(alice, bob, lobby):
     assert response.status_code == 302
     assert not User.objects.filter(username="bob").exists()
     assert Message.objects.get().deleted_at is not None
+
+
+@db
+def test_a_post_racing_the_deletion_rolls_it_all_back(
+    alice, bob, lobby, stream_events, monkeypatch
+):
+    """A post committed between the deletion's look at bob's messages and the account row's
+    delete (possible on PostgreSQL): the deletion refuses and nothing of it remains."""
+    post(lobby, bob, "first")
+    before = len(stream_events())
+    forget = departure.forget_published_events
+
+    def post_meanwhile(**kwargs):
+        Message.objects.create(room=lobby, author=bob, body="racing")
+        return forget(**kwargs)
+
+    monkeypatch.setattr(departure, "forget_published_events", post_meanwhile)
+    with pytest.raises(AccountError) as err:
+        delete_user(user=bob)
+    assert err.value.code == "busy"
+    assert User.objects.filter(username="bob").exists()
+    assert list(Message.objects.values_list("body", "author__username")) == [("first", "bob")]
+    assert Membership.objects.filter(user=bob).exists()
+    assert len(stream_events()) == before
