@@ -5,4 +5,5 @@ from accounts import views
 urlpatterns = [
     path("tokens/", views.tokens, name="tokens"),
     path("tokens/<int:token_id>/revoke/", views.revoke, name="token-revoke"),
+    path("export/", views.export, name="account-export"),
 ]

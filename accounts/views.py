@@ -1,14 +1,16 @@
-"""The token page: a signed-in user lists, creates and revokes their API tokens."""
+"""Account pages: a signed-in user's API tokens (list, create, revoke) and their data export."""
 
 from __future__ import annotations
 
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.export import aexport_chunks
 from accounts.models import ApiToken
 from accounts.tokens import create_token, parse_lifetime, revoke_token
 
@@ -49,3 +51,24 @@ def revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     else:
         messages.error(request, "No such active token.")
     return redirect("tokens")
+
+
+@login_required
+@require_GET
+def export(request: HttpRequest) -> HttpResponse:
+    """The caller's data as a JSON download (accounts.export). Staff may name anyone with
+    ``?username=``; anyone else naming another user gets 403 and nothing of theirs."""
+    user = request.user
+    username = request.GET.get("username", user.get_username())
+    if "\x00" in username:
+        return JsonResponse({"code": "bad_request", "detail": "invalid username"}, status=400)
+    if username != user.get_username():
+        if not user.is_staff:
+            return JsonResponse({"code": "forbidden", "detail": "only your own data"}, status=403)
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            return JsonResponse({"code": "not_found", "detail": "no such user"}, status=404)
+    response = StreamingHttpResponse(aexport_chunks(user), content_type="application/json")
+    name = f"parley-{user.get_username()}.json".replace('"', "")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response

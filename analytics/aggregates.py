@@ -10,6 +10,7 @@ from datetime import datetime
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from analytics import erasure
 from analytics.models import (
     BehaviourRecord,
     ConnectionSession,
@@ -56,10 +57,11 @@ def apply(batch: list[events.Event]) -> None:
     room_counts: dict[tuple[str, datetime], list[int]] = {}
     user_counts: Counter[tuple[str, datetime]] = Counter()
     latencies: dict[datetime, list[float]] = {}
+    gone = erasure.forgotten({name for event in batch for name in _names_in(event)})
     for event in batch:
         occurred = parse_datetime(event["ts"])
         latency_ms = max(0.0, (now - occurred).total_seconds() * 1000)
-        user = _user_of(event)
+        user = erasure.shown(_user_of(event), occurred, gone)
         room = event["room"] or ""
         records.append(
             (
@@ -71,7 +73,7 @@ def apply(batch: list[events.Event]) -> None:
                 occurred,
                 now,
                 latency_ms,
-                event["payload"],
+                erasure.stored_payload(event["payload"], occurred, gone),
             )
         )
         minute = minute_of(occurred)
@@ -83,7 +85,7 @@ def apply(batch: list[events.Event]) -> None:
             user_counts[(user, minute)] += 1
             latencies.setdefault(minute_of(now), []).append(latency_ms)
         if event["type"] in (events.USER_CONNECTED, events.USER_DISCONNECTED):
-            _session(event, occurred)
+            _session(event, user, occurred)
     bulk.insert(BehaviourRecord, _RECORD_COLUMNS, records)
     bulk.upsert_add(RoomMinute, ("room", "minute"), _ROOM_COUNTER_NAMES, room_counts)
     bulk.upsert_add(
@@ -100,10 +102,14 @@ def _user_of(event: events.Event) -> str:
     return payload.get("user", "")
 
 
-def _session(event: events.Event, at: datetime) -> None:
+def _names_in(event: events.Event) -> tuple[str, ...]:
     payload = event["payload"]
+    return (payload.get("user", ""), payload.get("message", {}).get("author", ""))
+
+
+def _session(event: events.Event, user: str, at: datetime) -> None:
     session, _ = ConnectionSession.objects.get_or_create(
-        session=payload["session"], defaults={"user": payload["user"], "room": event["room"] or ""}
+        session=event["payload"]["session"], defaults={"user": user, "room": event["room"] or ""}
     )
     if event["type"] == events.USER_CONNECTED:
         session.connected_at = at

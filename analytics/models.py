@@ -88,3 +88,16 @@ class ConnectionSession(models.Model):
 
     def __str__(self) -> str:
         return self.session
+
+
+class ForgottenUser(models.Model):
+    """A deleted user's username: analytics shows it as ``shown_as`` in everything that
+    happened up to ``forgotten_at`` (events still in flight when the user was deleted too), while
+    a new account that later takes the name is counted as itself."""
+
+    username = models.CharField(max_length=150, unique=True)
+    shown_as = models.CharField(max_length=150)
+    forgotten_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.username} -> {self.shown_as}"

@@ -80,6 +80,33 @@ def insert_instances(objs: list[models.Model]) -> None:
         obj._state.db = connection.alias
 
 
+def update_instances(objs: list[models.Model], names: Sequence[str]) -> None:
+    """``bulk_update(objs, names)`` for saved instances of one model, without the ORM's CASE
+    expressions: one UPDATE by primary key, written once and run for every instance
+    (executemany). Building bulk_update's CASE cost about 2 ms of CPU per row (a departed
+    user's 10,000 messages took 24 s)."""
+    if not objs:
+        return
+    meta = objs[0]._meta
+    fields = _columns(type(objs[0]), names)
+    adapters = [_adapter(f) for f in (*fields, meta.pk)]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+    # Only quoted model metadata and placeholders go into the text; values are parameters.
+    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
+    rows = [
+        tuple(
+            adapt(value)
+            for adapt, value in zip(
+                adapters, (*(getattr(obj, f.attname) for f in fields), obj.pk), strict=True
+            )
+        )
+        for obj in objs
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
 def _insert(
     model: type[models.Model],
     fields: list[models.Field],

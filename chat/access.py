@@ -73,10 +73,11 @@ def record(
     *,
     room: Room | None = None,
     room_gone: bool = False,
-    user=None,
+    user_id: int | None = None,
     credential: str | None = None,
 ) -> None:
-    """Record access.revoked for ``room`` (None: every room) and ``user`` (None: everyone).
+    """Record access.revoked for ``room`` (None: every room) and user ``user_id`` (None:
+    everyone). Users are named by id only (a deleted user's name is never published).
 
     An event about a room that still exists is written under the room's row lock, in the room's
     outbox order; one about a deleted room (``room_gone``) or about no room, outside it."""
@@ -85,8 +86,7 @@ def record(
         ts=timezone.now(),
         room=room.slug if room is not None else None,
         room_id=room.pk if room is not None else None,
-        user=user.get_username() if user is not None else None,
-        user_id=user.pk if user is not None else None,
+        user_id=user_id,
         credential=credential,
     )
     in_room = room is not None and not room_gone
@@ -109,7 +109,7 @@ def _membership_ended(sender, instance: Membership, origin=None, **kwargs) -> No
     # Deleting the room or the user records one event of its own for all of them.
     if _cascading(origin, Room) or _cascading(origin, get_user_model()):
         return
-    record("membership_ended", room=instance.room, user=instance.user)
+    record("membership_ended", room=instance.room, user_id=instance.user_id)
 
 
 @receiver(pre_save, sender=Room)
@@ -152,11 +152,11 @@ def _user_changed(sender, instance, created: bool, **kwargs) -> None:
     reason = getattr(instance, "_access_change", None)
     if reason and not created:
         instance._access_change = None
-        record(reason, user=instance)
+        record(reason, user_id=instance.pk)
 
 
 def _user_deleted(sender, instance, **kwargs) -> None:
-    record("user_deleted", user=instance)
+    record("user_deleted", user_id=instance.pk)
 
 
 User = get_user_model()
@@ -180,7 +180,7 @@ def _token_deleted(sender, instance: ApiToken, origin=None, **kwargs) -> None:
 def _token_gone(token: ApiToken) -> None:
     record(
         "token_revoked",
-        user=token.user,
+        user_id=token.user_id,
         credential=credential_name(("token", token.pk)),
     )
 
@@ -189,7 +189,7 @@ def _token_gone(token: ApiToken) -> None:
 def _logged_out(sender, request, user, **kwargs) -> None:
     key = getattr(getattr(request, "session", None), "session_key", None)
     if user is not None and key:
-        record("logged_out", user=user, credential="session:" + session_digest(key))
+        record("logged_out", user_id=user.pk, credential="session:" + session_digest(key))
 
 
 # --- the per-process gate ----------------------------------------------------------------------

@@ -16,7 +16,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from chat import events, idempotency, outbox, ratelimit, selectors
+from chat import changes, events, idempotency, outbox, ratelimit, selectors
 from chat.errors import ActionError
 from chat.models import Membership, Mention, Message, Room
 
@@ -219,22 +219,19 @@ def delete_message(*, user: AbstractBaseUser, message: Message) -> Message:
 
 
 def _change_message(message: Message, type: str, *, body: str) -> Message:
-    with transaction.atomic():
-        locked = Message.objects.select_for_update().get(pk=message.pk)
+    def mutate(locked: Message) -> str:
         if locked.deleted_at is not None:
             raise ActionError("message_deleted", "the message was deleted")
-        _, locked.change = Room.allocate(locked.room_id, new_message=False)
+        locked.author = message.author
         locked.body = body
         if type == events.MESSAGE_EDITED:
             locked.edited_at = timezone.now()
         else:
             locked.deleted_at = timezone.now()
-        locked.save(update_fields=["body", "change", "edited_at", "deleted_at"])
-        locked.room, locked.author = message.room, message.author
-        outbox.record(
-            events.message_changed(type, locked), room_id=locked.room_id, change=locked.change
-        )
-    return locked
+        return type
+
+    (changed,) = changes.change_messages(message.room, [message.pk], mutate)
+    return changed
 
 
 def join_room(*, user: AbstractBaseUser, room: Room) -> Membership:

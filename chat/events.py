@@ -84,8 +84,7 @@ class AccessPayload(TypedDict):
 
     version: int
     reason: str
-    user: str | None
-    user_id: int | None
+    user_id: int | None  # no username: a deleted user's name must not be published
     room_id: int | None
     credential: str | None
 
@@ -147,13 +146,19 @@ def make_event(
     }
 
 
-def message_changed(type: str, message: Any) -> Event:
-    """message.created / message.edited / message.deleted, for the message's latest change."""
-    when = {
-        MESSAGE_CREATED: message.created_at,
-        MESSAGE_EDITED: message.edited_at,
-        MESSAGE_DELETED: message.deleted_at,
-    }[type]
+def message_changed(type: str, message: Any, *, ts: datetime | None = None) -> Event:
+    """message.created / message.edited / message.deleted, for the message's latest change.
+
+    ``ts`` defaults to the time that change wrote (created_at, edited_at, deleted_at); a change
+    that writes none of them (a departed author's messages re-attributed) passes its own."""
+    when = (
+        ts
+        or {
+            MESSAGE_CREATED: message.created_at,
+            MESSAGE_EDITED: message.edited_at,
+            MESSAGE_DELETED: message.deleted_at,
+        }[type]
+    )
     return make_event(
         topic=TOPIC_MESSAGE,
         type=type,
@@ -198,7 +203,6 @@ def access_revoked(
     ts: datetime,
     room: str | None = None,
     room_id: int | None = None,
-    user: str | None = None,
     user_id: int | None = None,
     credential: str | None = None,
 ) -> Event:
@@ -211,7 +215,6 @@ def access_revoked(
         ts=ts,
         payload={
             "reason": reason,
-            "user": user,
             "user_id": user_id,
             "room_id": room_id,
             "credential": credential,

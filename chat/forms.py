@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm
 
@@ -16,6 +17,14 @@ class SignUpForm(UserCreationForm):
     class Meta(UserCreationForm.Meta):
         model = get_user_model()
         fields = ("username",)
+
+    def clean_username(self) -> str:
+        # Django refuses a name taken in any case (returning None); the placeholder's name is
+        # refused even before its account exists.
+        username = super().clean_username()
+        if username and username.lower() == settings.PARLEY_DELETED_USER_NAME.lower():
+            raise forms.ValidationError("This name is reserved.")
+        return username
 
 
 class RoomForm(forms.Form):

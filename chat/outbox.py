@@ -29,10 +29,14 @@ def record(event: events.Event, *, room_id: int | None, change: int | None = Non
 def record_many(
     events_and_changes: list[tuple[events.Event, int | None]], *, room_id: int | None
 ) -> None:
-    """``record`` for several events of one room, in their order, with one INSERT."""
+    """``record`` for several events of one room, in their order, with one INSERT.
+
+    Up to a relay page of rows is handed to the publisher as written; more (a departed user's
+    thousands of messages) are read back in pages, so memory does not grow until commit."""
     rows = [_row(event, room_id=room_id, change=change) for event, change in events_and_changes]
     bulk.insert_instances(rows)
-    transaction.on_commit(partial(relay.flush_after_commit, room_id, rows))
+    written = rows if len(rows) <= relay.BATCH else None
+    transaction.on_commit(partial(relay.flush_after_commit, room_id, written))
 
 
 def _row(event: events.Event, *, room_id: int | None, change: int | None) -> OutboxEvent:

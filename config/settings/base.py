@@ -164,6 +164,14 @@ PARLEY = {
     "DB_THREADS": env.int("PARLEY_DB_THREADS", default=4),
 }
 
+# --- Deleting a user (accounts.actions.delete_user; README "Deleting a user and exporting data")
+# What happens to a deleted user's messages: "tombstone" (bodies emptied, like a moderator's
+# delete) or "anonymize" (kept, shown as the placeholder account below). Both keep seqs gapless.
+PARLEY_DELETED_USER_MESSAGES = env.str("PARLEY_DELETED_USER_MESSAGES", default="tombstone")
+# The placeholder account deleted users' messages are attributed to (made on first use,
+# inactive, no password: nobody logs in as it).
+PARLEY_DELETED_USER_NAME = env.str("PARLEY_DELETED_USER_NAME", default="deleted-user")
+
 # --- REST API --------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

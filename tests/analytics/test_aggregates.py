@@ -123,7 +123,10 @@ def test_one_behaviour_record_per_event_with_its_fields(alice, bob, lobby):
         assert record.topic == event["topic"]
         assert record.type == event["type"]
         assert record.room == event["room"]
-        assert record.payload == event["payload"]
+        kept = dict(event["payload"])  # all of it but a message's body (analytics.erasure)
+        if "message" in kept:
+            kept["message"] = {k: v for k, v in kept["message"].items() if k != "body"}
+        assert record.payload == kept
         assert record.occurred_at.isoformat().replace("+00:00", "Z") == event["ts"]
         assert record.latency_ms >= 0
         assert record.processed_at >= record.occurred_at
