@@ -80,6 +80,7 @@ def mentions_bob(value: object) -> bool:
 def test_deleting_a_user_who_posted_releases_everything(alice, bob, mallory, lobby, secret_room):
     life = bobs_life(alice, bob, mallory, lobby, secret_room)
     before = {e["id"] for e in all_events()}
+    bob_id = bob.pk
     counted = UserMinute.objects.filter(user="bob").values_list("messages", flat=True)
     bobs_count = sum(counted)
     assert BehaviourRecord.objects.filter(user="bob").exists()
@@ -107,7 +108,11 @@ def test_deleting_a_user_who_posted_releases_everything(alice, bob, mallory, lob
     new = [e for e in all_events() if e["id"] not in before]
     deleted = [e for e in new if e["type"] == events.MESSAGE_DELETED]
     left = [e for e in new if e["type"] == events.ROOM_LEFT]
-    assert len(new) == len(deleted) + len(left)
+    # access.revoked closes bob's open sockets (chat.access): by user id, never by name.
+    access = [e for e in new if e["type"] == events.ACCESS_REVOKED]
+    assert len(new) == len(deleted) + len(left) + len(access)
+    assert bob_id in {e["payload"]["user_id"] for e in access}
+    assert "bob" not in json.dumps(access)
     assert sorted((e["room"], e["seq"]) for e in deleted) == [
         ("bobs", 1),
         ("lobby", 1),
