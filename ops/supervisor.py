@@ -3,10 +3,11 @@ and the subscribers' workers.
 
 Guarantees:
 - A child that exits, for any reason, is started again: at once if it had been running for
-  ``STABLE_SECONDS``, else after an exponential back-off (``BASE_DELAY`` doubling up to
-  ``MAX_DELAY``), so a crash loop costs little and is visible: every exit is logged with its
-  status (exit code or signal), every restart counted (``parley_process_restarts{process}``), and
-  from the third quick exit in a row the log says the child is crash-looping.
+  ``STABLE_SECONDS`` or it is its first quick exit, else after an exponential back-off
+  (``BASE_DELAY`` doubling up to ``MAX_DELAY``), so a crash loop costs little and is visible:
+  every exit is logged with its status (exit code or signal), every restart counted
+  (``parley_process_restarts{process}``), and from the third quick exit in a row the log says
+  the child is crash-looping.
 - The supervisor itself ends only when ``stop`` is set (serve sets it on SIGINT/SIGTERM); then
   every child gets SIGTERM, and SIGKILL if it is still running ``STOP_TIMEOUT`` seconds later.
 - An exited child's live gauges (open sockets) are dropped from the shared metrics directory.
@@ -91,7 +92,8 @@ class Supervisor:
             multiprocess.mark_process_dead(proc.pid)
         ran = now - child.started
         child.quick_exits = 0 if ran >= STABLE_SECONDS else child.quick_exits + 1
-        delay = 0.0 if not child.quick_exits else BASE_DELAY * 2 ** (child.quick_exits - 1)
+        # One crash: back at once. Again and again: 0.5 s, 1 s, 2 s... up to MAX_DELAY.
+        delay = 0.0 if child.quick_exits < 2 else BASE_DELAY * 2 ** (child.quick_exits - 2)
         delay = min(MAX_DELAY, delay)
         child.start_at = now + delay
         status = describe(proc.returncode)

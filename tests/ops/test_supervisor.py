@@ -1,0 +1,155 @@
+"""``manage.py serve`` keeps the stack running: a killed relay or worker is back within 5 s,
+messages posted meanwhile reach the sockets and the subscriber exactly once, serve stays up
+and stops every child on SIGTERM."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import sys
+import time
+import urllib.request
+from datetime import datetime
+
+import pytest
+from channels.db import database_sync_to_async
+from django.db import connections
+
+from broker.models import ProcessedEvent
+from chat.models import OutboxEvent
+from config.embedded_redis import free_port
+from ops.supervisor import describe
+from tests.ops.test_metrics import samples
+from tests.support.procs import (
+    BASE_DIR,
+    Process,
+    RemoteSocket,
+    alive,
+    async_wait_until,
+    children_of,
+    server_env,
+)
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.timeout(120)]
+
+
+class Serve(Process):
+    """``manage.py serve`` with the test settings; ready once every child is."""
+
+    def __init__(self, log_dir, port: int) -> None:
+        self.port = port
+        args = [sys.executable, str(BASE_DIR / "manage.py"), "serve", "--port", str(port)]
+        args += ["--subscribers", "recorder"]
+        env = server_env(PARLEY_READY_SUBSCRIBERS="recorder", PARLEY_RATE_LIMIT_MESSAGES="1000")
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # serve makes its own
+        super().__init__("serve", args, env, log_dir)
+
+    def ready(self) -> bool:
+        log = self.output()
+        if "consuming:" not in log or "relay started, sweeping" not in log:
+            return False
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.5):
+            return True
+        return False
+
+    def child(self, marker: str) -> int:
+        found = [pid for pid, cmd in children_of(self.proc.pid).items() if marker in cmd]
+        assert len(found) == 1, (marker, children_of(self.proc.pid))
+        return found[0]
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(f"http://127.0.0.1:{self.port}{path}", timeout=5) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+
+@pytest.fixture(autouse=True)
+def _close_thread_connections():
+    yield
+    connections.close_all()
+
+
+@database_sync_to_async
+def recorded_seqs() -> list[int]:
+    seq_of = dict(OutboxEvent.objects.values_list("event_id", "seq"))
+    events = ProcessedEvent.objects.filter(subscriber="recorder").values_list("event_id", flat=True)
+    return sorted(seq_of[e] for e in events if e in seq_of)
+
+
+def test_exit_statuses_are_described():
+    assert describe(-signal.SIGKILL) == "killed by SIGKILL"
+    assert describe(3) == "exit status 3"
+
+
+@pytest.mark.asyncio
+async def test_killed_relay_and_worker_come_back_and_nothing_is_lost_or_doubled(
+    processes, cookies, tmp_path
+):
+    serve = processes.start(Serve(tmp_path, free_port()))
+    with processes.explain():
+        server = f"ws://127.0.0.1:{serve.port}/ws/rooms/lobby/"
+        bob, _ = await RemoteSocket.open(server, cookies["bob"])
+        alice, _ = await RemoteSocket.open(server, cookies["alice"])
+        for i in range(5):
+            await alice.post(f"before {i}")
+
+        relay, workers = serve.child("manage.py relay"), serve.child("manage.py consume")
+        killed_at = time.time()
+        os.kill(relay, signal.SIGKILL)
+        os.kill(workers, signal.SIGKILL)
+        for i in range(10):  # while they are down
+            await alice.post(f"during {i}")
+
+        def back_at(marker: str) -> float | None:
+            """When the restarted child logged ``marker`` (its second such line)."""
+            lines = [line for line in serve.output().splitlines() if marker in line]
+            if len(lines) < 2:
+                return None
+            stamp = datetime.strptime(lines[1][:23], "%Y-%m-%d %H:%M:%S,%f").astimezone()
+            return stamp.timestamp() - killed_at
+
+        markers = {"relay": "relay started, sweeping", "workers": "recorder: worker"}
+
+        async def both_back() -> bool:
+            return all(back_at(m) is not None for m in markers.values())
+
+        await async_wait_until(both_back, timeout=20, what="the relay and worker restarted")
+        back = {name: back_at(marker) for name, marker in markers.items()}
+        print(f"back after SIGKILL: relay {back['relay']:.2f} s, workers {back['workers']:.2f} s")
+        assert back["relay"] < 5 and back["workers"] < 5, back
+        for i in range(5):
+            await alice.post(f"after {i}")
+
+        expected = list(range(1, 21))
+        await bob.wait_seq(20)
+        await bob.round_trip()
+        assert bob.seqs == expected  # every message once, in order
+
+        async def all_recorded() -> bool:
+            return await recorded_seqs() == expected
+
+        await async_wait_until(all_recorded, what="the subscriber processed each event once")
+        assert serve.proc.poll() is None
+
+        status, body = await database_sync_to_async(serve.get)("/metrics")
+        values = samples(body.decode())
+        for child in ("relay", "workers"):
+            assert values[("parley_process_restarts_total", (("process", child),))] == 1
+        assert values[("parley_open_sockets", (("kind", "room"),))] == 2
+
+        async def ready() -> bool:
+            return (await database_sync_to_async(serve.get)("/readyz"))[0] == 200
+
+        await async_wait_until(ready, what="/readyz 200 with the restarted relay and worker")
+        await alice.close()
+        await bob.close()
+
+        children = children_of(serve.proc.pid)
+        serve.proc.send_signal(signal.SIGTERM)
+        assert serve.proc.wait(timeout=20) == 0
+        assert not [pid for pid in children if alive(pid)]
