@@ -75,8 +75,8 @@ class Command(BaseCommand):
             signal.signal(sig, lambda *_: stop.set())
         env = {**os.environ, "REDIS_URL": settings.REDIS_URL}
         if "web" in parts:
-            self.stdout.write(
-                f"Parley on http://{host}:{port}/  ({server}; Redis: {settings.REDIS_URL})"
+            log.info(
+                "Parley on http://%s:%d/  (%s; Redis: %s)", host, port, server, env["REDIS_URL"]
             )
-        self.stdout.write(f"serving {', '.join(commands)}; Ctrl-C stops everything.")
+        log.info("serving %s; Ctrl-C stops everything.", ", ".join(commands))
         Supervisor(commands, env).run(stop)
