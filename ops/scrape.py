@@ -30,18 +30,15 @@ class StateCollector:
         up = GaugeMetricFamily(
             "parley_state_up", "Whether a source could be read.", labels=["source"]
         )
-        try:
-            yield from self._outbox()
-            up.add_metric(["database"], 1)
-        except Exception as exc:
-            log.warning("metrics: outbox state unreadable: %r", exc)
-            up.add_metric(["database"], 0)
-        try:
-            yield from self._subscribers()
-            up.add_metric(["subscribers"], 1)
-        except Exception as exc:
-            log.warning("metrics: subscriber state unreadable: %r", exc)
-            up.add_metric(["subscribers"], 0)
+        for source, read in (("database", self._outbox), ("subscribers", self._subscribers)):
+            try:
+                families = list(read())  # all or nothing: no half-read source
+            except Exception as exc:
+                log.warning("metrics: %s state unreadable: %r", source, exc)
+                up.add_metric([source], 0)
+            else:
+                up.add_metric([source], 1)
+                yield from families
         yield up
 
     @staticmethod

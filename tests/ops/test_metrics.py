@@ -130,3 +130,14 @@ async def test_server_processes_and_workers_report_together(processes, cookies, 
         assert values[("parley_frames_sent_total", ())] >= 2
         await alice.close()
         await bob.close()
+
+
+@pytest.mark.asyncio
+async def test_a_source_that_cannot_be_read_is_reported_not_fatal():
+    with override_settings(REDIS_URL="redis://127.0.0.1:9/0"):  # nothing listens there
+        response = await get("/metrics")
+    assert response.status == 200
+    values = samples(response.body.decode())
+    assert values[("parley_state_up", (("source", "subscribers"),))] == 0
+    assert values[("parley_state_up", (("source", "database"),))] == 1
+    assert ("parley_subscriber_lag", (("subscriber", "analytics"),)) not in values
