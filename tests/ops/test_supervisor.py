@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 import urllib.request
@@ -161,3 +162,24 @@ async def test_killed_relay_and_worker_come_back_and_nothing_is_lost_or_doubled(
         serve.proc.send_signal(signal.SIGTERM)
         assert serve.proc.wait(timeout=20) == 0
         assert not [pid for pid in children if alive(pid)]
+
+
+def test_only_runs_the_parts_asked_for(tmp_path):
+    manage = [sys.executable, str(BASE_DIR / "manage.py"), "serve"]
+    env = server_env()
+    refused = subprocess.run(
+        [*manage, "--subscribers", "nobody"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 1 and "unknown subscribers: nobody" in refused.stderr
+
+    serve = Process("serve", [*manage, "--only", "relay", "--only", "workers"], env, tmp_path)
+    serve.ready_line = "consuming:"
+    serve.start()
+    try:
+        commands = " | ".join(children_of(serve.proc.pid).values())
+        assert "manage.py relay" in commands and "manage.py consume" in commands
+        assert "daphne" not in commands and "uvicorn" not in commands
+        assert "serving relay, workers" in serve.output()
+    finally:
+        serve.stop()
+    assert serve.proc.returncode == 0
