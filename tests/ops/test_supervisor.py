@@ -1,4 +1,4 @@
-"""``manage.py serve`` keeps the stack running: a killed relay or worker is started again at
+"""``manage.py serve`` keeps the stack running: a killed relay, worker or server is started again at
 once and is back (ready) within seconds, messages posted meanwhile reach the sockets and the
 subscriber exactly once, serve stays up and stops every child on SIGTERM.
 
@@ -155,8 +155,22 @@ async def test_killed_relay_and_worker_come_back_and_nothing_is_lost_or_doubled(
             return (await database_sync_to_async(serve.get)("/readyz"))[0] == 200
 
         await async_wait_until(ready, what="/readyz 200 with the restarted relay and worker")
-        await alice.close()
-        await bob.close()
+
+        # The server too: its sockets drop, and the gauge forgets them (the dead process' file)
+        os.kill(serve.child("daphne"), signal.SIGKILL)
+        await bob.wait_closed()
+        await alice.wait_closed()
+
+        async def server_back() -> bool:
+            with contextlib.suppress(OSError):
+                status, body = await database_sync_to_async(serve.get)("/metrics")
+                return status == 200 and "daphne" in body.decode()
+            return False
+
+        await async_wait_until(server_back, what="the server restarted")
+        values = samples((await database_sync_to_async(serve.get)("/metrics"))[1].decode())
+        assert values[("parley_process_restarts_total", (("process", "daphne"),))] == 1
+        assert values.get(("parley_open_sockets", (("kind", "room"),)), 0) == 0
 
         children = children_of(serve.proc.pid)
         serve.proc.send_signal(signal.SIGTERM)
