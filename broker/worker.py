@@ -67,7 +67,9 @@ class Worker:
                 backoff = 0.0
             except TRANSIENT as exc:
                 if not isinstance(exc, redis.RedisError):
-                    connection.close()  # a terminated connection is not reopened by itself
+                    # Django drops a connection whose rollback failed, but not one that broke
+                    # outside a transaction: drop it here so the next round opens a new one.
+                    connection.close()
                 if not backoff:
                     log.warning("%s: waiting out an outage: %r", self.sub.name, exc)
                 backoff = min(5.0, max(0.2, backoff * 2))

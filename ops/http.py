@@ -29,21 +29,36 @@ PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 async def serve(scope: dict, receive, send) -> None:
-    """Answer one of ``PATHS`` (the caller checked ``scope["path"]``)."""
+    """Answer one of ``PATHS`` (the caller checked ``scope["path"]``); HEAD gets the headers."""
+    status, content_type, body = await _answer(scope)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode()),
+                (b"cache-control", b"no-store"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
+
+
+async def _answer(scope: dict) -> tuple[int, bytes, bytes]:
     if scope["method"] not in ("GET", "HEAD"):
-        return await _json(send, 405, {"error": "method_not_allowed", "detail": "use GET"})
+        return _json(405, {"error": "method_not_allowed", "detail": "use GET"})
     path = scope["path"]
     if path == "/healthz":
-        return await _json(send, 200, {"status": "alive", "pid": os.getpid()})
+        return _json(200, {"status": "alive", "pid": os.getpid()})
     if path == "/readyz":
         result = await db(health.readiness)()
-        return await _json(send, 200 if result["ready"] else 503, result)
+        return _json(200 if result["ready"] else 503, result)
     if not metrics_allowed(scope):
-        return await _json(
-            send, 403, {"error": "forbidden", "detail": "metrics: address not allowed, no token"}
+        return _json(
+            403, {"error": "forbidden", "detail": "metrics: address not allowed, no token"}
         )
-    body = await db(scrape.render)()
-    await _respond(send, 200, CONTENT_TYPE_LATEST.encode(), body)
+    return 200, CONTENT_TYPE_LATEST.encode(), await db(scrape.render)()
 
 
 def metrics_allowed(scope: dict) -> bool:
@@ -69,20 +84,5 @@ def _networks(specs: tuple[str, ...]) -> list[ipaddress.IPv4Network | ipaddress.
     return [ipaddress.ip_network(spec, strict=False) for spec in specs]
 
 
-async def _json(send, status: int, payload: dict) -> None:
-    await _respond(send, status, b"application/json", json.dumps(payload).encode())
-
-
-async def _respond(send, status: int, content_type: bytes, body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", content_type),
-                (b"content-length", str(len(body)).encode()),
-                (b"cache-control", b"no-store"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+def _json(status: int, payload: dict) -> tuple[int, bytes, bytes]:
+    return status, b"application/json", json.dumps(payload).encode()

@@ -19,13 +19,17 @@ class Response:
 
 
 async def get(
-    path: str, *, client: str = "127.0.0.1", headers: dict[str, str] | None = None
+    path: str,
+    *,
+    client: str = "127.0.0.1",
+    headers: dict[str, str] | None = None,
+    method: str = "GET",
 ) -> Response:
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
-        "method": "GET",
+        "method": method,
         "scheme": "http",
         "path": path,
         "raw_path": path.encode(),

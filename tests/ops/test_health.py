@@ -46,6 +46,15 @@ async def test_healthz_answers_without_touching_anything():
 
 
 @pytest.mark.asyncio
+async def test_only_get_and_head_are_answered():
+    for path in ("/healthz", "/readyz", "/metrics"):
+        refused = await get(path, method="POST")
+        assert refused.status == 405 and refused.json()["error"] == "method_not_allowed"
+    head = await get("/healthz", method="HEAD")
+    assert head.status == 200 and head.body == b"" and int(head.headers[b"content-length"]) > 0
+
+
+@pytest.mark.asyncio
 async def test_ready_when_every_check_passes():
     await database_sync_to_async(beat_all)()
     response = await get("/readyz")
