@@ -10,6 +10,8 @@ import sqlite3
 import pytest
 from django.db import connection
 from django.test import override_settings
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from broker.models import ProcessedEvent
 from chat.events import TOPIC_MESSAGE
@@ -48,10 +50,29 @@ def database_error():
         lock.close()
 
 
+def relay_errors(metrics_dir) -> dict[str, float]:
+    """The relay's ``parley_relay_errors_total`` by source, read from its metrics files."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(metrics_dir))
+    return {
+        source: registry.get_sample_value(
+            "parley_relay_errors_total", {"path": "sweep", "error": source}
+        )
+        or 0
+        for source in ("redis", "database")
+    }
+
+
 def test_relay_and_worker_survive_redis_and_database_outages(
-    processes, private_redis, lobby, alice
+    processes, private_redis, lobby, alice, tmp_path
 ):
-    relay = processes.relay(redis_url=private_redis.url, **FAST_LOCK_TIMEOUT)
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    relay = processes.relay(
+        redis_url=private_redis.url,
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+        **FAST_LOCK_TIMEOUT,
+    )
     worker = processes.worker("recorder", redis_url=private_redis.url, **FAST_LOCK_TIMEOUT)
     with override_settings(REDIS_URL=private_redis.url), processes.explain():
         Message.objects.create(room=lobby, author=alice, body="before")
@@ -79,3 +100,5 @@ def test_relay_and_worker_survive_redis_and_database_outages(
         assert not OutboxEvent.objects.filter(published_at__isnull=True).exists()
         wait_until(lambda: "relay back after" in relay.output(), what="the relay's recovery log")
         assert relay.proc.poll() is None and worker.proc.poll() is None
+        errors = relay_errors(metrics_dir)
+        assert errors["redis"] >= 1 and errors["database"] >= 1, errors
