@@ -6,11 +6,13 @@ import json
 import logging
 import subprocess
 import sys
+import urllib.request
 
 import pytest
 
+from config.embedded_redis import free_port
 from ops.logs import JsonFormatter
-from tests.support.procs import BASE_DIR, server_env
+from tests.support.procs import BASE_DIR, Process, server_env
 
 
 def test_a_record_becomes_one_json_line_with_its_ids():
@@ -49,3 +51,34 @@ def test_a_command_logs_json_lines_only():
     records = [json.loads(line) for line in lines]  # every line is one JSON object
     started = next(r for r in records if r["message"].startswith("relay started"))
     assert started["logger"] == "parley.relay" and started["process"] == "relay"
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_serve_and_its_server_log_only_json(tmp_path):
+    port = free_port()
+    serve = Process(
+        "serve",
+        [
+            sys.executable,
+            str(BASE_DIR / "manage.py"),
+            "serve",
+            "--only",
+            "web",
+            "--port",
+            str(port),
+        ],
+        server_env(LOG_FORMAT="json"),
+        tmp_path,
+    )
+    serve.ready_line = "Listening on TCP address"  # daphne's own line, as JSON
+    serve.start()
+    try:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+            assert response.status == 200  # daphne would log a plain access line for it
+    finally:
+        serve.stop()
+    records = [json.loads(line) for line in serve.output().splitlines() if line.strip()]
+    loggers = {r["logger"] for r in records}
+    assert {"parley.serve", "daphne.server"} <= loggers, loggers

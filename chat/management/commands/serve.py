@@ -66,6 +66,10 @@ class Command(BaseCommand):
         commands = {}
         if "web" in parts:
             commands[server] = servers.command(server, host, port)
+            if server == "daphne" and settings.LOG_FORMAT == "json":
+                # daphne's access log is plain text on stdout, outside logging: a line per
+                # request (every probe) that a JSON log shipper cannot parse.
+                commands[server] += ["--access-log", os.devnull]
         if "relay" in parts:
             commands["relay"] = [sys.executable, manage, "relay"]
         if "workers" in parts and names:
