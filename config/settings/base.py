@@ -7,6 +7,7 @@ Redis (see config/embedded_redis.py).
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from config import embedded_redis
 
@@ -248,7 +249,9 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 # LOG_FORMAT=json: one JSON object per line (ops/logs.py), for log shippers; the ASGI servers'
 # own loggers (uvicorn's, daphne's) are routed through the same handler.
-LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain").lower()
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -82,3 +82,16 @@ def test_serve_and_its_server_log_only_json(tmp_path):
     records = [json.loads(line) for line in serve.output().splitlines() if line.strip()]
     loggers = {r["logger"] for r in records}
     assert {"parley.serve", "daphne.server"} <= loggers, loggers
+
+
+def test_an_unknown_log_format_is_refused_at_start():
+    done = subprocess.run(
+        [sys.executable, str(BASE_DIR / "manage.py"), "check"],
+        env=server_env(LOG_FORMAT="xml"),
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "LOG_FORMAT must be 'plain' or 'json', not 'xml'" in done.stderr

@@ -54,6 +54,7 @@ class Command(BaseCommand):
         while not stop.is_set():
             try:
                 published = relay.flush_pending(older_than=0 if once else grace)
+                metrics.RELAY_PUBLISHED.labels("sweep").inc(published)
                 health.relay_heartbeat(get_redis())
                 if time.monotonic() >= next_maintenance:
                     self._maintain(keep)
@@ -67,7 +68,6 @@ class Command(BaseCommand):
                 if failures:
                     log.warning("relay back after %d failed sweeps", failures)
                 failures, failing = 0, None
-                metrics.RELAY_PUBLISHED.labels("sweep").inc(published)
             if once:
                 return
             stop.wait(min(MAX_BACKOFF, interval * 2 ** max(0, failures - 1)))
