@@ -37,6 +37,10 @@ def worker_key(subscriber: str, consumer: str = "*") -> str:
     return f"parley:sub:{subscriber}:worker:{consumer}"
 
 
+# Hash: subscriber -> time.time() of its latest worker heartbeat (read by /readyz, ops/health.py).
+WORKERS_SEEN_KEY = "parley:workers:seen"
+
+
 def ensure_group(client: redis.Redis, sub: Subscriber, topic: str) -> bool:
     """Create the subscriber's group on the topic if missing; True if it was created."""
     start = "0" if sub.start == "oldest" else "$"

@@ -25,6 +25,7 @@ import uuid
 
 import redis
 from django.conf import settings
+from django.db import connection
 
 from broker import streams
 from broker.processing import TRANSIENT, BadEntry, Entry, Processor, parse
@@ -65,6 +66,10 @@ class Worker:
                     log.warning("%s: back after an outage", self.sub.name)
                 backoff = 0.0
             except TRANSIENT as exc:
+                if not isinstance(exc, redis.RedisError):
+                    # Django drops a connection whose rollback failed, but not one that broke
+                    # outside a transaction: drop it here so the next round opens a new one.
+                    connection.close()
                 if not backoff:
                     log.warning("%s: waiting out an outage: %r", self.sub.name, exc)
                 backoff = min(5.0, max(0.2, backoff * 2))
@@ -168,8 +173,12 @@ class Worker:
 
     # --- liveness -------------------------------------------------------------------------------
     def _heartbeat(self) -> None:
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
-        self.redis.set(streams.worker_key(self.sub.name, self.consumer), json.dumps(info), ex=10)
+        now = time.time()
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": now}
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(streams.worker_key(self.sub.name, self.consumer), json.dumps(info), ex=10)
+        pipe.hset(streams.WORKERS_SEEN_KEY, self.sub.name, repr(now))  # for /readyz
+        pipe.execute()
 
     def _deregister(self) -> None:
         try:

@@ -19,6 +19,7 @@ from django.utils import timezone
 from chat import changes, events, idempotency, outbox, ratelimit, selectors
 from chat.errors import ActionError
 from chat.models import Membership, Mention, Message, Room
+from ops import metrics
 
 # Slugs of direct-message rooms (see open_direct_room); create_room refuses them.
 DIRECT_PREFIX = "dm-"
@@ -81,7 +82,13 @@ def post_message(
     A repeated ``client_id`` (the sender's retry) returns the message it already created,
     without counting against the rate limit. Raises ActionError for invalid or forbidden input.
     """
-    return _post_one(PostRequest(author, room, body, client_id))
+    try:
+        result = _post_one(PostRequest(author, room, body, client_id))
+    except ActionError as exc:
+        metrics.count_posts([exc])
+        raise
+    metrics.count_posts([result])
+    return result
 
 
 def post_messages(requests: list[PostRequest]) -> list[PostResult | ActionError]:
@@ -156,6 +163,7 @@ def post_messages(requests: list[PostRequest]) -> list[PostResult | ActionError]
                 except ActionError as exc:
                     done = exc
             results[i] = done
+    metrics.count_posts(results)
     return results  # type: ignore[return-value]
 
 

@@ -11,10 +11,12 @@ and published with one Redis round trip. Each post still gets its own answer, ex
 from __future__ import annotations
 
 import asyncio
+import time
 
 from chat import actions, events
 from config.db import db
 from config.loops import per_loop
+from ops import metrics
 
 MAX_BATCH = 200
 
@@ -32,14 +34,15 @@ def _post_and_describe(requests: list[actions.PostRequest]) -> list[Answer]:
 
 class PostBatcher:
     def __init__(self) -> None:
-        self.waiting: list[tuple[actions.PostRequest, asyncio.Future]] = []
+        # (request, its answer, time.monotonic() of its arrival)
+        self.waiting: list[tuple[actions.PostRequest, asyncio.Future, float]] = []
         self.writer: asyncio.Task | None = None
 
     def submit(self, request: actions.PostRequest) -> asyncio.Future:
         """Queue ``request``; the future gives (message, created, change), or raises the
         ActionError that refused it. Requests are written in the order they are submitted."""
         future = asyncio.get_running_loop().create_future()
-        self.waiting.append((request, future))
+        self.waiting.append((request, future, time.monotonic()))
         if self.writer is None:
             self.writer = asyncio.create_task(self._write())
         return future
@@ -49,13 +52,16 @@ class PostBatcher:
             while self.waiting:
                 batch, self.waiting = self.waiting[:MAX_BATCH], self.waiting[MAX_BATCH:]
                 try:
-                    answers = await db(_post_and_describe)([request for request, _ in batch])
+                    answers = await db(_post_and_describe)([request for request, *_ in batch])
                 except Exception as exc:  # the database failed: every post of the batch fails
-                    for _, future in batch:
+                    for _, future, _ in batch:
                         if not future.done():
                             future.set_exception(exc)
                     continue
-                for (_, future), answer in zip(batch, answers, strict=True):
+                answered = time.monotonic()
+                for _, _, arrived in batch:
+                    metrics.POST_LATENCY.observe(answered - arrived)
+                for (_, future, _), answer in zip(batch, answers, strict=True):
                     if future.done():  # its socket has gone meanwhile
                         continue
                     if isinstance(answer, actions.ActionError):

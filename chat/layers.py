@@ -37,6 +37,7 @@ from channels_redis.pubsub import (
 from channels_redis.utils import _wrap_close
 
 from config.sockets import ClientGone
+from ops import metrics
 
 log = logging.getLogger("parley.layer")
 
@@ -115,6 +116,7 @@ class _LoopLayer(RedisPubSubLoopLayer):
                 # database threads (a post in progress) are not kept waiting for a whole
                 # fan-out to 1,000 sockets, and other sockets' frames are read meanwhile.
                 await asyncio.sleep(0)
+        metrics.fanned_out(len(callbacks), message)  # once per fan-out, not per socket
 
 
 class _Shard(RedisSingleShardConnection):

@@ -24,6 +24,7 @@ from django.utils import timezone
 from chat import events
 from chat.models import OutboxEvent
 from config.redis_client import get_redis
+from ops import metrics
 
 log = logging.getLogger("parley.relay")
 
@@ -129,6 +130,7 @@ def _live_message(row: OutboxEvent) -> tuple[str, dict | None]:
         "seq": row.seq,
         "change": row.change,
         "frame": frame,
+        "ts": row.created_at.timestamp(),  # commit time, for the push latency
     }
 
 
@@ -183,9 +185,12 @@ def flush_room(room_id: int | None, written: list[OutboxEvent] | None = None) ->
 def flush_after_commit(room_id: int | None, written: list[OutboxEvent] | None = None) -> None:
     """The fast path, run by ``transaction.on_commit``: publish now, or leave it to the relay."""
     try:
-        flush_room(room_id, written)
+        published = flush_room(room_id, written)
     except redis.RedisError as exc:
+        metrics.RELAY_ERRORS.labels("commit", "redis").inc()
         log.warning("Redis unreachable after commit, the relay will publish: %s", exc)
+    else:
+        metrics.RELAY_PUBLISHED.labels("commit").inc(published)
 
 
 def flush_pending(*, older_than: float = 0.0) -> int:

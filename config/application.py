@@ -35,6 +35,8 @@ from accounts.authentication import token_in
 from accounts.tokens import token_for
 from config.db import db
 from config.origin import BrowserOriginCheck
+from ops import http as ops_http
+from ops import metrics
 
 
 class Application:
@@ -46,6 +48,8 @@ class Application:
     async def __call__(self, scope, receive, send):
         kind = scope["type"]
         if kind == "http":
+            if scope["path"] in ops_http.PATHS:  # probes and metrics: before Django (ops/http.py)
+                return await ops_http.serve(scope, receive, send)
             return await self.http(scope, receive, send)
         if kind != "websocket":
             raise ValueError(f"No application configured for scope type {kind!r}")
@@ -62,9 +66,14 @@ class Application:
             "url_route": {"args": args, "kwargs": kwargs},
         }
         consumer_class = getattr(app, "consumer_class", None)
-        if consumer_class is not None:  # Consumer.as_asgi(): without its wrapper's frame
-            return await consumer_class(**app.consumer_initkwargs)(scope, receive, send)
-        return await app(scope, receive, send)
+        sockets = metrics.OPEN_SOCKETS.labels(_socket_kind(consumer_class))
+        sockets.inc()
+        try:
+            if consumer_class is not None:  # Consumer.as_asgi(): without its wrapper's frame
+                return await consumer_class(**app.consumer_initkwargs)(scope, receive, send)
+            return await app(scope, receive, send)
+        finally:
+            sockets.dec()
 
     def _route(self, scope) -> tuple:
         """(consumer app, remaining path, args, kwargs) of the route matching the path, as
@@ -85,6 +94,14 @@ class Application:
                 remaining, args, kwargs = match
                 return route.callback, remaining, tuple(args), {**kwargs, **route.default_args}
         raise ValueError(f"No route found for path {path!r}.")
+
+
+def _socket_kind(consumer_class) -> str:
+    """The ``kind`` label of ``parley_open_sockets``: RoomConsumer -> "room", and so on."""
+    name = getattr(consumer_class, "__name__", "other")
+    return {"RoomConsumer": "room", "UserConsumer": "me", "DashboardConsumer": "dashboard"}.get(
+        name, "other"
+    )
 
 
 async def _user(scope) -> tuple:

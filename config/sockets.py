@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+from ops.metrics import frames  # counted in a plain int, flushed per fan-out (ops/metrics.py)
+
 try:  # daphne's WebSocket implementation raises this on a send after the client left
     from autobahn.exception import Disconnected
 except ImportError:  # another ASGI server
@@ -44,6 +46,7 @@ class ClientGoneSafeSend:
         self.sending += 1
         try:
             await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+            frames.sent += not close
         except ClientGone:
             self.client_gone = True
         finally:
@@ -57,6 +60,7 @@ class ClientGoneSafeSend:
         self.sending += 1
         try:
             await self.base_send(message)
+            frames.sent += 1
         except ClientGone:
             self.client_gone = True
         finally:
@@ -66,7 +70,10 @@ class ClientGoneSafeSend:
         """Write ``frame`` (``text_frame``) straight to the connection; False when it was not
         (no writer, the writer declined, or a send through the server is still in progress:
         writing now would overtake it - a socket's frames leave in the order they are sent)."""
-        return self.write_frame is not None and not self.sending and self.write_frame(frame)
+        if self.write_frame is not None and not self.sending and self.write_frame(frame):
+            frames.sent += 1
+            return True
+        return False
 
 
 # --- writing a frame made once for every socket ---------------------------------------------------

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from config.embedded_redis import RedisServer, free_port
-from tests.support.procs import BASE_DIR, wait_until
+from tests.support.procs import BASE_DIR, alive, children_of, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -47,32 +47,6 @@ def make_run_env(tmp_path, redis_dir):
         PYTHONUNBUFFERED="1",
     )
     return env
-
-
-def children_of(pid: int) -> dict[int, str]:
-    """Direct children of ``pid``: {pid: command line}."""
-    out = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        # The command name (2nd field) is in parentheses and may hold spaces.
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid:
-            out[int(entry.name)] = cmdline
-    return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return "\nState:\tZ" not in status  # a zombie has exited
 
 
 # Straight to the local server, whatever proxy the environment names.

@@ -7,6 +7,7 @@ Redis (see config/embedded_redis.py).
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from config import embedded_redis
 
@@ -101,7 +102,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # readers (replays, history) run while a writer commits.
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
+        # Seconds a writer waits for the lock ("database is locked" after).
+        "timeout": env.float("PARLEY_SQLITE_TIMEOUT", default=20),
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     # A file, not :memory:, so server processes started by tests share the test database.
@@ -231,6 +233,24 @@ PARLEY_BROKER = {
     # unconsumed; beyond this, unconsumed events are dropped (logged, counted)
 }
 
+# --- Operations: readiness (/readyz) and metrics (/metrics); see ops/ and README, Production ----
+PARLEY_HEALTH = {
+    # /readyz answers 503 when the relay's last sweep is older than this...
+    "RELAY_STALE_SECONDS": env.float("PARLEY_READY_RELAY_STALE_SECONDS", default=10),
+    # ...or the oldest unpublished outbox row is older than this...
+    "OUTBOX_MAX_AGE_SECONDS": env.float("PARLEY_READY_OUTBOX_MAX_AGE_SECONDS", default=30),
+    # ...or one of these subscribers (None: every registered one) has had no live worker this long.
+    "SUBSCRIBERS": env.list("PARLEY_READY_SUBSCRIBERS", default=None),
+    "WORKER_STALE_SECONDS": env.float("PARLEY_READY_WORKER_STALE_SECONDS", default=10),
+}
+PARLEY_METRICS = {
+    # Who may read /metrics: a client address in these networks, or this bearer token (if set).
+    "ALLOWED_NETWORKS": env.list(
+        "PARLEY_METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"]
+    ),
+    "TOKEN": env.str("PARLEY_METRICS_TOKEN", default=""),
+}
+
 # --- Auth, i18n, static ------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -256,13 +276,30 @@ STATIC_ROOT = env.str("STATIC_ROOT", default="") or None
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
+# LOG_FORMAT=json: one JSON object per line (ops/logs.py), for log shippers; the ASGI servers'
+# own loggers (uvicorn's, daphne's) are routed through the same handler.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain").lower()
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "ops.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+        }
+    },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "parley": {"level": env.str("PARLEY_LOG_LEVEL", default="INFO")},
+        **{
+            name: {"handlers": ["console"], "level": "INFO", "propagate": False}
+            for name in (("uvicorn", "uvicorn.error", "daphne") if LOG_FORMAT == "json" else ())
+        },
     },
 }

@@ -202,6 +202,32 @@ class Processes:
             raise AssertionError(f"{type(exc).__name__}: {exc}{self.logs()}") from exc
 
 
+def children_of(pid: int) -> dict[int, str]:
+    """Direct children of ``pid``: {pid: command line}."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        # The command name (2nd field) is in parentheses and may hold spaces.
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid:
+            out[int(entry.name)] = cmdline
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status  # a zombie has exited
+
+
 def wait_until(condition: Callable[[], object], timeout: float = 20, what: str = "") -> None:
     """Poll ``condition`` until it is true; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

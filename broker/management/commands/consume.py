@@ -4,6 +4,7 @@ Each named subscriber gets a worker thread. On SIGTERM or SIGINT every worker fi
 acknowledges the event in hand, then the command exits 0.
 """
 
+import logging
 import signal
 import threading
 
@@ -14,6 +15,8 @@ from django.db import connections
 from broker import registry, streams
 from broker.worker import Worker
 from config.redis_client import get_redis
+
+log = logging.getLogger("parley.broker")
 
 
 class Command(BaseCommand):
@@ -40,7 +43,7 @@ class Command(BaseCommand):
         ]
         for thread in threads:
             thread.start()
-        self.stdout.write(f"consuming: {', '.join(names)} (Ctrl-C stops)")
+        log.info("consuming: %s (Ctrl-C stops)", ", ".join(names))  # a log line: JSON when asked
         while any(t.is_alive() for t in threads):
             for thread in threads:
                 thread.join(timeout=0.5)

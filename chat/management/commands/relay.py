@@ -5,8 +5,14 @@ the outbox every PARLEY["RELAY_SWEEP_SECONDS"] (one indexed query when idle) and
 pending rows oldest first, so each room's events reach Redis in seq order. Once a minute it
 deletes rows published more than PARLEY["OUTBOX_RETENTION_HOURS"] ago, creates missing
 subscriber groups and trims the topic streams (broker/retention.py).
+
+Outages do not end it: a Redis or database error is logged once when it starts and once when it
+ends, counted (``parley_relay_errors``), and retried with exponential back-off (up to
+``MAX_BACKOFF`` seconds); a broken database connection is dropped and opened again. After every
+successful sweep it writes its heartbeat for ``/readyz`` (ops/health.py).
 """
 
+import contextlib
 import logging
 import signal
 import threading
@@ -16,12 +22,16 @@ from datetime import timedelta
 import redis
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.db import DatabaseError, connection
 
 from broker import registry, retention, streams
 from chat import events, relay
 from config.redis_client import get_redis
+from ops import health, metrics
 
 log = logging.getLogger("parley.relay")
+
+MAX_BACKOFF = 5.0
 
 
 class Command(BaseCommand):
@@ -38,36 +48,52 @@ class Command(BaseCommand):
         grace = settings.PARLEY["RELAY_GRACE_SECONDS"]
         keep = timedelta(hours=settings.PARLEY["OUTBOX_RETENTION_HOURS"])
         next_maintenance = 0.0
-        down = False
+        failures = 0
+        failing: str | None = None  # what the failed sweeps in a row failed on
         log.info("relay started, sweeping every %.1fs", interval)
         while not stop.is_set():
             try:
                 published = relay.flush_pending(older_than=0 if once else grace)
-            except redis.RedisError as exc:
-                if not down:
-                    log.warning("Redis unreachable, %d events wait: %s", relay.pending_count(), exc)
-                down = True
+                metrics.RELAY_PUBLISHED.labels("sweep").inc(published)
+                health.relay_heartbeat(get_redis())
+                if time.monotonic() >= next_maintenance:
+                    self._maintain(keep)
+                    next_maintenance = time.monotonic() + 60
+            except (redis.RedisError, DatabaseError) as exc:
+                failures += 1
+                failing = self._failed(exc, failing)
             else:
-                if down or published:
+                if failures or published:
                     log.info("published %d pending events", published)
-                down = False
+                if failures:
+                    log.warning("relay back after %d failed sweeps", failures)
+                failures, failing = 0, None
             if once:
                 return
-            if time.monotonic() >= next_maintenance:
-                self._maintain(keep)
-                next_maintenance = time.monotonic() + 60
-            stop.wait(interval)
+            stop.wait(min(MAX_BACKOFF, interval * 2 ** max(0, failures - 1)))
+
+    @staticmethod
+    def _failed(exc: Exception, failing: str | None) -> str:
+        """Count, and log when an outage starts (or changes source); return its source."""
+        source = "redis" if isinstance(exc, redis.RedisError) else "database"
+        metrics.RELAY_ERRORS.labels("sweep", source).inc()
+        if source == "database":
+            connection.close()  # a terminated or broken connection is opened anew next sweep
+        if source != failing:
+            waiting = ""
+            if source == "redis":
+                with contextlib.suppress(DatabaseError):
+                    waiting = f", {relay.pending_count()} events wait"
+            log.warning("%s unreachable%s; retrying with back-off: %s", source, waiting, exc)
+        return source
 
     @staticmethod
     def _maintain(keep: timedelta) -> None:
         """Once a minute: prune the outbox, make sure every registered subscriber has its groups
         (so events wait for a subscriber whose worker is not running yet), trim the streams."""
         relay.prune_published(older_than=keep)
-        try:
-            client = get_redis()
-            streams.ensure_groups(client, list(registry.subscribers().values()))
-            for result in retention.trim_all(client, list(events.TOPICS)):
-                if result.trimmed:
-                    log.info("trimmed %d entries of %s", result.trimmed, result.topic)
-        except redis.RedisError as exc:
-            log.warning("stream maintenance skipped, Redis unreachable: %s", exc)
+        client = get_redis()
+        streams.ensure_groups(client, list(registry.subscribers().values()))
+        for result in retention.trim_all(client, list(events.TOPICS)):
+            if result.trimmed:
+                log.info("trimmed %d entries of %s", result.trimmed, result.topic)

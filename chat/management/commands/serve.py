@@ -1,22 +1,33 @@
-"""``manage.py serve``: the whole stack in one command (what ``make run`` runs).
+"""``manage.py serve``: the whole stack in one command (what ``make run`` runs), supervised.
 
 Starts the ASGI server (daphne; ``--server uvicorn`` or ``SERVER=uvicorn make run`` for the
 option), the outbox relay and the subscribers' workers as child processes sharing this
 process' Redis (the embedded one when REDIS_URL is unset: it lives exactly as long as this
-command), and stops them all on Ctrl-C or SIGTERM.
+command). A child that exits is restarted with back-off (ops/supervisor.py); serve itself
+stops, and stops them all, only on Ctrl-C or SIGTERM.
+
+``--only web|relay|workers`` (repeatable) runs part of the stack, e.g. one web process per
+core on one host and the relay and workers on another (they then need a shared REDIS_URL).
+Their metrics go to one PROMETHEUS_MULTIPROC_DIR (set up by manage.py before Django starts:
+ops/multiproc.py), so ``/metrics`` on the server reports every process of this serve.
 """
 
+import logging
 import os
 import signal
-import subprocess
 import sys
 import threading
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from config import servers
+from ops.supervisor import Supervisor
+
+log = logging.getLogger("parley.serve")
+
+PARTS = ("web", "relay", "workers")
 
 
 class Command(BaseCommand):
@@ -31,36 +42,45 @@ class Command(BaseCommand):
             default=os.environ.get("SERVER") or servers.DEFAULT,
             help="the ASGI server (default daphne; env SERVER)",
         )
+        parser.add_argument(
+            "--only",
+            action="append",
+            choices=PARTS,
+            help="run only this part (repeatable; default: all of them)",
+        )
+        parser.add_argument(
+            "--subscribers",
+            default="",
+            help="comma-separated subscribers for the workers (default: every registered one)",
+        )
 
     def handle(self, *args, host: str, port: int, server: str, **options) -> None:
+        parts = set(options["only"] or PARTS)
+        names = [n for n in options["subscribers"].split(",") if n] or list(
+            settings.PARLEY_SUBSCRIBERS
+        )
+        unknown = [n for n in names if n not in settings.PARLEY_SUBSCRIBERS]
+        if unknown:
+            raise CommandError(f"unknown subscribers: {', '.join(unknown)}")
         manage = str(Path(settings.BASE_DIR) / "manage.py")
-        env = {**os.environ, "REDIS_URL": settings.REDIS_URL}
-        commands = {
-            server: servers.command(server, host, port),
-            "relay": [sys.executable, manage, "relay"],
-            "subscribers": [sys.executable, manage, "consume", *settings.PARLEY_SUBSCRIBERS],
-        }
+        commands = {}
+        if "web" in parts:
+            commands[server] = servers.command(server, host, port)
+            if server == "daphne" and settings.LOG_FORMAT == "json":
+                # daphne's access log is plain text on stdout, outside logging: a line per
+                # request (every probe) that a JSON log shipper cannot parse.
+                commands[server] += ["--access-log", os.devnull]
+        if "relay" in parts:
+            commands["relay"] = [sys.executable, manage, "relay"]
+        if "workers" in parts and names:
+            commands["workers"] = [sys.executable, manage, "consume", *names]
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        procs = {name: subprocess.Popen(cmd, env=env) for name, cmd in commands.items()}
-        self.stdout.write(
-            f"Parley on http://{host}:{port}/  ({server}; Redis: {settings.REDIS_URL})"
-        )
-        self.stdout.write("Ctrl-C stops everything.")
-        failed = None
-        while not stop.wait(0.5):
-            failed = next((n for n, p in procs.items() if p.poll() is not None), None)
-            if failed:
-                self.stderr.write(f"{failed} exited with {procs[failed].returncode}; stopping")
-                break
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in procs.values():
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        if failed:
-            sys.exit(1)
+        env = {**os.environ, "REDIS_URL": settings.REDIS_URL}
+        if "web" in parts:
+            log.info(
+                "Parley on http://%s:%d/  (%s; Redis: %s)", host, port, server, env["REDIS_URL"]
+            )
+        log.info("serving %s; Ctrl-C stops everything.", ", ".join(commands))
+        Supervisor(commands, env).run(stop)
