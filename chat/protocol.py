@@ -4,6 +4,7 @@ Close codes (also in the README):
   4400 bad connection parameters (e.g. after_seq not a non-negative integer)
   4401 not authenticated            4403 private room, not a member
   4404 unknown room                 4429 sustained flood of rejected frames
+  4408 too slow: the client did not read what the server had for it (retry with after_seq)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from chat.events import dumps
 
 CLOSE_BAD_REQUEST = 4400
 CLOSE_FLOOD = 4429
+CLOSE_TOO_SLOW = 4408  # config.sockets.ClientGoneSafeSend closes a socket that does not read
 
 
 class ProtocolError(Refused):

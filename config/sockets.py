@@ -1,17 +1,40 @@
-"""What every WebSocket consumer of the project shares."""
+"""What every WebSocket consumer of the project shares, and the one place that reaches into the
+ASGI servers' connections (daphne's Twisted transport, uvicorn's asyncio transport).
+
+Two things need more of a connection than ASGI's ``send`` offers:
+- Frames made once: an event's frame is the same bytes for every client, so the fan-out makes
+  it once and writes it to each socket's transport (``Connection.write``).
+- Slow readers: ASGI has no back-pressure for a client that does not read. daphne's send
+  buffers without limit (a client sending ``sync`` frames and reading nothing grew daphne by
+  11 MB a frame); uvicorn's send waits for the client, forever, and whoever awaits it waits too
+  (the layer's fan-out, hence every other socket of the process). So a consumer asks the
+  connection how much it holds unsent (``Connection.unsent``) and waits for it to drain
+  (``Connection.drained``) before writing its own frames, and live frames never wait.
+
+Each server has one adapter class below; what it needs of the server's private state is
+checked once, on its first connection, and a server whose state is not as expected gets no
+adapter (a log line; the consumer then uses ``send`` as any ASGI application would).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import functools
-from collections.abc import Callable
+import logging
+
+from django.conf import settings
 
 try:  # daphne's WebSocket implementation raises this on a send after the client left
     from autobahn.exception import Disconnected
 except ImportError:  # another ASGI server
     Disconnected = OSError
 
+log = logging.getLogger("parley.ws")
+
 # What a send to a client that has just left raises (uvicorn: ClientDisconnected, an OSError).
 ClientGone = (Disconnected, OSError)
+
+_closing: set[asyncio.Task] = set()  # closes of slow sockets under way (asyncio keeps weak refs)
 
 
 class ClientGoneSafeSend:
@@ -23,19 +46,34 @@ class ClientGoneSafeSend:
     and skip ``disconnect()`` — leaving its groups and presence behind. Instead, later sends are
     skipped and the queued disconnect cleans up as usual.
 
-    A consumer that sets ``write_frame`` (frame_writer) has its text frames written straight to
-    the connection whenever the server allows, and through the server's send otherwise.
+    A consumer that sets ``connection`` (``connection(send)``) has its text frames written
+    straight to the connection whenever the server allows, and is protected from a client that
+    does not read:
+    - ``send`` (the socket's own frames: replays, acks, pongs) first waits while the connection
+      holds more than ``WRITE_HIGH_WATER_BYTES`` unsent, so a replay goes no faster than the
+      client reads. A client that has not drained within ``SLOW_CLIENT_GRACE_SECONDS`` is
+      closed with ``slow_close_code``.
+    - ``write_direct`` (live frames from the fan-out) never waits. A socket found holding more
+      than ``SLOW_CLIENT_LIMIT_BYTES`` unsent, and still holding more a grace period later, is
+      closed with ``slow_close_code``. The close frame goes out after what was queued; a client
+      that has not read it a grace period later is dropped (its buffer with it).
+    After such a close every send is skipped (``client_gone``).
     """
 
     client_gone = False
-    write_frame = None  # writes a ready frame to the connection, when known (frame_writer)
+    connection: Connection | None = None  # the server's connection, when known (connection())
     sending = 0  # sends through the server in progress: direct writes queue behind them
+    slow_close_code = 1008  # subclasses give theirs (Parley: chat.protocol.CLOSE_TOO_SLOW)
+    slow_check: asyncio.TimerHandle | None = None  # armed while the socket is over the limit
 
     async def send(self, text_data=None, bytes_data=None, close=False):
         if self.client_gone:
             return
+        conn = self.connection
+        if conn is not None and not close and conn.congested() and not await self.drained():
+            return
         if (
-            self.write_frame is not None
+            conn is not None
             and text_data is not None
             and not close
             and self.write_direct(text_frame(text_data))
@@ -62,11 +100,74 @@ class ClientGoneSafeSend:
         finally:
             self.sending -= 1
 
-    def write_direct(self, frame: bytes) -> bool:
-        """Write ``frame`` (``text_frame``) straight to the connection; False when it was not
-        (no writer, the writer declined, or a send through the server is still in progress:
-        writing now would overtake it - a socket's frames leave in the order they are sent)."""
-        return self.write_frame is not None and not self.sending and self.write_frame(frame)
+    def write_direct(self, frame: bytes, text: str | None = None) -> bool:
+        """Write ``frame`` (``text_frame``; or ``text``, framed as the server does, where a
+        frame made once cannot go, e.g. compression) straight to the connection, never
+        waiting; False when it was not (no connection, the server declined, or a send through
+        the server is still in progress: writing now would overtake it - a socket's frames
+        leave in the order they are sent)."""
+        conn = self.connection
+        if (
+            conn is None
+            or self.sending
+            or not (conn.write(frame) or (text is not None and conn.write_text(text)))
+        ):
+            return False
+        if self.slow_check is None and conn.unsent() > settings.PARLEY["SLOW_CLIENT_LIMIT_BYTES"]:
+            grace = settings.PARLEY["SLOW_CLIENT_GRACE_SECONDS"]
+            self.slow_check = asyncio.get_running_loop().call_later(grace, self._check_slow)
+        return True
+
+    async def drained(self) -> bool:
+        """Wait until the connection holds at most the high-water mark unsent; True then. A
+        client that does not read that much within the grace period is closed as too slow,
+        and so is one already closing: False (send nothing more)."""
+        conn = self.connection
+        if conn is None:
+            return not self.client_gone
+        try:
+            async with asyncio.timeout(settings.PARLEY["SLOW_CLIENT_GRACE_SECONDS"]):
+                drained = await conn.drained()
+        except TimeoutError:
+            drained = False
+        if not drained:
+            await self.close_too_slow()
+        return not self.client_gone
+
+    def _check_slow(self) -> None:
+        """A grace period after the socket was found over the limit: close it if it still is
+        (a client reading meanwhile got below it and is left alone)."""
+        self.slow_check = None
+        limit = settings.PARLEY["SLOW_CLIENT_LIMIT_BYTES"]
+        if not self.client_gone and self.connection.unsent() > limit:
+            task = asyncio.ensure_future(self.close_too_slow())
+            _closing.add(task)
+            task.add_done_callback(_closing.discard)
+
+    async def close_too_slow(self) -> None:
+        """Close the socket as too slow to read (``slow_close_code``); nothing more is sent."""
+        if self.client_gone:
+            return
+        self.client_gone = True
+        conn = self.connection
+        log.warning(
+            "closing a socket whose client does not read: %d bytes unsent (close code %d)",
+            conn.unsent(),
+            self.slow_close_code,
+        )
+        conn.closing(settings.PARLEY["SLOW_CLIENT_GRACE_SECONDS"])
+        try:
+            await self.base_send(
+                {"type": "websocket.close", "code": self.slow_close_code, "reason": "too slow"}
+            )
+        except ClientGone:
+            pass
+
+    def forget_connection(self) -> None:
+        """The consumer is done: no check may run for it later."""
+        if self.slow_check is not None:
+            self.slow_check.cancel()
+            self.slow_check = None
 
 
 # --- writing a frame made once for every socket ---------------------------------------------------
@@ -91,60 +192,211 @@ def text_frame(text: str) -> bytes:
     return head + payload
 
 
-FrameWriter = Callable[[bytes], bool]
+class Connection:
+    """A server's WebSocket connection, for what ASGI's ``send`` cannot do. None of its methods
+    waits except ``drained``, and none raises on a connection that has gone."""
+
+    __slots__ = ("protocol",)
+
+    def __init__(self, protocol) -> None:
+        self.protocol = protocol
+
+    def write(self, frame: bytes) -> bool:
+        """Write a ready frame (``text_frame``) now, after whatever is queued; False when it
+        must not be (compression negotiated, not open: use the server's send then)."""
+        raise NotImplementedError
+
+    def write_text(self, text: str) -> bool:
+        """Write a text message now, framed as the server frames it (e.g. compressed); False
+        when only the server's send can."""
+        return False
+
+    def unsent(self) -> int:
+        """Bytes written for the client that the kernel has not taken yet."""
+        raise NotImplementedError
+
+    def congested(self) -> bool:
+        """True while more than the high-water mark is unsent: ``drained`` would wait."""
+        raise NotImplementedError
+
+    async def drained(self) -> bool:
+        """Wait until not ``congested``: True, or False if the connection was lost first (the
+        caller bounds the wait). Stops reading the client meanwhile where the server would not
+        (a client that does not read is not answered)."""
+        raise NotImplementedError
+
+    def closing(self, flush: float) -> None:
+        """The application is about to close the socket through the server's send while the
+        client does not read: that send must not wait for the client, and the connection is
+        dropped ``flush`` seconds later if the client has not read its close frame by then."""
+        raise NotImplementedError
 
 
-def frame_writer(send) -> FrameWriter | None:
-    """For the server's own ``send`` (the ASGI ``send`` of an accepted WebSocket), a function
-    that writes a ready frame (``text_frame``) to its connection and returns True, or returns
-    False when it must not (not open, closing, compression negotiated, the client not reading:
-    use ``send`` then, which frames, compresses or waits as the server does). None for a server
-    it does not know."""
+def connection(send) -> Connection | None:
+    """The connection behind the server's own ``send`` (the ASGI ``send`` of an accepted
+    WebSocket), or None for a server it does not know or whose state is not as expected."""
     owner = getattr(send, "__self__", None)
     if _UvicornProtocol is not None and isinstance(owner, _UvicornProtocol):
-        return _uvicorn_writer(owner)
+        return _UvicornConnection.of(owner)
     if (
         _DaphneProtocol is not None
         and isinstance(send, functools.partial)
         and send.args
         and isinstance(send.args[0], _DaphneProtocol)
     ):
-        return _daphne_writer(send.args[0])
+        return _DaphneConnection.of(send.args[0])
     return None
 
 
-def _uvicorn_writer(protocol) -> FrameWriter:
-    def write(frame: bytes) -> bool:
-        conn = protocol.conn
-        if (
-            protocol.close_sent
-            or protocol.disconnected
-            or not protocol.writable.is_set()  # the client is not reading: send() waits
-            or conn.state is not _WS_OPEN
-            or conn.extensions
-            or protocol.transport.is_closing()
-        ):
+def _high_water() -> int:
+    return settings.PARLEY["WRITE_HIGH_WATER_BYTES"]
+
+
+class _Checked(Connection):
+    """An adapter whose server state is checked on its first connection (``needs``)."""
+
+    __slots__ = ()
+    needs: tuple[str, ...] = ()  # dotted attribute paths, from the protocol object
+    usable: bool | None = None
+
+    @classmethod
+    def of(cls, protocol) -> Connection | None:
+        if cls.usable is None:
+            missing = [path for path in cls.needs if not _has_path(protocol, path)]
+            cls.usable = not missing
+            if missing:
+                log.warning(
+                    "%s: the server's connection lacks %s; sockets use its plain send (no "
+                    "frames made once, no slow-reader protection)",
+                    cls.__name__,
+                    ", ".join(missing),
+                )
+        return cls(protocol) if cls.usable else None
+
+
+def _has_path(obj, path: str) -> bool:
+    for name in path.split("."):
+        if not hasattr(obj, name):
             return False
-        protocol.transport.write(frame)
+        obj = getattr(obj, name)
+    return True
+
+
+class _UvicornConnection(_Checked):
+    """uvicorn's sans-I/O ``websockets`` protocol on an asyncio (uvloop) transport. The
+    transport's write-buffer limits are set to Parley's high-water mark, so uvicorn's own
+    ``writable`` event (cleared by ``pause_writing``, set by ``resume_writing``) says when."""
+
+    __slots__ = ()
+    needs = (
+        "conn.send_text",
+        "conn.data_to_send",
+        "conn.state",
+        "conn.extensions",
+        "writable",
+        "close_sent",
+        "disconnected",
+        "transport.get_write_buffer_size",
+        "transport.set_write_buffer_limits",
+    )
+
+    @classmethod
+    def of(cls, protocol) -> Connection | None:
+        adapter = super().of(protocol)
+        if adapter is not None and not protocol.transport.is_closing():
+            protocol.transport.set_write_buffer_limits(high=_high_water())
+        return adapter
+
+    def _open(self) -> bool:
+        p = self.protocol
+        return not (
+            p.close_sent
+            or p.disconnected
+            or p.conn.state is not _WS_OPEN
+            or p.transport.is_closing()
+        )
+
+    def write(self, frame: bytes) -> bool:
+        p = self.protocol
+        if p.conn.extensions:
+            return False  # compressed: write_text
+        if self._open():
+            p.transport.write(frame)
+        # else: closing or gone, nothing can reach the client (and the server's send would
+        # wait, or raise): the frame is dropped, the disconnect follows.
         return True
 
-    return write
+    def write_text(self, text: str) -> bool:
+        p = self.protocol
+        if self._open():
+            p.conn.send_text(text.encode())
+            p.transport.write(b"".join(p.conn.data_to_send()))
+        return True
+
+    def unsent(self) -> int:
+        return self.protocol.transport.get_write_buffer_size()
+
+    def congested(self) -> bool:
+        return not self.protocol.writable.is_set()
+
+    async def drained(self) -> bool:
+        # uvicorn reads one frame at a time (it pauses reading until the application receives),
+        # so there is nothing more to stop here.
+        await self.protocol.writable.wait()
+        return not self.protocol.disconnected
+
+    def closing(self, flush: float) -> None:
+        p = self.protocol
+        # uvicorn's send waits for ``writable`` before anything, a close included; the close
+        # frame is queued after what the client has not read, that is all we need.
+        p.writable.set()
+        # uvicorn closes the transport after its close timeout, which flushes first: for a
+        # client that never reads, never. Drop the connection after ``flush`` instead.
+        asyncio.get_running_loop().call_later(flush, self._abort)
+
+    def _abort(self) -> None:
+        if not self.protocol.disconnected:
+            self.protocol.transport.abort()
 
 
-def _daphne_writer(protocol) -> FrameWriter:
-    def write(frame: bytes) -> bool:
+class _DaphneConnection(_Checked):
+    """daphne's autobahn protocol on a Twisted TCP transport (the asyncio reactor, so on the
+    application's event loop). Unsent bytes are the transport's buffers; waiting for them to
+    drain registers a pull producer on the transport (Twisted's public IConsumer API), which
+    Twisted asks for more when its buffer is empty."""
+
+    __slots__ = ()
+    needs = (
+        "state",
+        "STATE_OPEN",
+        "closeHandshakeTimeout",
+        "transport.dataBuffer",
+        "transport.offset",
+        "transport._tempDataLen",
+        "transport.producer",
+        "transport.streamingProducer",
+        "transport.registerProducer",
+        "transport.unregisterProducer",
+        "transport.pauseProducing",
+        "transport.resumeProducing",
+    )
+
+    @classmethod
+    def of(cls, protocol) -> Connection | None:
+        transport = getattr(protocol, "transport", None)
+        if type(transport) is not _TwistedTCPServer or transport.TLS:
+            return None  # TLS or a unix socket: not this adapter's transport
+        return super().of(protocol)
+
+    def write(self, frame: bytes) -> bool:
+        protocol = self.protocol
         if (
             protocol.state != protocol.STATE_OPEN
             or getattr(protocol, "_perMessageCompress", None) is not None
         ):
             return False
         transport = protocol.transport
-        if (
-            type(transport) is not _TwistedTCPServer
-            or transport.TLS
-            or not transport.connected
-            or transport._writeDisconnected
-        ):
+        if not transport.connected or transport._writeDisconnected:
             return False
         if not transport._tempDataLen and transport.offset == len(transport.dataBuffer):
             # Nothing queued: send now instead of asking the reactor to watch for writability
@@ -161,7 +413,67 @@ def _daphne_writer(protocol) -> FrameWriter:
         transport.write(frame)  # the rest, after what is queued, when the socket takes it
         return True
 
-    return write
+    def unsent(self) -> int:
+        t = self.protocol.transport
+        return len(t.dataBuffer) - t.offset + t._tempDataLen
+
+    def congested(self) -> bool:
+        return self.unsent() > _high_water()
+
+    async def drained(self) -> bool:
+        if not self.congested():
+            return True
+        transport = self.protocol.transport
+        # The transport already has a producer: daphne's HTTP channel, which stays registered
+        # after the upgrade. Stand in for it while waiting, and hand on what it is told.
+        original, streaming = transport.producer, transport.streamingProducer
+        if original is not None:
+            transport.unregisterProducer()
+        done = asyncio.get_running_loop().create_future()
+        standin = _Drained(original, lambda: not self.congested(), done)
+        transport.registerProducer(standin, False)  # pull: told each time the buffer empties
+        transport.pauseProducing()  # read nothing more from a client that does not read
+        try:
+            return await done
+        finally:
+            if transport.producer is standin:
+                transport.unregisterProducer()
+            if transport.connected:
+                if original is not None:
+                    transport.registerProducer(original, streaming)
+                transport.resumeProducing()
+
+    def closing(self, flush: float) -> None:
+        # autobahn drops the connection when the client has not answered the close frame
+        # within its close-handshake timeout (1 s by default): give it ``flush``.
+        self.protocol.closeHandshakeTimeout = flush
+
+
+class _Drained:
+    """A Twisted pull producer standing in for the transport's own (``original``, or None):
+    resolves ``done`` with True when Twisted asks for more and ``ready()`` (at registration,
+    then whenever the transport has written everything it held), with False when the
+    connection is lost; either is handed on to ``original``."""
+
+    def __init__(self, original, ready, done: asyncio.Future) -> None:
+        self.original = original
+        self.ready = ready
+        self.done = done
+
+    def resumeProducing(self) -> None:  # noqa: N802 - Twisted's interface
+        if not self.done.done() and self.ready():
+            self.done.set_result(True)
+            if self.original is not None:
+                self.original.resumeProducing()
+
+    def stopProducing(self) -> None:  # noqa: N802
+        if not self.done.done():
+            self.done.set_result(False)
+        if self.original is not None:
+            self.original.stopProducing()
+
+    def pauseProducing(self) -> None:  # noqa: N802 - not asked of a pull producer
+        pass
 
 
 try:
