@@ -35,7 +35,8 @@ from accounts.authentication import SUBPROTOCOL
 from chat import actions, batching, events, online, presence, protocol, selectors
 from chat.selectors import RoomAccessError
 from config.db import db
-from config.sockets import ClientGoneSafeSend, connection, text_frame
+from config.sending import ClientGoneSafeSend
+from config.sockets import connection, text_frame
 
 log = logging.getLogger("parley.ws")
 
@@ -61,10 +62,16 @@ class ListeningConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
         self.scope = scope
         self.base_send = send
         self.layer = get_channel_layer()
-        self.connection = connection(send)  # the server's own send (config/application.py)
+        # The server's own send and receive (config/application.py passes them on).
+        self.connection = conn = connection(send, receive)
         try:
             while True:
-                await self.dispatch(await receive())
+                if conn is not None:
+                    conn.receiving()
+                message = await receive()
+                if conn is not None:
+                    conn.received()  # daphne: stops reading a client far ahead of us
+                await self.dispatch(message)
         except StopConsumer:
             pass  # the socket closed: exit cleanly, as AsyncConsumer does
         finally:  # never leave a callback behind
@@ -90,7 +97,7 @@ class ListeningConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
         """Send a group message's pre-serialized frame (``message["frame"]``): written straight
         to the connection when the server allows (config.sockets.connection, the frame made
         once for every socket), else through the server's send (an awaitable to await). Never
-        waits for a client that does not read (config.sockets.ClientGoneSafeSend)."""
+        waits for a client that does not read (config.sending.ClientGoneSafeSend)."""
         if self.connection is not None:
             wire = message.get("_wire")
             if wire is None:

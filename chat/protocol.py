@@ -21,7 +21,7 @@ from chat.events import dumps
 
 CLOSE_BAD_REQUEST = 4400
 CLOSE_FLOOD = 4429
-CLOSE_TOO_SLOW = 4408  # config.sockets.ClientGoneSafeSend closes a socket that does not read
+CLOSE_TOO_SLOW = 4408  # config.sending.ClientGoneSafeSend closes a socket that does not read
 
 
 class ProtocolError(Refused):

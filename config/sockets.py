@@ -1,5 +1,5 @@
-"""What every WebSocket consumer of the project shares, and the one place that reaches into the
-ASGI servers' connections (daphne's Twisted transport, uvicorn's asyncio transport).
+"""The one place that reaches into the ASGI servers' connections (daphne's Twisted transport,
+uvicorn's asyncio transport); config.sending is what consumers do with them.
 
 Two things need more of a connection than ASGI's ``send`` offers:
 - Frames made once: an event's frame is the same bytes for every client, so the fan-out makes
@@ -9,7 +9,8 @@ Two things need more of a connection than ASGI's ``send`` offers:
   11 MB a frame); uvicorn's send waits for the client, forever, and whoever awaits it waits too
   (the layer's fan-out, hence every other socket of the process). So a consumer asks the
   connection how much it holds unsent (``Connection.unsent``) and waits for it to drain
-  (``Connection.drained``) before writing its own frames, and live frames never wait.
+  (``Connection.drained``) before writing its own frames, and live frames never wait
+  (config.sending).
 
 Each server has one adapter class below; what it needs of the server's private state is
 checked once, on its first connection, and a server whose state is not as expected gets no
@@ -33,142 +34,6 @@ log = logging.getLogger("parley.ws")
 
 # What a send to a client that has just left raises (uvicorn: ClientDisconnected, an OSError).
 ClientGone = (Disconnected, OSError)
-
-_closing: set[asyncio.Task] = set()  # closes of slow sockets under way (asyncio keeps weak refs)
-
-
-class ClientGoneSafeSend:
-    """Mixin: a send to a client that has just gone is dropped instead of crashing the consumer.
-
-    A live event can reach a consumer between its client closing and the server's
-    ``websocket.disconnect`` message being dispatched. The send then raises (daphne: autobahn's
-    ``Disconnected``; the ASGI spec: an ``OSError``), which would end the consumer with an error
-    and skip ``disconnect()`` — leaving its groups and presence behind. Instead, later sends are
-    skipped and the queued disconnect cleans up as usual.
-
-    A consumer that sets ``connection`` (``connection(send)``) has its text frames written
-    straight to the connection whenever the server allows, and is protected from a client that
-    does not read:
-    - ``send`` (the socket's own frames: replays, acks, pongs) first waits while the connection
-      holds more than ``WRITE_HIGH_WATER_BYTES`` unsent, so a replay goes no faster than the
-      client reads. A client that has not drained within ``SLOW_CLIENT_GRACE_SECONDS`` is
-      closed with ``slow_close_code``.
-    - ``write_direct`` (live frames from the fan-out) never waits. A socket found holding more
-      than ``SLOW_CLIENT_LIMIT_BYTES`` unsent, and still holding more a grace period later, is
-      closed with ``slow_close_code``. The close frame goes out after what was queued; a client
-      that has not read it a grace period later is dropped (its buffer with it).
-    After such a close every send is skipped (``client_gone``).
-    """
-
-    client_gone = False
-    connection: Connection | None = None  # the server's connection, when known (connection())
-    sending = 0  # sends through the server in progress: direct writes queue behind them
-    slow_close_code = 1008  # subclasses give theirs (Parley: chat.protocol.CLOSE_TOO_SLOW)
-    slow_check: asyncio.TimerHandle | None = None  # armed while the socket is over the limit
-
-    async def send(self, text_data=None, bytes_data=None, close=False):
-        if self.client_gone:
-            return
-        conn = self.connection
-        if conn is not None and not close and conn.congested() and not await self.drained():
-            return
-        if (
-            conn is not None
-            and text_data is not None
-            and not close
-            and self.write_direct(text_frame(text_data))
-        ):
-            return
-        self.sending += 1
-        try:
-            await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
-        except ClientGone:
-            self.client_gone = True
-        finally:
-            self.sending -= 1
-
-    async def send_prepared(self, message: dict) -> None:
-        """Send a ready ASGI ``websocket.send`` message, one dict shared by every socket an
-        event goes to (the server only reads it)."""
-        if self.client_gone:
-            return
-        self.sending += 1
-        try:
-            await self.base_send(message)
-        except ClientGone:
-            self.client_gone = True
-        finally:
-            self.sending -= 1
-
-    def write_direct(self, frame: bytes, text: str | None = None) -> bool:
-        """Write ``frame`` (``text_frame``; or ``text``, framed as the server does, where a
-        frame made once cannot go, e.g. compression) straight to the connection, never
-        waiting; False when it was not (no connection, the server declined, or a send through
-        the server is still in progress: writing now would overtake it - a socket's frames
-        leave in the order they are sent)."""
-        conn = self.connection
-        if (
-            conn is None
-            or self.sending
-            or not (conn.write(frame) or (text is not None and conn.write_text(text)))
-        ):
-            return False
-        if self.slow_check is None and conn.unsent() > settings.PARLEY["SLOW_CLIENT_LIMIT_BYTES"]:
-            grace = settings.PARLEY["SLOW_CLIENT_GRACE_SECONDS"]
-            self.slow_check = asyncio.get_running_loop().call_later(grace, self._check_slow)
-        return True
-
-    async def drained(self) -> bool:
-        """Wait until the connection holds at most the high-water mark unsent; True then. A
-        client that does not read that much within the grace period is closed as too slow,
-        and so is one already closing: False (send nothing more)."""
-        conn = self.connection
-        if conn is None:
-            return not self.client_gone
-        try:
-            async with asyncio.timeout(settings.PARLEY["SLOW_CLIENT_GRACE_SECONDS"]):
-                drained = await conn.drained()
-        except TimeoutError:
-            drained = False
-        if not drained:
-            await self.close_too_slow()
-        return not self.client_gone
-
-    def _check_slow(self) -> None:
-        """A grace period after the socket was found over the limit: close it if it still is
-        (a client reading meanwhile got below it and is left alone)."""
-        self.slow_check = None
-        limit = settings.PARLEY["SLOW_CLIENT_LIMIT_BYTES"]
-        if not self.client_gone and self.connection.unsent() > limit:
-            task = asyncio.ensure_future(self.close_too_slow())
-            _closing.add(task)
-            task.add_done_callback(_closing.discard)
-
-    async def close_too_slow(self) -> None:
-        """Close the socket as too slow to read (``slow_close_code``); nothing more is sent."""
-        if self.client_gone:
-            return
-        self.client_gone = True
-        conn = self.connection
-        log.warning(
-            "closing a socket whose client does not read: %d bytes unsent (close code %d)",
-            conn.unsent(),
-            self.slow_close_code,
-        )
-        conn.closing(settings.PARLEY["SLOW_CLIENT_GRACE_SECONDS"])
-        try:
-            await self.base_send(
-                {"type": "websocket.close", "code": self.slow_close_code, "reason": "too slow"}
-            )
-        except ClientGone:
-            pass
-
-    def forget_connection(self) -> None:
-        """The consumer is done: no check may run for it later."""
-        if self.slow_check is not None:
-            self.slow_check.cancel()
-            self.slow_check = None
-
 
 # --- writing a frame made once for every socket ---------------------------------------------------
 # A server's frame to a client is the same bytes for every client (unmasked; RFC 6455 5.1) unless
@@ -231,10 +96,17 @@ class Connection:
         dropped ``flush`` seconds later if the client has not read its close frame by then."""
         raise NotImplementedError
 
+    def receiving(self) -> None:
+        """The application is about to wait for the client's next frame."""
 
-def connection(send) -> Connection | None:
-    """The connection behind the server's own ``send`` (the ASGI ``send`` of an accepted
-    WebSocket), or None for a server it does not know or whose state is not as expected."""
+    def received(self) -> None:
+        """The application has taken one of the client's frames from the server."""
+
+
+def connection(send, receive=None) -> Connection | None:
+    """The connection behind the server's own ``send`` and ``receive`` (the ASGI callables of
+    an accepted WebSocket), or None for a server it does not know or whose state is not as
+    expected."""
     owner = getattr(send, "__self__", None)
     if _UvicornProtocol is not None and isinstance(owner, _UvicornProtocol):
         return _UvicornConnection.of(owner)
@@ -244,7 +116,10 @@ def connection(send) -> Connection | None:
         and send.args
         and isinstance(send.args[0], _DaphneProtocol)
     ):
-        return _DaphneConnection.of(send.args[0])
+        inbox = getattr(receive, "__self__", None)  # daphne's receive: its queue's get
+        if not isinstance(inbox, asyncio.Queue):
+            inbox = None
+        return _DaphneConnection.of(send.args[0], inbox)
     return None
 
 
@@ -260,7 +135,7 @@ class _Checked(Connection):
     usable: bool | None = None
 
     @classmethod
-    def of(cls, protocol) -> Connection | None:
+    def of(cls, protocol, *args) -> Connection | None:
         if cls.usable is None:
             missing = [path for path in cls.needs if not _has_path(protocol, path)]
             cls.usable = not missing
@@ -271,7 +146,7 @@ class _Checked(Connection):
                     cls.__name__,
                     ", ".join(missing),
                 )
-        return cls(protocol) if cls.usable else None
+        return cls(protocol, *args) if cls.usable else None
 
 
 def _has_path(obj, path: str) -> bool:
@@ -363,9 +238,21 @@ class _DaphneConnection(_Checked):
     """daphne's autobahn protocol on a Twisted TCP transport (the asyncio reactor, so on the
     application's event loop). Unsent bytes are the transport's buffers; waiting for them to
     drain registers a pull producer on the transport (Twisted's public IConsumer API), which
-    Twisted asks for more when its buffer is empty."""
+    Twisted asks for more when its buffer is empty.
 
-    __slots__ = ()
+    daphne reads whatever the client sends into the application's queue (``inbox``), without
+    limit, however far behind the application is (a socket whose posts wait for the database,
+    one whose replay waits for the client). Here reading stops while ``MAX_UNREAD_FRAMES`` wait
+    there (uvicorn stops at one) and while a replay waits for the client to drain, and
+    resumes when neither holds (``paused``: the reasons, a bit each)."""
+
+    __slots__ = ("inbox", "paused")
+
+    def __init__(self, protocol, inbox: asyncio.Queue | None = None) -> None:
+        super().__init__(protocol)
+        self.inbox = inbox
+        self.paused = 0
+
     needs = (
         "state",
         "STATE_OPEN",
@@ -432,21 +319,45 @@ class _DaphneConnection(_Checked):
         done = asyncio.get_running_loop().create_future()
         standin = _Drained(original, lambda: not self.congested(), done)
         transport.registerProducer(standin, False)  # pull: told each time the buffer empties
-        transport.pauseProducing()  # read nothing more from a client that does not read
+        self._pause(_DRAINING)  # read nothing more from a client that does not read
         try:
             return await done
         finally:
             if transport.producer is standin:
                 transport.unregisterProducer()
-            if transport.connected:
-                if original is not None:
-                    transport.registerProducer(original, streaming)
-                transport.resumeProducing()
+            if original is not None and transport.connected:
+                transport.registerProducer(original, streaming)
+            self._resume(_DRAINING)
+
+    def received(self) -> None:
+        if self.inbox is not None and self.inbox.qsize() >= MAX_UNREAD_FRAMES:
+            self._pause(_INBOX_FULL)
+
+    def receiving(self) -> None:
+        if self.paused & _INBOX_FULL and self.inbox.qsize() < MAX_UNREAD_FRAMES // 2:
+            self._resume(_INBOX_FULL)
+
+    def _pause(self, reason: int) -> None:
+        if not self.paused:
+            self.protocol.transport.pauseProducing()
+        self.paused |= reason
+
+    def _resume(self, reason: int) -> None:
+        self.paused &= ~reason
+        transport = self.protocol.transport
+        if not self.paused and transport.connected:
+            transport.resumeProducing()
 
     def closing(self, flush: float) -> None:
         # autobahn drops the connection when the client has not answered the close frame
         # within its close-handshake timeout (1 s by default): give it ``flush``.
         self.protocol.closeHandshakeTimeout = flush
+
+
+# Why a daphne connection is not read (_DaphneConnection.paused).
+_INBOX_FULL = 1
+_DRAINING = 2
+MAX_UNREAD_FRAMES = 16  # frames daphne may read ahead of the application
 
 
 class _Drained:

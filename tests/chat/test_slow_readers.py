@@ -46,14 +46,14 @@ async def _close_worker_thread_connections():
     await database_sync_to_async(connections.close_all)()
 
 
-def seed(room, author, count: int) -> None:
-    """``count`` messages in one batch (the write path's batch form: seqs, outbox, one
-    transaction), about 300 bytes of frame each."""
-    for start in range(0, count, 1000):
+def seed(room, author, count: int, size: int = 200) -> None:
+    """``count`` messages in batches of 500 (the write path's batch form: seqs, outbox, one
+    transaction each, published on commit), frames of about ``size`` + 100 bytes."""
+    for start in range(0, count, 500):
         Message.create_batch(
             [
-                Message(room=room, author=author, body=f"seeded {i} " + "x" * 200)
-                for i in range(start, min(count, start + 1000))
+                Message(room=room, author=author, body=f"seeded {i} " + "x" * size)
+                for i in range(start, min(count, start + 500))
             ]
         )
 
@@ -188,3 +188,31 @@ def _logged(srv, text: str):
         return text in srv.output()
 
     return condition
+
+
+@pytest.mark.parametrize("server", ["daphne", "uvicorn"])
+async def test_live_fan_out_never_waits_for_a_socket_that_does_not_read(
+    processes, cookies, lobby, alice, server
+):
+    """8 MB of live messages while one socket of the room reads nothing: the others get every
+    message, in order, at once; the slow one is closed when over the limit for the grace
+    period. (uvicorn's send used to wait for the slow client, and the fan-out with it.)"""
+    srv = processes.daphne(
+        server=server,
+        PARLEY_SLOW_CLIENT_GRACE_SECONDS=GRACE,
+        PARLEY_SLOW_CLIENT_LIMIT_BYTES=str(MiB),
+    )
+    with processes.explain():
+        watcher, _ = await RemoteSocket.open(srv.ws_url("lobby"), cookies["bob"])
+        slow = SlowClient(srv.ws_url("lobby"), cookies["bob"])
+        assert (await slow.open())["type"] == "sync.done"
+        count = 2_000
+        await database_sync_to_async(seed)(lobby, alice, count, size=4_000)
+        await watcher.wait_seq(count, timeout=30)
+        assert watcher.seqs == list(range(1, count + 1))
+        await async_wait_until(
+            _logged(srv, SLOW_LOG_LINE), timeout=30, what="the slow socket to be closed"
+        )
+        assert await slow.read_to_close() == protocol.CLOSE_TOO_SLOW
+        slow.close()
+        await watcher.close()
