@@ -97,18 +97,17 @@ class ClientGoneSafeSend:
         return True
 
     async def drained(self) -> bool:
-        """Wait until the connection holds at most the high-water mark unsent; True then. A
-        client that does not read that much within the grace period is closed as too slow,
-        and so is one already closing: False (send nothing more)."""
+        """Wait until the connection holds at most the high-water mark unsent; True then. False
+        (send nothing more) for a client that does not read that much within the grace period
+        (closed as too slow) or that has gone."""
         conn = self.connection
         if conn is None:
             return not self.client_gone
         try:
             async with asyncio.timeout(settings.PARLEY["SLOW_CLIENT_GRACE_SECONDS"]):
-                drained = await conn.drained()
+                if not await conn.drained():
+                    self.client_gone = True  # the connection was lost meanwhile
         except TimeoutError:
-            drained = False
-        if not drained:
             await self.close_too_slow()
         return not self.client_gone
 

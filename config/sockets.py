@@ -246,12 +246,13 @@ class _DaphneConnection(_Checked):
     there (uvicorn stops at one) and while a replay waits for the client to drain, and
     resumes when neither holds (``paused``: the reasons, a bit each)."""
 
-    __slots__ = ("inbox", "paused")
+    __slots__ = ("inbox", "paused", "draining")
 
     def __init__(self, protocol, inbox: asyncio.Queue | None = None) -> None:
         super().__init__(protocol)
         self.inbox = inbox
         self.paused = 0
+        self.draining: asyncio.Task | None = None  # the wait for the buffer to empty, if any
 
     needs = (
         "state",
@@ -269,11 +270,11 @@ class _DaphneConnection(_Checked):
     )
 
     @classmethod
-    def of(cls, protocol) -> Connection | None:
+    def of(cls, protocol, *args) -> Connection | None:
         transport = getattr(protocol, "transport", None)
         if type(transport) is not _TwistedTCPServer or transport.TLS:
             return None  # TLS or a unix socket: not this adapter's transport
-        return super().of(protocol)
+        return super().of(protocol, *args)
 
     def write(self, frame: bytes) -> bool:
         protocol = self.protocol
@@ -310,6 +311,11 @@ class _DaphneConnection(_Checked):
     async def drained(self) -> bool:
         if not self.congested():
             return True
+        if self.draining is None:  # one wait per connection, whoever else waits too
+            self.draining = asyncio.ensure_future(self._drain())
+        return await asyncio.shield(self.draining)
+
+    async def _drain(self) -> bool:
         transport = self.protocol.transport
         # The transport already has a producer: daphne's HTTP channel, which stays registered
         # after the upgrade. Stand in for it while waiting, and hand on what it is told.
@@ -323,6 +329,7 @@ class _DaphneConnection(_Checked):
         try:
             return await done
         finally:
+            self.draining = None
             if transport.producer is standin:
                 transport.unregisterProducer()
             if original is not None and transport.connected:
