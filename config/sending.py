@@ -65,6 +65,20 @@ class ClientGoneSafeSend:
         finally:
             self.sending -= 1
 
+    async def close(self, code=None, reason=None) -> None:
+        """Close the socket (nothing once it is closed or gone). Never waits for a client that
+        does not read: the close frame follows what is queued, and a client that has not read
+        it a grace period later is disconnected (uvicorn's close would wait for the client)."""
+        if self.client_gone:
+            return
+        conn = self.connection
+        if conn is not None and conn.congested():
+            conn.closing(settings.PARLEY["SLOW_CLIENT_GRACE_SECONDS"])
+        try:
+            await super().close(code=code, reason=reason)
+        except ClientGone:
+            self.client_gone = True
+
     async def send_prepared(self, message: dict) -> None:
         """Send a ready ASGI ``websocket.send`` message, one dict shared by every socket an
         event goes to (the server only reads it)."""

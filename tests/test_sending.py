@@ -199,3 +199,19 @@ async def test_a_direct_write_never_overtakes_a_send_still_in_the_server(limits)
     await asyncio.gather(first, second)
     await probe.send("third")  # nothing in the server's send now: written directly
     assert conn.wire == [text_frame("first"), text_frame("second"), text_frame("third")]
+
+
+@pytest.mark.asyncio
+async def test_closing_never_waits_for_a_client_that_does_not_read(limits):
+    """A close (say, a flood of bad frames) of a socket whose client does not read lets the
+    connection drop it a grace period later; after a close for slowness, nothing more goes."""
+    probe, conn = paced_probe()
+    probe.write_direct(text_frame("z" * 1500))
+    await probe.close(code=4429)
+    assert conn.flush == 0.2 and closes(probe)[0]["code"] == 4429
+
+    probe, conn = paced_probe()
+    await probe.send("z" * 1500)
+    await probe.send("waits, then the socket is closed as too slow")
+    await probe.close(code=4429)  # e.g. the frame that was being answered was the 50th bad one
+    assert [m["code"] for m in closes(probe)] == [4408]
