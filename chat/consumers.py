@@ -36,7 +36,8 @@ from accounts.credentials import credential_valid
 from chat import access, actions, batching, events, online, presence, protocol, selectors
 from chat.selectors import RoomAccessError
 from config.db import db
-from config.sockets import ClientGoneSafeSend, frame_writer, text_frame
+from config.sending import ClientGoneSafeSend
+from config.sockets import connection, text_frame
 
 log = logging.getLogger("parley.ws")
 
@@ -56,6 +57,7 @@ class ListeningConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
 
     channel_layer_alias = None
     channel_layer = None  # what AsyncConsumer sets for channel_layer_alias None
+    slow_close_code = protocol.CLOSE_TOO_SLOW
     room_id: int | None = None
     user_id: int | None = None  # set once registered with the access gate (chat.access)
     access_dirty = False  # an access change may concern this socket: re-check before delivering
@@ -71,13 +73,20 @@ class ListeningConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
         self.scope = scope
         self.base_send = send
         self.layer = get_channel_layer()
-        self.write_frame = frame_writer(send)  # the server's own send (config/application.py)
+        # The server's own send and receive (config/application.py passes them on).
+        self.connection = conn = connection(send, receive)
         try:
             while True:
-                await self.dispatch(await receive())
+                if conn is not None:
+                    conn.receiving()
+                message = await receive()
+                if conn is not None:
+                    conn.received()  # daphne: stops reading a client far ahead of us
+                await self.dispatch(message)
         except StopConsumer:
             pass  # the socket closed: exit cleanly, as AsyncConsumer does
         finally:  # never leave a callback behind
+            self.forget_connection()
             await self._stop_listening()
 
     async def _stop_listening(self) -> None:
@@ -114,6 +123,8 @@ class ListeningConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
         ``aclose_old_connections``: a thread round trip per frame received, each post's
         included). These consumers reach the database only through ``config.db``, whose calls
         close old connections on the threads that hold them."""
+        if self.client_gone and message["type"] == "websocket.receive":
+            return  # closed as too slow (or gone): what it sent meanwhile is not answered
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
@@ -121,13 +132,14 @@ class ListeningConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
 
     def push(self, message: dict):
         """Send a group message's pre-serialized frame (``message["frame"]``): written straight
-        to the connection when the server allows (config.sockets.frame_writer, the frame made
-        once for every socket), else through the server's send (an awaitable to await)."""
-        if self.write_frame is not None:
+        to the connection when the server allows (config.sockets.connection, the frame made
+        once for every socket), else through the server's send (an awaitable to await). Never
+        waits for a client that does not read (config.sending.ClientGoneSafeSend)."""
+        if self.connection is not None:
             wire = message.get("_wire")
             if wire is None:
                 wire = message["_wire"] = text_frame(message["frame"])
-            if self.write_direct(wire):
+            if self.write_direct(wire, message["frame"]):
                 return None
         return self.send_prepared(_ws_text(message))
 
@@ -468,7 +480,7 @@ class RoomConsumer(ListeningConsumer):
         # Read first: every change up to here is committed, so the queries below reflect it.
         newest_seq, newest_change = newest or await self._position()
         older_than = self.last_seq
-        while self.last_seq < newest_seq:
+        while self.last_seq < newest_seq and not self.client_gone:  # gone: closed as too slow
             if not await self._may_send():
                 return
             page = await db(selectors.messages_after)(
@@ -482,7 +494,7 @@ class RoomConsumer(ListeningConsumer):
             if len(page) < page_size:
                 break
         cursor = self.last_change
-        while cursor is not None:
+        while cursor is not None and not self.client_gone:
             if not await self._may_send():
                 return
             page = await db(selectors.changes_after)(
@@ -624,7 +636,7 @@ class UserConsumer(ListeningConsumer):
         if message["type"] == "chat.event":
             if message.get("event") == events.MESSAGE_CREATED:
                 frame = {"type": "room.activity", "room": message["room"], "seq": message["seq"]}
-                return self.send(events.dumps(frame))
+                return self.push({"frame": events.dumps(frame)})  # send() could wait: not here
         elif message["type"] == "chat.signal":
             return self.push(message)
         return None

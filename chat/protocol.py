@@ -4,6 +4,7 @@ Close codes (also in the README):
   4400 bad connection parameters (e.g. after_seq not a non-negative integer)
   4401 not authenticated            4403 access to the room was taken away (open socket)
   4404 unknown room, or a private room you are not a member of (the same answer)
+  4408 too slow: the client did not read what the server had for it (retry with after_seq)
   4429 sustained flood of rejected frames
 """
 
@@ -21,6 +22,7 @@ from chat.events import dumps
 
 CLOSE_BAD_REQUEST = 4400
 CLOSE_FLOOD = 4429
+CLOSE_TOO_SLOW = 4408  # config.sending.ClientGoneSafeSend closes a socket that does not read
 
 
 class ProtocolError(Refused):

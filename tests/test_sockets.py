@@ -1,49 +1,12 @@
-"""A send to a client that has just gone must not crash the consumer (nor skip its cleanup)."""
+"""Frames made once for every socket, and the servers' connections (config.sockets)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
-from channels.generic.websocket import AsyncWebsocketConsumer
 
-from config.sockets import ClientGoneSafeSend, Disconnected, frame_writer, text_frame
-
-
-class Probe(ClientGoneSafeSend, AsyncWebsocketConsumer):
-    def __init__(self, fail_with: BaseException | None) -> None:
-        super().__init__()
-        self.sent: list[dict] = []
-        self.fail_with = fail_with
-
-    async def base_send(self, message: dict) -> None:
-        if self.fail_with is not None:
-            raise self.fail_with
-        self.sent.append(message)
-
-
-@pytest.mark.asyncio
-@pytest.mark.parametrize("gone", [Disconnected("Attempt to send on a closed protocol"), OSError()])
-async def test_a_send_after_the_client_left_is_dropped(gone):
-    probe = Probe(fail_with=gone)
-    await probe.send("first")  # does not raise
-    assert probe.client_gone
-    probe.fail_with = None
-    await probe.send("second")  # skipped: the disconnect that follows cleans up
-    assert probe.sent == []
-
-
-@pytest.mark.asyncio
-async def test_other_errors_still_raise():
-    probe = Probe(fail_with=ValueError("a bug"))
-    with pytest.raises(ValueError):
-        await probe.send("x")
-    assert not probe.client_gone
-
-
-@pytest.mark.asyncio
-async def test_normal_sends_go_through():
-    probe = Probe(fail_with=None)
-    await probe.send("hello")
-    assert probe.sent == [{"type": "websocket.send", "text": "hello"}]
+from config.sockets import connection, text_frame
 
 
 @pytest.mark.parametrize(
@@ -69,44 +32,68 @@ def test_a_frame_made_once_is_a_valid_unmasked_text_frame(text):
     assert not reader.buffer  # nothing left over
 
 
-def test_servers_it_does_not_know_get_no_frame_writer():
+def test_servers_it_does_not_know_get_no_connection():
     async def send(message):  # e.g. channels' test communicator
         pass
 
-    assert frame_writer(send) is None
+    assert connection(send) is None
 
 
-@pytest.mark.asyncio
-async def test_a_direct_write_never_overtakes_a_send_still_in_the_server():
-    """The first frame goes through the server's send (the writer declines: say the client
-    is not reading) and waits there; a frame sent meanwhile must queue behind it, not be
-    written straight away, and direct writes resume once the server's send is done."""
-    import asyncio
+class FakeTwistedTransport:
+    """What _DaphneConnection's reading control touches of a Twisted transport."""
 
-    wire: list[bytes] = []
-    accept = [False]
+    connected = True
 
-    def write_frame(frame: bytes) -> bool:
-        if accept[0]:
-            wire.append(frame)
-        return accept[0]
+    def __init__(self) -> None:
+        self.reading = True
 
-    released = asyncio.Event()
-    probe = Probe(fail_with=None)
-    probe.write_frame = write_frame
+    def pauseProducing(self) -> None:  # noqa: N802
+        self.reading = False
 
-    async def slow_base_send(message: dict) -> None:
-        await released.wait()
-        wire.append(text_frame(message["text"]))
+    def resumeProducing(self) -> None:  # noqa: N802
+        self.reading = True
 
-    probe.base_send = slow_base_send
-    first = asyncio.create_task(probe.send("first"))
-    await asyncio.sleep(0)  # it is now waiting in the server's send
-    accept[0] = True  # the writer would take frames again
-    second = asyncio.create_task(probe.send("second"))
-    await asyncio.sleep(0)
-    assert wire == []  # "second" did not overtake
-    released.set()
-    await asyncio.gather(first, second)
-    await probe.send("third")  # nothing in the server's send now: written directly
-    assert wire == [text_frame("first"), text_frame("second"), text_frame("third")]
+
+def test_daphne_reads_no_further_ahead_of_the_application_than_a_few_frames():
+    """daphne queues every frame it reads for the application, however far behind it is:
+    reading stops at MAX_UNREAD_FRAMES waiting and resumes once half of them are taken."""
+    from types import SimpleNamespace
+
+    from config.sockets import MAX_UNREAD_FRAMES, _DaphneConnection
+
+    transport = FakeTwistedTransport()
+    inbox: asyncio.Queue = asyncio.Queue()
+    conn = _DaphneConnection(SimpleNamespace(transport=transport), inbox)
+    for i in range(MAX_UNREAD_FRAMES + 1):
+        inbox.put_nowait(i)
+    conn.receiving()
+    inbox.get_nowait()
+    conn.received()  # the application took one; 16 more wait
+    assert not transport.reading
+    while inbox.qsize() >= MAX_UNREAD_FRAMES // 2:
+        conn.receiving()
+        assert not transport.reading
+        inbox.get_nowait()
+        conn.received()
+    conn.receiving()  # fewer than half wait: read again
+    assert transport.reading
+
+
+def test_daphne_reading_resumes_only_when_no_reason_to_pause_is_left():
+    """Waiting for the client to drain also stops reading; taking frames from the inbox
+    meanwhile must not start reading again, nor the end of the wait while the inbox is full."""
+    from types import SimpleNamespace
+
+    from config.sockets import _DRAINING, _INBOX_FULL, _DaphneConnection
+
+    transport = FakeTwistedTransport()
+    conn = _DaphneConnection(SimpleNamespace(transport=transport), asyncio.Queue())
+    conn._pause(_DRAINING)
+    conn._pause(_INBOX_FULL)
+    conn._resume(_INBOX_FULL)
+    assert not transport.reading
+    conn._pause(_INBOX_FULL)
+    conn._resume(_DRAINING)
+    assert not transport.reading
+    conn._resume(_INBOX_FULL)
+    assert transport.reading

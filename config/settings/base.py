@@ -156,6 +156,14 @@ PARLEY = {
     "API_WRITES_PER_MINUTE": env.int("PARLEY_API_WRITES_PER_MINUTE", default=120),
     # Messages per replay page on resume: bounds memory per socket.
     "REPLAY_PAGE_SIZE": 200,
+    # A client that does not read (config.sockets): a socket's replays, acks and pongs wait while
+    # the server holds more than this for it unsent...
+    "WRITE_HIGH_WATER_BYTES": env.int("PARLEY_WRITE_HIGH_WATER_BYTES", default=256 * 1024),
+    # ...and a socket holding more than this unsent (live frames never wait)...
+    "SLOW_CLIENT_LIMIT_BYTES": env.int("PARLEY_SLOW_CLIENT_LIMIT_BYTES", default=4 * 1024 * 1024),
+    # ...for this long, or whose replay waited this long, is closed with 4408; its close frame
+    # then has as long again to reach the client before the connection is dropped.
+    "SLOW_CLIENT_GRACE_SECONDS": env.float("PARLEY_SLOW_CLIENT_GRACE_SECONDS", default=10.0),
     # The relay's reconciliation sweep of the outbox (only the recovery path waits on it).
     "RELAY_SWEEP_SECONDS": env.float("PARLEY_RELAY_SWEEP_SECONDS", default=1.0),
     # Outbox rows younger than this are left to the fast path that committed them.

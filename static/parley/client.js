@@ -10,7 +10,8 @@
 //   rule: the highest seq you have and the change of the last frame that carried one.
 // - A dropped socket reconnects with exponential back-off and jitter, resuming with
 //   ?after_seq=<last seq>&after_change=<last change>. Refusals that cannot change by retrying
-//   (4400, 4401, 4403, 4404) stop.
+//   (4400, 4401, 4403, 4404) stop; any other code is retried, 4408 (the client read too slowly)
+//   and 4429 (flood) included.
 // - Posts carry a client_id; unacknowledged posts are re-sent after a reconnect and the server
 //   creates each at most once.
 
