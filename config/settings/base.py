@@ -127,6 +127,17 @@ PARLEY = {
     # Messages a user may post per window, across all their sockets and the REST API.
     "RATE_LIMIT_MESSAGES": env.int("PARLEY_RATE_LIMIT_MESSAGES", default=30),
     "RATE_LIMIT_WINDOW_SECONDS": env.int("PARLEY_RATE_LIMIT_WINDOW_SECONDS", default=10),
+    # Client frames of any kind (posts, pings, syncs, typing, invalid ones) one socket may send
+    # per RATE_LIMIT_WINDOW_SECONDS; beyond it they are refused with rate_limited (chat.limits).
+    "RATE_LIMIT_FRAMES": env.int("PARLEY_RATE_LIMIT_FRAMES", default=120),
+    # Open room and /ws/me/ sockets per user, across all server processes (close code 4409).
+    "MAX_SOCKETS_PER_USER": env.int("PARLEY_MAX_SOCKETS_PER_USER", default=20),
+    # Presence sessions (a user's sockets in a room, first open to last close: one
+    # user.connected/user.disconnected pair) recorded per user and room per minute (chat.presence).
+    "PRESENCE_SESSIONS_PER_MINUTE": env.int("PARLEY_PRESENCE_SESSIONS_PER_MINUTE", default=10),
+    # Seconds a client has to send a whole HTTP request (and a WebSocket handshake) after
+    # connecting or after the previous response; then the connection is closed (slowloris).
+    "HTTP_REQUEST_TIMEOUT": env.float("PARLEY_HTTP_REQUEST_TIMEOUT", default=20.0),
     # Error frames a socket may earn in a row before it is closed as a flood (code 4429).
     "FLOOD_CLOSE_AFTER_ERRORS": 50,
     # Unsafe REST requests per user per minute (messages have their own limit above).
