@@ -13,6 +13,9 @@ scored by their expiry; the process' presence refresher (chat.online) keeps its 
 entries alive, so the entries of a killed process expire after ``online.TTL_SECONDS``. A
 socket over the cap is closed with ``CLOSE_TOO_MANY_SOCKETS`` right after the handshake. While
 Redis is unreachable the cap is not enforced (as the post rate limit): sockets still open.
+
+Sign-ups: at most ``PARLEY["SIGNUPS_PER_HOUR"]`` attempts per client address (Redis counters of
+chat.ratelimit, all processes; fail-open).
 """
 
 from __future__ import annotations
@@ -25,11 +28,12 @@ import uuid
 import redis
 from django.conf import settings
 
-from chat import online
+from chat import online, ratelimit
 
 log = logging.getLogger("parley.limits")
 
 CLOSE_TOO_MANY_SOCKETS = 4409
+SIGNUP_WINDOW_SECONDS = 3600
 
 # Drop the user's expired entries, then add this socket if the user is under the cap.
 # KEYS[1] the user's set; ARGV: socket id, now, expiry, cap, key ttl. Returns 1 if admitted.
@@ -120,3 +124,13 @@ async def release_socket(consumer) -> None:
         await online.redis_client().zrem(_sockets_key(user_id), slot)
     except (redis.RedisError, OSError) as exc:
         log.warning("socket slot not released (it expires), Redis unreachable: %s", exc)
+
+
+def allow_signup(address: str) -> bool:
+    """Count one sign-up attempt from ``address``; False when over the hourly limit."""
+    return ratelimit.allow(
+        "signup",
+        address,
+        limit=settings.PARLEY["SIGNUPS_PER_HOUR"],
+        window=SIGNUP_WINDOW_SECONDS,
+    )

@@ -4,6 +4,7 @@ Close codes (also in the README):
   4400 bad connection parameters (e.g. after_seq not a non-negative integer)
   4401 not authenticated            4403 private room, not a member
   4404 unknown room                 4429 sustained flood of rejected frames
+  4409 too many sockets of the user (chat.limits)
 """
 
 from __future__ import annotations

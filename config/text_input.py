@@ -3,7 +3,8 @@ character or bytes that are not UTF-8 is answered 400 before any view runs, so n
 downstream (PostgreSQL refuses NUL in strings; Django replaces undecodable bytes) sees it.
 
 The answer is the API's error shape under ``/api/`` and a plain 400 page elsewhere. JSON bodies
-are left to their parsers and serializers, which already refuse NUL (``invalid``).
+are left to their parsers and serializers, which already refuse NUL (``invalid``); the API
+answers multipart bodies 415 without reading them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from urllib.parse import unquote_to_bytes
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+FORM_TYPE = "application/x-www-form-urlencoded"  # what browsers send for Parley's forms
+MULTIPART_TYPE = "multipart/form-data"
 
 
 def _bad_encoded(raw: str | bytes) -> bool:
@@ -37,17 +39,27 @@ def invalid_text(request: HttpRequest) -> str | None:
         return "the path contains a NUL character"
     if _bad_encoded(request.META.get("QUERY_STRING", "")):
         return "the query string contains a NUL character or bytes that are not UTF-8"
-    if request.method == "POST" and request.content_type in FORM_TYPES:
-        try:
-            if request.content_type == FORM_TYPES[0]:
-                bad = _bad_encoded(request.body)
-            else:
-                bad = any("\x00" in key or "\x00" in value for key, value in request.POST.items())
-        except RequestDataTooBig:
-            return None  # refused by the view with its own answer (413 under /api/)
-        if bad:
-            return "a form field contains a NUL character or bytes that are not UTF-8"
+    if request.method != "POST":
+        return None
+    try:
+        if request.content_type == FORM_TYPE:
+            # The raw body (read once, kept for the view): parsing request.POST here would
+            # leave DRF nothing to parse.
+            bad = _bad_encoded(request.body)
+        elif request.content_type == MULTIPART_TYPE and not _is_api(request):
+            # The API refuses multipart (415) before reading it; pages read request.POST.
+            bad = any("\x00" in key or "\x00" in value for key, value in request.POST.items())
+        else:
+            bad = False
+    except RequestDataTooBig:
+        return None  # refused by the view with its own answer (413 under /api/)
+    if bad:
+        return "a form field contains a NUL character or bytes that are not UTF-8"
     return None
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
 
 
 class RejectInvalidText:
@@ -58,6 +70,6 @@ class RejectInvalidText:
         problem = invalid_text(request)
         if problem is None:
             return self.get_response(request)
-        if request.path.startswith("/api/"):
+        if _is_api(request):
             return JsonResponse({"code": "invalid_text", "detail": problem}, status=400)
         return HttpResponseBadRequest(problem, content_type="text/plain; charset=utf-8")
