@@ -48,29 +48,30 @@ return 1
 
 class FrameRate:
     """Mixin of a consumer: the per-socket frame budget. Class-level defaults, so an idle
-    socket carries no state of it; the first frame sets two instance attributes."""
+    socket carries no state of it; its first frame sets the instance's own. The settings are
+    read once per window, so a frame costs a clock read, a comparison and a decrement."""
 
     frame_window_ends = 0.0
-    frames_in_window = 0
+    frames_left = 0  # in this window; below zero, how many frames went over
 
     def frame_retry_after(self) -> int | None:
         """Count one client frame. None when it is within the socket's rate; else the whole
         seconds until the window ends (at least 1), for the ``rate_limited`` error."""
         now = time.monotonic()
         if now >= self.frame_window_ends:
-            self.frame_window_ends = now + settings.PARLEY["RATE_LIMIT_WINDOW_SECONDS"]
-            self.frames_in_window = 1
+            parley = settings.PARLEY
+            self.frame_window_ends = now + parley["RATE_LIMIT_WINDOW_SECONDS"]
+            self.frames_left = parley["RATE_LIMIT_FRAMES"] - 1
             return None
-        self.frames_in_window += 1
-        if self.frames_in_window <= settings.PARLEY["RATE_LIMIT_FRAMES"]:
+        self.frames_left -= 1
+        if self.frames_left >= 0:
             return None
         return max(1, math.ceil(self.frame_window_ends - now))
 
     def frame_flood(self) -> bool:
         """Whether the socket went on past its rate by ``FLOOD_CLOSE_AFTER_ERRORS`` frames in
         this window: close it (4429)."""
-        over = self.frames_in_window - settings.PARLEY["RATE_LIMIT_FRAMES"]
-        return over >= settings.PARLEY["FLOOD_CLOSE_AFTER_ERRORS"]
+        return -self.frames_left >= settings.PARLEY["FLOOD_CLOSE_AFTER_ERRORS"]
 
 
 def rate_limited_detail() -> str:

@@ -3,16 +3,20 @@ auth, Redis and database, on room sockets and /ws/me/."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from types import SimpleNamespace
 
 import pytest
+import websockets
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db import connections
 
 from chat import limits, online
 from config.redis_client import get_redis
-from tests.support.ws import Socket, open_path, open_socket
+from tests.support.procs import RemoteSocket, async_wait_until
+from tests.support.ws import Socket, open_path, open_socket, session_cookie
 
 pytestmark = [
     pytest.mark.asyncio,
@@ -137,3 +141,47 @@ async def test_places_of_a_dead_process_expire_and_live_ones_are_refreshed(lobby
     await online.refresher().refresh()
     assert get_redis().zscore(key, slot) > time.time() + online.TTL_SECONDS - 5
     await sock.disconnect()
+
+
+# --- on real server processes -------------------------------------------------------------------
+async def _refusal(url: str, cookie: str) -> int | None:
+    """Open a socket that the server refuses; its close code."""
+    async with websockets.connect(url, additional_headers={"Cookie": cookie}) as conn:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            while True:
+                await conn.recv()
+        return conn.close_code
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_the_cap_holds_across_processes_and_both_servers_limit_frames(processes, lobby, bob):
+    limited = {"PARLEY_MAX_SOCKETS_PER_USER": "2", "PARLEY_RATE_LIMIT_FRAMES": "5"}
+    on_daphne = processes.daphne(server="daphne", name="daphne-a", **limited)
+    on_uvicorn = processes.daphne(server="uvicorn", name="uvicorn-b", **limited)
+    cookie = await database_sync_to_async(session_cookie)(bob)
+    try:
+        with processes.explain():
+            a, hello = await RemoteSocket.open(on_daphne.ws_url("lobby"), cookie)
+            b, hello_b = await RemoteSocket.open(on_uvicorn.ws_url("lobby"), cookie)
+            assert hello["type"] == hello_b["type"] == "sync.done"
+            for srv in (on_daphne, on_uvicorn):  # bob holds two places, one in each process
+                assert await _refusal(srv.ws_url("lobby"), cookie) == limits.CLOSE_TOO_MANY_SOCKETS
+            for sock in (a, b):
+                for _ in range(5):
+                    await sock.round_trip()  # a ping, answered
+                await sock.send({"type": "ping"})
+                refused = await sock.recv()
+                assert refused["code"] == "rate_limited" and refused["retry_after"] >= 1
+            await a.close()  # its place is given back, and the other process sees it
+
+            async def one_place_held() -> bool:
+                return get_redis().zcard(f"parley:sockets:{bob.pk}") == 1
+
+            await async_wait_until(one_place_held, what="the place given back")
+            again, hello = await RemoteSocket.open(on_uvicorn.ws_url("lobby"), cookie)
+            assert hello["type"] == "sync.done"
+            await again.close()
+            await b.close()
+    finally:
+        await database_sync_to_async(connections.close_all)()
