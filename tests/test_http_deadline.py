@@ -72,6 +72,10 @@ async def test_a_slow_request_is_disconnected_within_the_timeout(processes, lobb
             assert took is not None and took < TIMEOUT + 3, f"{server} kept it {took}"
             took = _dribble(srv.port, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: ", TIMEOUT + 8)
             assert took is not None and took < TIMEOUT + 3, f"{server} kept it {took}"
+            # A whole request, answered; then the next one on the same connection, dribbled.
+            answered_then = b"GET /accounts/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET / HT"
+            took = _dribble(srv.port, answered_then, TIMEOUT + 8)
+            assert took is not None and took < TIMEOUT + 3, f"{server} kept it {took}"
             # A prompt request is answered; the WebSocket, older than both deadlines, still is.
             assert _get(srv.port).startswith(b"HTTP/1.1 200")
             await ws.round_trip()
