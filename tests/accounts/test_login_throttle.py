@@ -8,6 +8,7 @@ from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
+from django.utils import timezone
 
 pytestmark = pytest.mark.django_db
 
@@ -40,8 +41,6 @@ def test_200_wrong_passwords_lock_the_account_until_the_cool_off(alice, bob):
 
 
 def _ago(delta):
-    from django.utils import timezone
-
     return timezone.now() - delta - delta / 10
 
 
