@@ -249,6 +249,9 @@ class ParleyStack(Stack):
             # The harness floods on purpose: the per-user limits would refuse the load.
             "PARLEY_RATE_LIMIT_MESSAGES": "100000000",
             "PARLEY_API_WRITES_PER_MINUTE": "100000000",
+            "PARLEY_RATE_LIMIT_FRAMES": "100000000",
+            "PARLEY_MAX_SOCKETS_PER_USER": "100000000",
+            "PARLEY_SIGNUPS_PER_HOUR": "100000000",  # it signs its users up from one address
         }
         self.manage("migrate", "--noinput", timeout=300)
         self.ports: list[int] = []

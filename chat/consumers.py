@@ -33,7 +33,7 @@ from django.conf import settings
 
 from accounts.authentication import SUBPROTOCOL
 from accounts.credentials import credential_valid
-from chat import access, actions, batching, events, online, presence, protocol, selectors
+from chat import access, actions, batching, events, limits, online, presence, protocol, selectors
 from chat.selectors import RoomAccessError
 from config.db import db
 from config.sending import ClientGoneSafeSend
@@ -44,7 +44,7 @@ log = logging.getLogger("parley.ws")
 MAX_INFLIGHT = 64  # a socket's posts awaiting their ack before the server stops reading it
 
 
-class ListeningConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
+class ListeningConsumer(limits.FrameRate, ClientGoneSafeSend, AsyncWebsocketConsumer):
     """A socket with no channel of its own (no per-socket Redis subscription): it listens on
     groups (chat.layers) and sends live frames with the server's own ``send``. Subclasses
     stop listening in ``_stop_listening``, which also runs when the consumer ends on an error.
@@ -85,9 +85,17 @@ class ListeningConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):
                 await self.dispatch(message)
         except StopConsumer:
             pass  # the socket closed: exit cleanly, as AsyncConsumer does
-        finally:  # never leave a callback behind
+        finally:  # never leave a callback behind, nor a place in the user's socket cap
             self.forget_connection()
             await self._stop_listening()
+            await limits.release_socket(self)
+
+    async def admitted(self) -> bool:
+        """Whether the user is under their socket cap (chat.limits); else close the socket."""
+        if await limits.admit_socket(self):
+            return True
+        await self.close(code=limits.CLOSE_TOO_MANY_SOCKETS, reason="too many sockets")
+        return False
 
     async def _stop_listening(self) -> None:
         raise NotImplementedError
@@ -186,6 +194,8 @@ class RoomConsumer(ListeningConsumer):
         except protocol.ProtocolError as exc:
             await self.close(code=protocol.CLOSE_BAD_REQUEST, reason=exc.detail)
             return
+        if not await self.admitted():
+            return
         self.room = room
         self.room_id = room.pk
         # Listen before reading the database: an event committed from here on arrives live,
@@ -222,9 +232,9 @@ class RoomConsumer(ListeningConsumer):
             future.cancel()
 
     async def _record_presence(self, type: str) -> None:
-        await db(presence.record_connection)(
-            type, user=self.scope["user"], room=self.room, session=self.session
-        )
+        # Coalesced per user and room, and rated (chat.presence): churn writes bounded rows.
+        record = presence.socket_opened if type == events.USER_CONNECTED else presence.socket_closed
+        await record(user=self.scope["user"], room=self.room, session=self.session)
 
     # --- access changes (chat.access), called by the gate (must not block) -----------------------
     def access_changed(self, message: dict, *, definitive: bool) -> None:
@@ -359,6 +369,12 @@ class RoomConsumer(ListeningConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.room_id is None or self.revoked:
             return  # refused at connect, or access lost: the close is on its way
+        retry_after = self.frame_retry_after()
+        if retry_after is not None:  # over the socket's frame rate: not even parsed
+            await self._refuse(
+                "rate_limited", limits.rate_limited_detail(), retry_after=retry_after
+            )
+            return
         try:
             frame = protocol.parse_client_frame(text_data, bytes_data)
         except protocol.ProtocolError as exc:
@@ -558,6 +574,8 @@ class UserConsumer(ListeningConsumer):
         if not user.is_authenticated:
             await self.close(code=4401, reason="authentication required")
             return
+        if not await self.admitted():
+            return
         await self._enter_gate()
         room_ids = await db(selectors.member_room_ids)(user=user)
         self.groups_joined = [events.room_group(r) for r in room_ids] + [events.user_group(user.pk)]
@@ -642,7 +660,14 @@ class UserConsumer(ListeningConsumer):
         return None
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        await self.send(protocol.error("unknown_type", "this socket only pushes"))
+        retry_after = self.frame_retry_after()
+        if retry_after is None:
+            await self.send(protocol.error("unknown_type", "this socket only pushes"))
+            return
+        detail = limits.rate_limited_detail()
+        await self.send(protocol.error("rate_limited", detail, retry_after=retry_after))
+        if self.frame_flood():
+            await self.close(code=protocol.CLOSE_FLOOD, reason="too many frames")
 
 
 def _chosen_subprotocol(scope) -> str | None:

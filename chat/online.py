@@ -50,7 +50,8 @@ def _key(room_id: int) -> str:
     return f"parley:online:{room_id}"
 
 
-def _redis() -> aioredis.Redis:
+def redis_client() -> aioredis.Redis:
+    """This event loop's client for ephemeral state (presence, socket counts)."""
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
@@ -79,25 +80,34 @@ async def enter(
 
 
 class _Refresher:
-    """Keeps this process' presence entries alive: one task and one pipelined write every
+    """Keeps this process' expiring entries alive: one task and one pipelined write every
     ``REFRESH_SECONDS`` for all its sockets (a task per socket cost a coroutine and its
-    wake-ups per socket)."""
+    wake-ups per socket). Entries are members of Redis sorted sets scored by their expiry:
+    the rooms' presence sets, and any other set of the same shape (``track_key``: the
+    per-user socket sets of chat.limits and chat.presence)."""
 
     def __init__(self) -> None:
-        self.members: dict[int, set[str]] = {}
+        self.members: dict[str, set[str]] = {}
         self.task: asyncio.Task | None = None
 
     def track(self, room_id: int, member: str) -> None:
-        self.members.setdefault(room_id, set()).add(member)
+        self.track_key(_key(room_id), member)
+
+    def untrack(self, room_id: int, member: str) -> None:
+        self.untrack_key(_key(room_id), member)
+
+    def track_key(self, key: str, member: str) -> None:
+        """Keep ``member`` of the sorted set ``key`` alive until ``untrack_key``."""
+        self.members.setdefault(key, set()).add(member)
         if self.task is None or self.task.done():
             self.task = asyncio.create_task(self._run())
 
-    def untrack(self, room_id: int, member: str) -> None:
-        members = self.members.get(room_id)
+    def untrack_key(self, key: str, member: str) -> None:
+        members = self.members.get(key)
         if members is not None:
             members.discard(member)
             if not members:
-                del self.members[room_id]
+                del self.members[key]
 
     async def _run(self) -> None:
         while self.members:
@@ -108,10 +118,10 @@ class _Refresher:
         """Push every tracked entry's expiry forward: writes only, nothing read back."""
         expires = time.time() + TTL_SECONDS
         try:
-            pipe = _redis().pipeline(transaction=False)
-            for room_id, members in list(self.members.items()):
-                pipe.zadd(_key(room_id), dict.fromkeys(members, expires))
-                pipe.expire(_key(room_id), TTL_SECONDS * 2)
+            pipe = redis_client().pipeline(transaction=False)
+            for key, members in list(self.members.items()):
+                pipe.zadd(key, dict.fromkeys(members, expires))
+                pipe.expire(key, TTL_SECONDS * 2)
             await pipe.execute()
         except (redis.RedisError, OSError) as exc:
             log.warning("presence not refreshed, Redis unreachable: %s", exc)
@@ -134,7 +144,7 @@ async def _update(
 ):
     now = time.time()
     try:
-        pipe = _redis().pipeline(transaction=False)
+        pipe = redis_client().pipeline(transaction=False)
         if add:
             pipe.zadd(_key(room_id), {add: now + TTL_SECONDS})
         if remove:
@@ -145,7 +155,7 @@ async def _update(
         *_, [(_, others)] = await pipe.execute()
         if not (listening or others):
             return None  # nobody opted in to presence frames: don't read the set
-        members = await _redis().zrange(_key(room_id), 0, -1)
+        members = await redis_client().zrange(_key(room_id), 0, -1)
     except (redis.RedisError, OSError) as exc:
         log.warning("presence not updated, Redis unreachable: %s", exc)
         return None

@@ -5,6 +5,7 @@ Close codes (also in the README):
   4401 not authenticated            4403 access to the room was taken away (open socket)
   4404 unknown room, or a private room you are not a member of (the same answer)
   4408 too slow: the client did not read what the server had for it (retry with after_seq)
+  4409 too many sockets of the user (chat.limits)
   4429 sustained flood of rejected frames
 """
 

@@ -13,8 +13,9 @@ from config.redis_client import get_redis
 log = logging.getLogger("parley.ratelimit")
 
 
-def allow(scope: str, user_id: int, *, limit: int, window: int) -> bool:
-    """Count one action of ``scope`` for ``user_id`` in the current window; False when over.
+def allow(scope: str, user_id: int | str, *, limit: int, window: int) -> bool:
+    """Count one action of ``scope`` for ``user_id`` (or another key, such as a client
+    address) in the current window; False when over.
 
     Fails open: while Redis is unreachable, writing must keep working (the outbox holds the
     events), so limits are not enforced then.
@@ -22,7 +23,9 @@ def allow(scope: str, user_id: int, *, limit: int, window: int) -> bool:
     return allow_many(scope, [user_id], limit=limit, window=window)[0]
 
 
-def allow_many(scope: str, user_ids: list[int], *, limit: int, window: int) -> list[bool]:
+def allow_many(
+    scope: str, user_ids: list[int] | list[str], *, limit: int, window: int
+) -> list[bool]:
     """``allow`` for one action of each of ``user_ids`` (repeats count again), in order, with
     one Redis round trip."""
     if not user_ids:

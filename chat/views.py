@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from chat import actions, selectors
+from chat import actions, limits, selectors
 from chat.forms import InviteForm, RoomForm, SignUpForm
 from chat.models import Membership, Mention, Room
 
@@ -25,9 +25,15 @@ def signup(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("home")
     form = SignUpForm(request.POST or None)
+    if request.method == "POST" and not limits.allow_signup(request.META.get("REMOTE_ADDR", "")):
+        refused = "Too many sign-ups from your address. Please try again later."
+        context = {"form": SignUpForm(), "refused": refused}  # nothing checked nor created
+        response = render(request, "registration/signup.html", context, status=429)
+        response["Retry-After"] = str(limits.SIGNUP_WINDOW_SECONDS)
+        return response
     if request.method == "POST" and form.is_valid():
         user = form.save()
-        login(request, user)
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect("home")
     return render(request, "registration/signup.html", {"form": form})
 

@@ -84,5 +84,6 @@ class ErrorSerializer(serializers.Serializer):
 
 
 def documented_errors(*statuses: int) -> dict[int, type[serializers.Serializer]]:
-    """OpenAPI responses for the error statuses an endpoint can answer (always 401 and 429)."""
-    return {code: ErrorSerializer for code in sorted({401, 429, *statuses})}
+    """OpenAPI responses for the error statuses an endpoint can answer: always 401, 429 and 400
+    (a NUL or non-UTF-8 text in the query string is ``invalid_text``, config.text_input)."""
+    return {code: ErrorSerializer for code in sorted({400, 401, 429, *statuses})}

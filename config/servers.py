@@ -5,6 +5,11 @@ daphne is the default. uvicorn (with the sans-I/O ``websockets`` implementation,
 httptools) is the measured-faster option: its WebSocket send is one ``transport.write`` of a
 frame built by ``websockets``, where daphne's goes through autobahn and a Twisted reactor that
 registers a writer with the event loop for every frame (see README, Performance).
+
+Both bound how long a client may take to send a request (``PARLEY["HTTP_REQUEST_TIMEOUT"]``,
+against slowloris): daphne through ``config.daphne_server``, uvicorn through its protocol class
+``config.uvicorn_http``; uvicorn also closes idle keep-alive connections after
+``KEEP_ALIVE_SECONDS``. A WebSocket, once its handshake is in, is not affected.
 """
 
 from __future__ import annotations
@@ -14,12 +19,22 @@ import sys
 SERVERS = ("daphne", "uvicorn")
 DEFAULT = "daphne"
 APPLICATION = "config.asgi:application"
+KEEP_ALIVE_SECONDS = 5  # uvicorn: an idle keep-alive connection is closed after this
 
 
 def command(server: str, host: str, port: int) -> list[str]:
     """argv that serves the ASGI application on ``host:port`` with ``server``."""
     if server == "daphne":
-        return [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), APPLICATION]
+        return [
+            sys.executable,
+            "-m",
+            "config.daphne_server",
+            "-b",
+            host,
+            "-p",
+            str(port),
+            APPLICATION,
+        ]
     if server == "uvicorn":
         return [
             sys.executable,
@@ -35,7 +50,9 @@ def command(server: str, host: str, port: int) -> list[str]:
             "--loop",
             "uvloop",
             "--http",
-            "httptools",
+            "config.uvicorn_http:DeadlineHttpToolsProtocol",  # httptools, with a deadline
+            "--timeout-keep-alive",
+            str(KEEP_ALIVE_SECONDS),
             "--lifespan",
             "off",
             "--no-access-log",

@@ -4,12 +4,17 @@ events the write path published (read back from the real stream and checked agai
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
+import pytest_asyncio
+from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 
 from chat import actions
 from config.embedded_redis import RedisServer
 from config.redis_client import get_redis
+from tests.support import ws
 from tests.support.events import published_events
 from tests.support.procs import Processes
 from tests.support.ws import session_cookie
@@ -92,3 +97,22 @@ def private_redis():
 def cookies(lobby, alice, bob):
     """Session cookies of alice and bob, both members of the lobby."""
     return {"alice": session_cookie(alice), "bob": session_cookie(bob)}
+
+
+@pytest_asyncio.fixture
+async def disconnect_leftover_sockets(monkeypatch):
+    """Every test disconnects its sockets; this closes those a failing test left open, so no
+    consumer task or subscription outlives its test."""
+    opened: list[WebsocketCommunicator] = []
+
+    class TrackedCommunicator(WebsocketCommunicator):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            opened.append(self)
+
+    monkeypatch.setattr(ws, "WebsocketCommunicator", TrackedCommunicator)
+    yield
+    for comm in opened:
+        if not comm.future.done():
+            with contextlib.suppress(Exception):
+                await comm.disconnect()

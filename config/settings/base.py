@@ -4,6 +4,7 @@ DATABASE_URL unset -> a SQLite file in the project. REDIS_URL unset -> the proje
 Redis (see config/embedded_redis.py).
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -39,12 +40,14 @@ INSTALLED_APPS = [
     "chat",
     "broker",
     "analytics",
+    "axes",  # failed-login lockouts (AXES_* below)
 ]
 
 MIDDLEWARE = [
     "config.middleware.ApiErrorShapeMiddleware",  # first: sees every response (errors under /api/)
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.text_input.RejectInvalidText",  # NUL or non-UTF-8 in path, query, form: 400
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -52,6 +55,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.ContentSecurityPolicyMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into the 429 page
 ]
 # In every environment, so development and the browser tests meet what production enforces:
 # scripts only from this site's files (no inline script or handler), nothing from other hosts.
@@ -150,6 +154,19 @@ PARLEY = {
     # Messages a user may post per window, across all their sockets and the REST API.
     "RATE_LIMIT_MESSAGES": env.int("PARLEY_RATE_LIMIT_MESSAGES", default=30),
     "RATE_LIMIT_WINDOW_SECONDS": env.int("PARLEY_RATE_LIMIT_WINDOW_SECONDS", default=10),
+    # Client frames of any kind (posts, pings, syncs, typing, invalid ones) one socket may send
+    # per RATE_LIMIT_WINDOW_SECONDS; beyond it they are refused with rate_limited (chat.limits).
+    "RATE_LIMIT_FRAMES": env.int("PARLEY_RATE_LIMIT_FRAMES", default=120),
+    # Open room and /ws/me/ sockets per user, across all server processes (close code 4409).
+    "MAX_SOCKETS_PER_USER": env.int("PARLEY_MAX_SOCKETS_PER_USER", default=20),
+    # Presence sessions (a user's sockets in a room, first open to last close: one
+    # user.connected/user.disconnected pair) recorded per user and room per minute (chat.presence).
+    "PRESENCE_SESSIONS_PER_MINUTE": env.int("PARLEY_PRESENCE_SESSIONS_PER_MINUTE", default=10),
+    # Seconds a client has to send a whole HTTP request (and a WebSocket handshake) after
+    # connecting or after the previous response; then the connection is closed (slowloris).
+    "HTTP_REQUEST_TIMEOUT": env.float("PARLEY_HTTP_REQUEST_TIMEOUT", default=20.0),
+    # Sign-up attempts (POSTs of /accounts/signup/) per client address per hour.
+    "SIGNUPS_PER_HOUR": env.int("PARLEY_SIGNUPS_PER_HOUR", default=20),
     # Error frames a socket may earn in a row before it is closed as a flood (code 4429).
     "FLOOD_CLOSE_AFTER_ERRORS": 50,
     # Unsafe REST requests per user per minute (messages have their own limit above).
@@ -266,6 +283,23 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Failed logins (every form that authenticates with a password: /accounts/login/ and
+# /admin/login/; the API takes tokens, never passwords) are counted per account and per client
+# address (REMOTE_ADDR; behind a proxy, set AXES_IPWARE_* so the client's address is used).
+# After AXES_FAILURE_LIMIT failures for one account (from anywhere) or from one address (for any
+# account), that account or address is refused, even with the right password, with a 429 page,
+# until AXES_COOLOFF_TIME has passed without another failure (failures during the lockout
+# restart it). A successful login resets the failures it matched.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("PARLEY_LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("PARLEY_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_DISABLE_ACCESS_LOG = True  # failures are what it needs; no row per successful login
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

@@ -62,9 +62,13 @@ export class RoomConnection {
     return clientId;
   }
 
-  /** Tell the room you are typing (the server forwards it at most every 2 s). */
+  /** Tell the room you are typing (the server forwards it at most every 2 s). Sent at most
+   * once a second: every frame counts against the socket's frame rate. */
   typing() {
+    const now = Date.now();
+    if (now - (this.lastTyping || 0) < 1000) return;
     if (this.socket && this.socket.readyState === WebSocket.OPEN) {
+      this.lastTyping = now;
       this.socket.send(JSON.stringify({ type: "typing" }));
     }
   }

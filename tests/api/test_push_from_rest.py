@@ -7,13 +7,10 @@ in a worker thread (database_sync_to_async), so their transactions commit and pu
 
 from __future__ import annotations
 
-import contextlib
 from datetime import timedelta
 
 import pytest
-import pytest_asyncio
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
 from accounts.models import ApiToken
@@ -23,28 +20,13 @@ from tests.support import ws
 from tests.support.api import token_client
 from tests.support.ws import Socket, open_socket, session_cookie
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.asyncio,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("disconnect_leftover_sockets"),
+]
 
 LOBBY = "/ws/rooms/lobby/"
-
-
-@pytest_asyncio.fixture(autouse=True)
-async def _track_sockets(monkeypatch):
-    """Every communicator a test opens (here or through open_socket); those still open at the
-    end are disconnected, so no consumer outlives its test."""
-    comms: list[WebsocketCommunicator] = []
-
-    class Tracked(WebsocketCommunicator):
-        def __init__(self, *args, **kwargs) -> None:
-            super().__init__(*args, **kwargs)
-            comms.append(self)
-
-    monkeypatch.setattr(ws, "WebsocketCommunicator", Tracked)
-    yield
-    for comm in comms:
-        if not comm.future.done():
-            with contextlib.suppress(Exception):
-                await comm.disconnect()
 
 
 async def _connect(path=LOBBY, *, headers=(), subprotocols=()):

@@ -10,13 +10,11 @@ arrive before it. ``ping`` -> ``pong`` plays the same part for answers to client
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import threading
 import uuid
 
 import pytest
-import pytest_asyncio
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
@@ -33,26 +31,11 @@ from config.settings.base import PARLEY
 from tests.support import ws
 from tests.support.ws import Socket, open_socket, session_cookie
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
-
-
-@pytest_asyncio.fixture(autouse=True)
-async def _disconnect_leftover_sockets(monkeypatch):
-    """Every test disconnects its sockets; this closes those a failing test left open, so no
-    consumer task or subscription outlives its test."""
-    opened: list[WebsocketCommunicator] = []
-
-    class TrackedCommunicator(WebsocketCommunicator):
-        def __init__(self, *args, **kwargs) -> None:
-            super().__init__(*args, **kwargs)
-            opened.append(self)
-
-    monkeypatch.setattr(ws, "WebsocketCommunicator", TrackedCommunicator)
-    yield
-    for comm in opened:
-        if not comm.future.done():
-            with contextlib.suppress(Exception):
-                await comm.disconnect()
+pytestmark = [
+    pytest.mark.asyncio,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("disconnect_leftover_sockets"),
+]
 
 
 # --- helpers -------------------------------------------------------------------------------------

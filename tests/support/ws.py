@@ -87,13 +87,20 @@ async def open_socket(
     user=None, slug: str = "lobby", *, query: str = "", origin: bytes | None = ORIGIN
 ) -> tuple[Socket, dict | int | None]:
     """Connect; return the socket and its first frame (sync.done) or the close code."""
+    path = f"/ws/rooms/{slug}/" + (f"?{query}" if query else "")
+    return await open_path(path, user, origin=origin)
+
+
+async def open_path(
+    path: str, user=None, *, origin: bytes | None = ORIGIN
+) -> tuple[Socket, dict | int | None]:
+    """Connect to any socket path; return the socket and its first frame or the close code."""
     headers = []
     if origin is not None:
         headers.append((b"origin", origin))
     if user is not None:
         cookie = await database_sync_to_async(session_cookie)(user)
         headers.append((b"cookie", cookie.encode()))
-    path = f"/ws/rooms/{slug}/" + (f"?{query}" if query else "")
     comm = WebsocketCommunicator(application, path, headers=headers)
     connected, code = await comm.connect(timeout=TIMEOUT)
     socket = Socket(comm)

@@ -1,0 +1,96 @@
+"""daphne with a deadline for each HTTP request: ``python -m config.daphne_server`` takes
+daphne's own command line (config/servers.py builds it).
+
+daphne has no option for how long a client may take to send a request: its ``--http-timeout``
+starts once the request is complete, and Twisted's idle timeout restarts on every byte, so a
+client sending one byte of headers every few seconds (slowloris) holds a connection forever.
+Here each connection must deliver a whole request (request line, headers, body) within
+``PARLEY["HTTP_REQUEST_TIMEOUT"]`` seconds of opening, and the next one within as long after
+each response; otherwise the connection is aborted. A request upgraded to a WebSocket is
+complete once its handshake arrived: the socket then lives as long as it likes.
+
+This reaches into daphne through three points, both checked by
+tests/test_http_deadline.py at the pinned daphne (>=4.2,<5): ``daphne.server.HTTPFactory``
+(the factory ``Server.run`` builds) and the per-connection ``requestFactory`` (daphne's
+``WebRequest``, whose ``process`` runs when a request is complete and ``finish`` when its
+response is), and the connection's ``makeConnection`` (IProtocol) to learn its transport.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from daphne import server as daphne_server
+from daphne.cli import CommandLineInterface
+from daphne.http_protocol import HTTPFactory, WebRequest
+from django.conf import settings
+from twisted.internet import reactor
+
+
+class _Deadline:
+    """One connection's deadline for its next request."""
+
+    def __init__(self) -> None:
+        self.transport = None
+        self.call = None
+
+    def arm(self) -> None:
+        self.cancel()
+        self.call = reactor.callLater(settings.PARLEY["HTTP_REQUEST_TIMEOUT"], self._expire)
+
+    def cancel(self) -> None:
+        if self.call is not None and self.call.active():
+            self.call.cancel()
+        self.call = None
+
+    def _expire(self) -> None:
+        self.call = None
+        transport = self.transport
+        if transport is not None and not getattr(transport, "disconnected", False):
+            transport.abortConnection()
+
+    def request(self, *args, **kwargs) -> WebRequest:
+        """The connection's request factory: daphne's request, tied to this deadline."""
+        request = _DeadlineRequest(*args, **kwargs)
+        request.deadline = self
+        return request
+
+
+class _DeadlineRequest(WebRequest):
+    deadline: _Deadline
+
+    def process(self):
+        self.deadline.cancel()  # the request is complete (a WebSocket: its handshake)
+        return super().process()
+
+    def finish(self):
+        result = super().finish()
+        self.deadline.arm()  # the next request on this connection has as long
+        return result
+
+
+class DeadlineHTTPFactory(HTTPFactory):
+    def buildProtocol(self, addr):
+        protocol = super().buildProtocol(addr)
+        deadline = _Deadline()
+        protocol.requestFactory = deadline.request
+        make_connection = protocol.makeConnection
+
+        def makeConnection(transport) -> None:  # noqa: N802 (Twisted's name)
+            # The connection's transport, through IProtocol only (Twisted's HTTP protocol is a
+            # proxy that keeps it on a private channel).
+            deadline.transport = transport
+            deadline.arm()
+            make_connection(transport)
+
+        protocol.makeConnection = makeConnection
+        return protocol
+
+
+def main(argv: list[str]) -> None:
+    daphne_server.HTTPFactory = DeadlineHTTPFactory  # what Server.run builds its factory from
+    CommandLineInterface().run(argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
