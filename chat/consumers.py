@@ -30,6 +30,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.utils import timezone
 
 from accounts.authentication import SUBPROTOCOL
 from accounts.credentials import credential_valid
@@ -64,6 +65,7 @@ class ListeningConsumer(limits.FrameRate, ClientGoneSafeSend, AsyncWebsocketCons
     revoked = False  # access was lost: nothing more is delivered, the close is on its way
     access_lock: asyncio.Lock | None = None
     closer: asyncio.Task | None = None
+    expiry: asyncio.TimerHandle | None = None  # closes the socket when its token expires
 
     @property
     def credential(self):
@@ -101,13 +103,21 @@ class ListeningConsumer(limits.FrameRate, ClientGoneSafeSend, AsyncWebsocketCons
         raise NotImplementedError
 
     async def _enter_gate(self) -> None:
-        """Register for access changes: before access is checked, so none is missed."""
+        """Register for access changes: before access is checked, so none is missed. A token
+        that expires closes the socket when it does."""
         self.user_id = self.scope["user"].pk
         await access.gate().enter(self)
+        expires = self.scope.get("credential_expires")
+        if expires is not None:
+            delay = max(0.0, (expires - timezone.now()).total_seconds())
+            loop = asyncio.get_running_loop()
+            self.expiry = loop.call_later(delay, self._lose, access.CLOSE_CREDENTIALS)
 
     def _leave_gate(self) -> None:
         if self.user_id is not None:
             access.gate().leave(self)
+        if self.expiry is not None:
+            self.expiry.cancel()
 
     def _lose(self, code: int) -> None:
         """Access is gone (called without blocking): deliver nothing more, then close."""

@@ -56,12 +56,13 @@ class Application:
         if not self.origin_allowed(scope):
             return await WebsocketDenier()(scope, receive, send)
         app, remaining, args, kwargs = self._route(scope)
-        user, credential = await _user(scope)
+        user, credential, expires = await _user(scope)
         # The scope's only copy: the server's dict is not changed.
         scope = {
             **scope,
             "user": user,
             "credential": credential,  # re-checked when access changes (chat.access)
+            "credential_expires": expires,  # a token's expiry: the socket closes then
             "path_remaining": remaining,
             "url_route": {"args": args, "kwargs": kwargs},
         }
@@ -105,15 +106,15 @@ def _socket_kind(consumer_class) -> str:
 
 
 async def _user(scope) -> tuple:
-    """(user, credential): the credential it authenticated with (accounts.credentials), or
-    None for an anonymous user."""
+    """(user, credential, expiry): the credential it authenticated with (accounts.credentials;
+    None for an anonymous user) and when it expires (a token's ``expires_at``, else None)."""
     raw = token_in(scope)
     if raw is not None:
         token = await db(token_for)(raw)
         if token is None:
-            return AnonymousUser(), None
-        return token.user, ("token", token.pk)
-    return await _session_user(scope)
+            return AnonymousUser(), None, None
+        return token.user, ("token", token.pk), token.expires_at
+    return (*await _session_user(scope), None)
 
 
 async def _session_user(scope) -> tuple:

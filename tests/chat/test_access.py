@@ -9,6 +9,7 @@ revoked socket must get none of them (its frames are read until the close), the 
 from __future__ import annotations
 
 import contextlib
+from datetime import timedelta
 
 import pytest
 import pytest_asyncio
@@ -17,6 +18,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.db import connections
 from django.test import Client
+from django.utils import timezone
 
 from accounts.tokens import create_token, revoke_token
 from chat import actions
@@ -172,6 +174,18 @@ async def test_a_revoked_token_closes_its_sockets_and_no_other(secret_room, alic
     await assert_revoked(by_token, 4401, alice, secret_room)
     await assert_still_receives(by_session, 1)
     await by_session.disconnect()
+
+
+async def test_a_token_that_expires_closes_its_sockets_when_it_does(secret_room, alice, bob):
+    expires = timezone.now() + timedelta(seconds=1)
+    _, raw = await database_sync_to_async(create_token)(user=bob, name="short", expires_at=expires)
+    sock, hello = await open_with(
+        "/ws/rooms/secret/", [(b"authorization", f"Bearer {raw}".encode())]
+    )
+    assert hello["type"] == "sync.done", hello
+    seqs, code = await messages_until_closed(sock)
+    assert (seqs, code) == ([], 4401)
+    assert timezone.now() >= expires
 
 
 async def test_a_deleted_token_closes_its_sockets(secret_room, alice, bob):
