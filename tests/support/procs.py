@@ -26,6 +26,7 @@ from config import servers
 from config.embedded_redis import free_port
 
 BASE_DIR = Path(settings.BASE_DIR)
+CHILD_APPNAME = "parley-test-child"
 
 
 def database_url() -> str:
@@ -43,6 +44,8 @@ def server_env(redis_url: str | None = None, **extra: str) -> dict[str, str]:
         "DATABASE_URL": database_url(),
         "REDIS_URL": redis_url or settings.REDIS_URL,
         "PYTHONUNBUFFERED": "1",
+        # libpq names their PostgreSQL sessions, so a test can end theirs and not its own.
+        "PGAPPNAME": CHILD_APPNAME,
         **extra,
     }
     return env
