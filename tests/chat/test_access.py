@@ -8,13 +8,11 @@ revoked socket must get none of them (its frames are read until the close), the 
 
 from __future__ import annotations
 
-import contextlib
 from datetime import timedelta
 
 import pytest
 import pytest_asyncio
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.db import connections
 from django.test import Client
@@ -23,9 +21,8 @@ from django.utils import timezone
 from accounts.tokens import create_token, revoke_token
 from chat import actions
 from chat.models import Membership, Message, Room
-from config.asgi import application
 from tests.support import ws
-from tests.support.ws import ORIGIN, TIMEOUT, Closed, Socket, open_socket
+from tests.support.ws import TIMEOUT, Closed, Socket, open_path, open_socket
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
@@ -33,39 +30,15 @@ POSTS = 20
 
 
 @pytest_asyncio.fixture(autouse=True)
-async def _disconnect_leftover_sockets(monkeypatch):
-    opened: list[WebsocketCommunicator] = []
-
-    class TrackedCommunicator(WebsocketCommunicator):
-        def __init__(self, *args, **kwargs) -> None:
-            super().__init__(*args, **kwargs)
-            opened.append(self)
-
-    monkeypatch.setattr(ws, "WebsocketCommunicator", TrackedCommunicator)
+async def _close_connections(disconnect_leftover_sockets):
     yield
-    for comm in opened:
-        if not comm.future.done():
-            with contextlib.suppress(Exception):
-                await comm.disconnect()
     await database_sync_to_async(connections.close_all)()
-
-
-async def open_with(path: str, headers: list[tuple[bytes, bytes]]) -> tuple[Socket, dict | int]:
-    comm = ws.WebsocketCommunicator(application, path, headers=[(b"origin", ORIGIN), *headers])
-    connected, code = await comm.connect(timeout=TIMEOUT)
-    socket = Socket(comm)
-    if not connected:
-        return socket, code
-    try:
-        return socket, await socket.recv()
-    except Closed as closed:
-        return socket, closed.code
 
 
 async def token_socket(user, slug: str) -> Socket:
     token, raw = await database_sync_to_async(create_token)(user=user, name="bot")
-    sock, hello = await open_with(
-        f"/ws/rooms/{slug}/", [(b"authorization", f"Bearer {raw}".encode())]
+    sock, hello = await open_path(
+        f"/ws/rooms/{slug}/", headers=[(b"authorization", f"Bearer {raw}".encode())]
     )
     assert hello["type"] == "sync.done", hello
     sock.token_id = token.pk
@@ -179,8 +152,8 @@ async def test_a_revoked_token_closes_its_sockets_and_no_other(secret_room, alic
 async def test_a_token_that_expires_closes_its_sockets_when_it_does(secret_room, alice, bob):
     expires = timezone.now() + timedelta(seconds=1)
     _, raw = await database_sync_to_async(create_token)(user=bob, name="short", expires_at=expires)
-    sock, hello = await open_with(
-        "/ws/rooms/secret/", [(b"authorization", f"Bearer {raw}".encode())]
+    sock, hello = await open_path(
+        "/ws/rooms/secret/", headers=[(b"authorization", f"Bearer {raw}".encode())]
     )
     assert hello["type"] == "sync.done", hello
     seqs, code = await messages_until_closed(sock)
@@ -234,7 +207,7 @@ async def test_logging_out_closes_the_sockets_of_that_session(secret_room, alice
     browser = Client()
     await database_sync_to_async(browser.force_login)(bob)
     cookie = f"sessionid={browser.cookies['sessionid'].value}".encode()
-    this_session, hello = await open_with("/ws/rooms/secret/", [(b"cookie", cookie)])
+    this_session, hello = await open_path("/ws/rooms/secret/", headers=[(b"cookie", cookie)])
     assert hello["type"] == "sync.done"
     other_session = await room_socket(bob, "secret")
     await database_sync_to_async(browser.logout)()
@@ -283,7 +256,7 @@ async def test_a_post_to_a_private_room_rechecks_membership(secret_room, alice, 
 # --- /ws/me/ -------------------------------------------------------------------------------------
 async def open_socket_me(user) -> tuple[Socket, dict]:
     cookie = await database_sync_to_async(ws.session_cookie)(user)
-    sock, ready = await open_with("/ws/me/", [(b"cookie", cookie.encode())])
+    sock, ready = await open_path("/ws/me/", headers=[(b"cookie", cookie.encode())])
     assert ready["type"] == "ready", ready
     return sock, ready
 

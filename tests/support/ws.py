@@ -92,10 +92,16 @@ async def open_socket(
 
 
 async def open_path(
-    path: str, user=None, *, origin: bytes | None = ORIGIN
+    path: str,
+    user=None,
+    *,
+    origin: bytes | None = ORIGIN,
+    headers: list[tuple[bytes, bytes]] = (),
 ) -> tuple[Socket, dict | int | None]:
-    """Connect to any socket path; return the socket and its first frame or the close code."""
-    headers = []
+    """Connect to any socket path (as ``user``, by session cookie, or with the ``headers``
+    given, e.g. a cookie or an Authorization); return the socket and its first frame or the
+    close code."""
+    headers = list(headers)
     if origin is not None:
         headers.append((b"origin", origin))
     if user is not None:
