@@ -16,6 +16,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from chat import ratelimit
 from chat.errors import Refused
+from config.middleware import QUOTAS_ATTRIBUTE
 
 # The status of each refusal code of the actions (chat.actions.ActionError); others are 400.
 STATUS_OF = {
@@ -40,8 +41,8 @@ def error(code: str, detail: str, http_status: int, **extra) -> Response:
 def exception_handler(exc, context) -> Response | None:
     if isinstance(exc, Refused):
         response = error(exc.code, exc.detail, STATUS_OF.get(exc.code, 400))
-        if exc.code == "rate_limited":
-            response["Retry-After"] = str(settings.PARLEY["RATE_LIMIT_WINDOW_SECONDS"])
+        if "retry_after" in exc.extra:
+            response["Retry-After"] = str(exc.extra["retry_after"])
         return response
     if isinstance(exc, RequestDataTooBig):
         return error("request_too_large", "the request body is too large", 413)
@@ -61,20 +62,37 @@ def exception_handler(exc, context) -> Response | None:
 
 
 class WriteThrottle(BaseThrottle):
-    """Per-user limit on unsafe requests (all processes; Redis, fail-open)."""
+    """Per-user limit on unsafe requests (all processes; Redis, fail-open). Notes where the
+    user stands (``note_quota``) for the RateLimit-* headers."""
+
+    WINDOW = 60
 
     def allow_request(self, request, view) -> bool:
+        self.retry_after = self.WINDOW
         if request.method in ("GET", "HEAD", "OPTIONS") or not request.user.is_authenticated:
             return True
-        return ratelimit.allow(
+        allowed, quota = ratelimit.take(
             "api-write",
             request.user.pk,
             limit=settings.PARLEY["API_WRITES_PER_MINUTE"],
-            window=60,
+            window=self.WINDOW,
         )
+        note_quota(request, quota)
+        if quota is not None:
+            self.retry_after = quota.reset
+        return allowed
 
     def wait(self) -> float:
-        return 60.0
+        return float(self.retry_after)
+
+
+def note_quota(request, quota: ratelimit.Quota | None) -> None:
+    """Record a limit this request counted against; the response's RateLimit-* headers
+    describe the closest to refusing (``config.middleware.RateLimitHeadersMiddleware``)."""
+    if quota is not None:
+        django_request = getattr(request, "_request", request)
+        quotas = getattr(django_request, QUOTAS_ATTRIBUTE, [])
+        setattr(django_request, QUOTAS_ATTRIBUTE, [*quotas, quota])
 
 
 class ErrorSerializer(serializers.Serializer):

@@ -19,9 +19,16 @@ class MessageSerializer(serializers.Serializer):
     created_at = serializers.CharField(read_only=True)
     edited_at = serializers.CharField(read_only=True, allow_null=True)
     deleted_at = serializers.CharField(read_only=True, allow_null=True)
+    change = serializers.IntegerField(
+        read_only=True,
+        help_text=(
+            "The room change number of this message's latest change (creation, edit or "
+            "deletion). Not a resume position: resume from a page's last_change."
+        ),
+    )
 
     def to_representation(self, instance):
-        return events.message_data(instance)
+        return {**events.message_data(instance), "change": instance.change}
 
 
 class MessageCreateSerializer(serializers.Serializer):
@@ -39,10 +46,28 @@ def body_of(data) -> object:
 
 class MessagePageSerializer(serializers.Serializer):
     results = MessageSerializer(many=True)
-    # Where the next page starts (pass as after_seq), or null at the newest message.
-    next_after_seq = serializers.IntegerField(allow_null=True)
-    # Where the previous page starts (pass as before_seq), or null at the first message.
-    prev_before_seq = serializers.IntegerField(allow_null=True)
+    next_after_seq = serializers.IntegerField(
+        allow_null=True,
+        help_text=(
+            "Pass as after_seq for the next (newer) page; null when this page ends at the "
+            "room's newest message (last_seq)."
+        ),
+    )
+    prev_before_seq = serializers.IntegerField(
+        allow_null=True,
+        help_text=(
+            "Pass as before_seq for the previous (older) page; null when this page starts at "
+            "seq 1 or is empty."
+        ),
+    )
+    last_seq = serializers.IntegerField(help_text="The room's newest seq, read before the page.")
+    last_change = serializers.IntegerField(
+        help_text=(
+            "The room's change number, read before the page: every change up to it is in "
+            "the page. Resume the WebSocket with after_seq = the highest seq you paged and "
+            "after_change = the smallest last_change of the pages you read."
+        )
+    )
 
 
 class MessagePageQuery(serializers.Serializer):
@@ -62,8 +87,17 @@ class RoomSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Room
-        fields = ["slug", "title", "is_private", "last_seq", "created_at", "role", "unread"]
-        read_only_fields = ["last_seq", "created_at"]
+        fields = [
+            "slug",
+            "title",
+            "is_private",
+            "last_seq",
+            "last_change",
+            "created_at",
+            "role",
+            "unread",
+        ]
+        read_only_fields = ["last_seq", "last_change", "created_at"]
 
     def get_role(self, room) -> str | None:
         return getattr(room, "role", None)
@@ -106,3 +140,38 @@ class MentionSerializer(serializers.ModelSerializer):
         model = Mention
         fields = ["id", "message", "created_at", "read_at"]
         read_only_fields = fields
+
+
+class MyRoomSerializer(serializers.ModelSerializer):
+    """A room of the caller's with the caller's positions in it."""
+
+    slug = serializers.CharField(source="room.slug", read_only=True)
+    title = serializers.CharField(source="room.title", read_only=True)
+    is_private = serializers.BooleanField(source="room.is_private", read_only=True)
+    last_seq = serializers.IntegerField(source="room.last_seq", read_only=True)
+    last_change = serializers.IntegerField(source="room.last_change", read_only=True)
+    unread = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Membership
+        fields = [
+            "slug",
+            "title",
+            "is_private",
+            "role",
+            "last_seq",
+            "last_change",
+            "last_read_seq",
+            "unread",
+        ]
+        read_only_fields = fields
+
+    def get_unread(self, membership) -> int:
+        return max(0, membership.room.last_seq - membership.last_read_seq)
+
+
+class MeSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    is_staff = serializers.BooleanField()
+    rooms = MyRoomSerializer(many=True, help_text="The rooms you are a member of, by slug.")

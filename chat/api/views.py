@@ -10,12 +10,13 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from chat import actions, selectors
+from chat import actions, ratelimit, selectors
 from chat.api import serializers as s
 from chat.errors import Refused
 from chat.models import Mention, Message, Room
-from config.api import documented_errors
+from config.api import documented_errors, note_quota
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
@@ -143,12 +144,14 @@ class RoomViewSet(viewsets.ViewSet):
             before_seq=query.get("before_seq"),
             limit=query["limit"],
         )
-        newest = room.last_seq
+        newest = room.last_seq  # read (with last_change) before the page, by _room
         return Response(
             {
                 "results": s.MessageSerializer(page, many=True).data,
                 "next_after_seq": page[-1].seq if page and page[-1].seq < newest else None,
                 "prev_before_seq": page[0].seq if page and page[0].seq > 1 else None,
+                "last_seq": newest,
+                "last_change": room.last_change,
             }
         )
 
@@ -197,11 +200,30 @@ class RoomViewSet(viewsets.ViewSet):
                 "idempotency_key_reused",
                 "this Idempotency-Key was used for another request (another body or room)",
             ) from None
+        finally:
+            note_quota(request, ratelimit.post_quota(request.user.pk))
         response = Response(s.MessageSerializer(result.message).data, status=201)
         if not result.created:
             response.status_code = 200
             response["Idempotent-Replayed"] = "true"
         return response
+
+
+class MeView(APIView):
+    @extend_schema(responses={200: s.MeSerializer, **documented_errors()})
+    def get(self, request):
+        """Who you are, and your rooms with your positions in them: where each room stands
+        (last_seq, last_change: resume a socket from there) and how far you read."""
+        user = request.user
+        memberships = selectors.memberships_of(user=user)
+        return Response(
+            {
+                "id": user.pk,
+                "username": user.get_username(),
+                "is_staff": user.is_staff,
+                "rooms": s.MyRoomSerializer(memberships, many=True).data,
+            }
+        )
 
 
 class MentionViewSet(viewsets.ViewSet):

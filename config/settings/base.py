@@ -52,6 +52,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.ContentSecurityPolicyMiddleware",
+    "config.middleware.RateLimitHeadersMiddleware",  # last: before the error shape sees it
 ]
 # In every environment, so development and the browser tests meet what production enforces:
 # scripts only from this site's files (no inline script or handler), nothing from other hosts.

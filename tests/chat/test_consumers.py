@@ -781,6 +781,8 @@ async def test_rate_limit_refuses_the_post_over_the_limit(lobby, bob, stream_eve
     assert [a["type"] for a in acks] == ["message.ack"] * 3
     assert refused["type"] == "error" and refused["code"] == "rate_limited"
     assert refused["client_id"] == client_id
+    # When to try again: what is left of the limit's window, in whole seconds.
+    assert 1 <= refused["retry_after"] <= PARLEY["RATE_LIMIT_WINDOW_SECONDS"]
     # A retry of a message already created is answered, not limited.
     assert retry["type"] == "message.ack" and retry["created"] is False
     assert retry["message"] == acks[0]["message"]
