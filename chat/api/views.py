@@ -3,8 +3,6 @@ selectors, so REST, WebSocket, admin and shell share every rule."""
 
 from __future__ import annotations
 
-import uuid
-
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import viewsets
@@ -12,7 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chat import actions, ratelimit, selectors
+from chat import actions, idempotency, ratelimit, selectors
 from chat.api import serializers as s
 from chat.errors import Refused
 from chat.models import Mention, Message, Room
@@ -24,11 +22,12 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     OpenApiParameter.HEADER,
     description=(
         "Makes a retry safe: the same key with the same body and room returns the message it "
-        "created (200); the key reused for another body or room is a 409 "
-        "(idempotency_key_reused)."
+        "created (200, Idempotent-Replayed: true), for as long as that message exists; the "
+        "key reused for another body or room is a 409 (idempotency_key_reused). 1 to 200 "
+        "characters. A UUID is the WebSocket client_id of the same post (one namespace per "
+        "user: a retry may switch transport)."
     ),
 )
-_KEY_NAMESPACE = uuid.UUID("8f7c0a58-3b1e-4e0b-9d7f-5a1d2c3b4e5f")
 
 
 def _room(request, slug: str) -> Room:
@@ -186,9 +185,7 @@ class RoomViewSet(viewsets.ViewSet):
     def _post(self, request, room: Room) -> Response:
         body = s.body_of(request.data)
         key = request.headers.get("Idempotency-Key")
-        if key is not None and not 1 <= len(key) <= 200:
-            raise Refused("invalid_idempotency_key", "Idempotency-Key must be 1 to 200 characters")
-        client_id = uuid.uuid5(_KEY_NAMESPACE, key) if key else None
+        client_id = None if key is None else idempotency.client_id_of_key(key)
         try:
             result = actions.post_message(
                 author=request.user, room=room, body=body, client_id=client_id
