@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics import selectors
-from config.api import documented_errors
+from config.api import error_codes
 
 
 class SummaryQuery(serializers.Serializer):
@@ -22,7 +22,8 @@ class SummaryView(APIView):
 
     @extend_schema(
         parameters=[SummaryQuery],
-        responses={200: OpenApiTypes.OBJECT, **documented_errors(400, 403)},
+        responses={200: OpenApiTypes.OBJECT},
+        extensions=error_codes("invalid", "permission_denied"),
     )
     def get(self, request):
         """Messages per minute, active users, top rooms and users, connections, push latency."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
-from rest_framework import exceptions, serializers, status
+from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -95,12 +95,10 @@ def note_quota(request, quota: ratelimit.Quota | None) -> None:
         setattr(django_request, QUOTAS_ATTRIBUTE, [*quotas, quota])
 
 
-class ErrorSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    detail = serializers.CharField()
-    fields = serializers.DictField(required=False, child=serializers.ListField())
+def error_codes(*codes: str) -> dict[str, list[str]]:
+    """``extend_schema(extensions=...)`` of an operation: the error codes it can answer beyond
+    those every operation of its kind shares (config/openapi.py adds those, and writes each
+    error status with its codes as an enum)."""
+    from config.openapi import ERROR_CODES_KEY
 
-
-def documented_errors(*statuses: int) -> dict[int, type[serializers.Serializer]]:
-    """OpenAPI responses for the error statuses an endpoint can answer (always 401 and 429)."""
-    return {code: ErrorSerializer for code in sorted({401, 429, *statuses})}
+    return {ERROR_CODES_KEY: sorted(codes)}

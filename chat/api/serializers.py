@@ -9,16 +9,16 @@ from chat.models import Membership, Mention, Room
 
 
 class MessageSerializer(serializers.Serializer):
-    """chat.events.MessageData."""
+    """A message: the same fields as in WebSocket frames, plus its change number."""
 
     id = serializers.IntegerField(read_only=True)
     room = serializers.CharField(read_only=True)
     seq = serializers.IntegerField(read_only=True)
     author = serializers.CharField(read_only=True)
     body = serializers.CharField(read_only=True)
-    created_at = serializers.CharField(read_only=True)
-    edited_at = serializers.CharField(read_only=True, allow_null=True)
-    deleted_at = serializers.CharField(read_only=True, allow_null=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    edited_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    deleted_at = serializers.DateTimeField(read_only=True, allow_null=True)
     change = serializers.IntegerField(
         read_only=True,
         help_text=(
@@ -71,9 +71,27 @@ class MessagePageSerializer(serializers.Serializer):
 
 
 class MessagePageQuery(serializers.Serializer):
-    after_seq = serializers.IntegerField(required=False, min_value=0, max_value=2**62)
-    before_seq = serializers.IntegerField(required=False, min_value=1, max_value=2**62)
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
+    after_seq = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=2**62,
+        help_text=(
+            "The page of the messages after this seq, oldest first (0: from the first). Not "
+            "with before_seq (400 invalid)."
+        ),
+    )
+    before_seq = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=2**62,
+        help_text=(
+            "The page of the messages just before this seq, oldest first. Not with after_seq. "
+            "Neither given: the newest page."
+        ),
+    )
+    limit = serializers.IntegerField(
+        required=False, min_value=1, max_value=200, default=50, help_text="Messages per page."
+    )
 
     def validate(self, attrs):
         if "after_seq" in attrs and "before_seq" in attrs:

@@ -14,8 +14,18 @@ from chat import actions, idempotency, ratelimit, selectors
 from chat.api import serializers as s
 from chat.errors import Refused
 from chat.models import Mention, Message, Room
-from config.api import documented_errors, note_quota
+from config.api import error_codes, note_quota
 
+IDEMPOTENT_REPLAYED = OpenApiParameter(
+    "Idempotent-Replayed",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    response=[200],
+    required=True,
+    enum=["true"],
+    description="The answer to a retry: the message the key created earlier.",
+)
+SEQ = OpenApiParameter("seq", int, OpenApiParameter.PATH, description="The message's seq.")
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
     OpenApiTypes.STR,
@@ -48,15 +58,16 @@ class RoomViewSet(viewsets.ViewSet):
     lookup_field = "slug"
     lookup_value_regex = "[-a-zA-Z0-9_]+"
 
-    @extend_schema(responses={200: s.RoomSerializer(many=True), **documented_errors()})
+    @extend_schema(extensions=error_codes(), responses={200: s.RoomSerializer(many=True)})
     def list(self, request):
         """Rooms the caller can read, with the caller's role and unread count."""
         rooms = selectors.rooms_for_user(user=request.user)
         return Response(s.RoomSerializer(rooms, many=True).data)
 
     @extend_schema(
+        extensions=error_codes("already_exists", "reserved_slug"),
         request=s.RoomCreateSerializer,
-        responses={201: s.RoomSerializer, **documented_errors(400, 409)},
+        responses={201: s.RoomSerializer},
     )
     def create(self, request):
         """Create a room; the caller becomes its owner."""
@@ -64,12 +75,14 @@ class RoomViewSet(viewsets.ViewSet):
         room = actions.create_room(creator=request.user, **data)
         return Response(s.RoomSerializer(_annotated(request, room)).data, status=201)
 
-    @extend_schema(responses={200: s.RoomSerializer, **documented_errors(403, 404)})
+    @extend_schema(extensions=error_codes("not_found"), responses={200: s.RoomSerializer})
     def retrieve(self, request, slug: str):
         return Response(s.RoomSerializer(_annotated(request, _room(request, slug))).data)
 
     @extend_schema(
-        request=None, responses={200: s.MembershipSerializer, **documented_errors(403, 404)}
+        extensions=error_codes("not_found", "forbidden"),
+        request=None,
+        responses={200: s.MembershipSerializer},
     )
     @action(detail=True, methods=["post"])
     def join(self, request, slug: str):
@@ -77,7 +90,7 @@ class RoomViewSet(viewsets.ViewSet):
         membership = actions.join_room(user=request.user, room=_room(request, slug))
         return Response(s.MembershipSerializer(membership).data)
 
-    @extend_schema(request=None, responses={204: None, **documented_errors(403, 404)})
+    @extend_schema(extensions=error_codes("not_found"), request=None, responses={204: None})
     @action(detail=True, methods=["post"])
     def leave(self, request, slug: str):
         """Leave the room (not a member: nothing changes)."""
@@ -85,7 +98,7 @@ class RoomViewSet(viewsets.ViewSet):
         return Response(status=204)
 
     @extend_schema(
-        responses={200: s.MembershipSerializer(many=True), **documented_errors(403, 404)}
+        extensions=error_codes("not_found"), responses={200: s.MembershipSerializer(many=True)}
     )
     @action(detail=True, methods=["get"])
     def members(self, request, slug: str):
@@ -93,8 +106,11 @@ class RoomViewSet(viewsets.ViewSet):
         return Response(s.MembershipSerializer(memberships, many=True).data)
 
     @extend_schema(
+        extensions=error_codes(
+            "not_found", "forbidden", "no_such_user", "public_room", "direct_room"
+        ),
         request=s.InviteSerializer,
-        responses={200: s.MembershipSerializer, **documented_errors(400, 403, 404)},
+        responses={200: s.MembershipSerializer},
     )
     @action(detail=True, methods=["post"])
     def invite(self, request, slug: str):
@@ -105,8 +121,9 @@ class RoomViewSet(viewsets.ViewSet):
         return Response(s.MembershipSerializer(membership).data)
 
     @extend_schema(
+        extensions=error_codes("not_found", "not_a_member"),
         request=s.ReadSerializer,
-        responses={200: s.MembershipSerializer, **documented_errors(400, 403, 404)},
+        responses={200: s.MembershipSerializer},
     )
     @action(detail=True, methods=["post"])
     def read(self, request, slug: str):
@@ -116,18 +133,28 @@ class RoomViewSet(viewsets.ViewSet):
         return Response(s.MembershipSerializer(membership).data)
 
     @extend_schema(
+        extensions=error_codes("not_found", "invalid"),
         methods=["GET"],
         parameters=[s.MessagePageQuery],
-        responses={200: s.MessagePageSerializer, **documented_errors(400, 403, 404)},
+        responses={200: s.MessagePageSerializer},
     )
     @extend_schema(
+        extensions=error_codes(
+            "not_found",
+            "forbidden",
+            "body_required",
+            "body_invalid",
+            "body_too_long",
+            "invalid_idempotency_key",
+            "idempotency_key_reused",
+            "rate_limited",
+        ),
         methods=["POST"],
-        parameters=[IDEMPOTENCY_KEY],
+        parameters=[IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED],
         request=s.MessageCreateSerializer,
         responses={
             201: s.MessageSerializer,
             200: OpenApiResponse(s.MessageSerializer, description="an Idempotency-Key retry"),
-            **documented_errors(400, 403, 404, 409, 413),
         },
     )
     @action(detail=True, methods=["get", "post"])
@@ -155,13 +182,24 @@ class RoomViewSet(viewsets.ViewSet):
         )
 
     @extend_schema(
+        extensions=error_codes(
+            "not_found",
+            "forbidden",
+            "body_required",
+            "body_invalid",
+            "body_too_long",
+            "message_deleted",
+        ),
         methods=["PATCH"],
+        parameters=[SEQ],
         request=s.MessageCreateSerializer,
-        responses={200: s.MessageSerializer, **documented_errors(400, 403, 404, 409, 413)},
+        responses={200: s.MessageSerializer},
     )
     @extend_schema(
+        extensions=error_codes("not_found", "forbidden"),
         methods=["DELETE"],
-        responses={200: s.MessageSerializer, **documented_errors(403, 404)},
+        parameters=[SEQ],
+        responses={200: s.MessageSerializer},
     )
     @action(detail=True, methods=["patch", "delete"], url_path=r"messages/(?P<seq>[0-9]+)")
     def message(self, request, slug: str, seq: str):
@@ -207,7 +245,7 @@ class RoomViewSet(viewsets.ViewSet):
 
 
 class MeView(APIView):
-    @extend_schema(responses={200: s.MeSerializer, **documented_errors()})
+    @extend_schema(extensions=error_codes(), responses={200: s.MeSerializer})
     def get(self, request):
         """Who you are, and your rooms with your positions in them: where each room stands
         (last_seq, last_change: resume a socket from there) and how far you read."""
@@ -227,8 +265,9 @@ class MentionViewSet(viewsets.ViewSet):
     lookup_value_regex = "[0-9]+"
 
     @extend_schema(
+        extensions=error_codes(),
         parameters=[OpenApiParameter("unread", OpenApiTypes.BOOL, description="only unread")],
-        responses={200: s.MentionSerializer(many=True), **documented_errors()},
+        responses={200: s.MentionSerializer(many=True)},
     )
     def list(self, request):
         """The caller's mentions, newest first (at most 200)."""
@@ -240,9 +279,10 @@ class MentionViewSet(viewsets.ViewSet):
         return Response(s.MentionSerializer(mentions[:200], many=True).data)
 
     @extend_schema(
+        extensions=error_codes("not_found"),
         request=None,
         parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH)],
-        responses={200: s.MentionSerializer, **documented_errors(404)},
+        responses={200: s.MentionSerializer},
     )
     @action(detail=True, methods=["post"])
     def read(self, request, pk: str):

@@ -704,8 +704,8 @@ async def test_bad_frame_gets_one_error_and_changes_nothing(
     if frame in ("", b""):  # send_to() refuses empty frames; a real client can send them
         key = "text" if isinstance(frame, str) else "bytes"
         await sock.comm.send_input({"type": "websocket.receive", key: frame})
-    else:
-        await sock.send(frame)
+    else:  # as raw text: out-of-contract on purpose (tests.support.contract checks dicts)
+        await sock.send(json.dumps(frame) if isinstance(frame, dict | list) else frame)
     error = await sock.recv()
 
     assert error["type"] == "error" and error["code"] == code
@@ -818,7 +818,7 @@ async def test_a_good_frame_resets_the_flood_count(lobby, bob, good):
             await sock.send({"type": "sync", "after_seq": 0})
             await recv_until(sock, is_sync_done)
         for _ in range(4):
-            await sock.send({"type": "nope"})
+            await sock.send(json.dumps({"type": "nope"}))  # raw: out-of-contract on purpose
         assert [(await sock.recv())["code"] for _ in range(4)] == ["unknown_type"] * 4
         await assert_pong_is_next(sock)  # still open after 4 + good + 4
         for _ in range(5):
@@ -832,7 +832,7 @@ async def test_refused_posts_count_towards_the_flood(lobby, bob):
     sock, _ = await open_socket(bob)
     with override_settings(PARLEY={**PARLEY, "FLOOD_CLOSE_AFTER_ERRORS": 3}):
         for _ in range(3):
-            await sock.send({"type": "message.send", "body": ""})
+            await sock.send(json.dumps({"type": "message.send", "body": ""}))  # raw, on purpose
         assert [(await sock.recv())["code"] for _ in range(3)] == ["body_required"] * 3
         assert await sock.close_code() == 4429
     await sock.disconnect()

@@ -11,6 +11,7 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 
 from config.asgi import application
+from tests.support import contract
 
 ORIGIN = b"http://localhost"
 TIMEOUT = 5
@@ -23,12 +24,17 @@ def session_cookie(user) -> str:
 
 
 class Socket:
-    """One client WebSocket to /ws/rooms/<slug>/."""
+    """One client WebSocket to /ws/rooms/<slug>/. Frames given as dicts and every frame
+    received are checked against docs/asyncapi.yaml (tests.support.contract); text and bytes
+    are sent as they are (deliberately broken input)."""
 
     def __init__(self, communicator: WebsocketCommunicator) -> None:
         self.comm = communicator
+        self.path = communicator.scope["path"]
 
     async def send(self, frame: dict | str | bytes) -> None:
+        if isinstance(frame, dict):
+            contract.check_frame(self.path, "client", frame)
         if isinstance(frame, bytes):
             await self.comm.send_to(bytes_data=frame)
         else:
@@ -45,8 +51,11 @@ class Socket:
     async def recv(self, timeout: float = TIMEOUT) -> dict:
         output = await self.comm.receive_output(timeout)
         if output["type"] == "websocket.close":
+            contract.check_close(self.path, output.get("code"))
             raise Closed(output.get("code"))
-        return json.loads(output["text"])
+        frame = json.loads(output["text"])
+        contract.check_frame(self.path, "server", frame)
+        return frame
 
     async def next(self, match=lambda f: True, timeout: float = TIMEOUT) -> dict:
         """The next frame that ``match``es, skipping others (message.new of own posts, etc.)."""
@@ -68,7 +77,9 @@ class Socket:
         while True:
             output = await self.comm.receive_output(timeout)
             if output["type"] == "websocket.close":
+                contract.check_close(self.path, output.get("code"))
                 return output.get("code")
+            contract.check_frame(self.path, "server", json.loads(output["text"]))
 
     async def nothing_pending(self) -> bool:
         return await self.comm.receive_nothing(timeout=0.2)
@@ -93,6 +104,7 @@ async def open_socket(
     if user is not None:
         cookie = await database_sync_to_async(session_cookie)(user)
         headers.append((b"cookie", cookie.encode()))
+    contract.check_query(f"/ws/rooms/{slug}/", query)
     path = f"/ws/rooms/{slug}/" + (f"?{query}" if query else "")
     comm = WebsocketCommunicator(application, path, headers=headers)
     connected, code = await comm.connect(timeout=TIMEOUT)
