@@ -53,6 +53,10 @@ NOT_THE_API = ("/api/schema/", "/api/docs/", "/api/asyncapi.yaml")
 GENERIC_CLOSE_CODES = {1000, 1001, 1006, 1011}
 
 
+# (channel, side, frame type) of every frame checked in this process: what the suite exercised.
+SEEN: set[tuple[str, str, str]] = set()
+
+
 class ContractError(AssertionError):
     """Traffic the documents do not describe."""
 
@@ -271,6 +275,17 @@ def check_frame(path: str, side: str, frame: Any) -> None:
     if schema is None:
         raise ContractError(f"{where}: type {frame['type']!r} is not documented on {name}")
     _validate(frame, schema, asyncapi()["defs"], f"{where} {frame['type']}")
+    SEEN.add((name, side, frame["type"]))
+
+
+def documented_frames() -> set[tuple[str, str, str]]:
+    """Every (channel, side, frame type) the AsyncAPI document lists."""
+    return {
+        (name, side, frame_type)
+        for name, channel in asyncapi()["channels"].items()
+        for side in ("client", "server")
+        for frame_type in channel[side]
+    }
 
 
 def check_close(path: str, code: int | None) -> None:

@@ -24,9 +24,9 @@ def session_cookie(user) -> str:
 
 
 class Socket:
-    """One client WebSocket to /ws/rooms/<slug>/. Frames given as dicts and every frame
-    received are checked against docs/asyncapi.yaml (tests.support.contract); text and bytes
-    are sent as they are (deliberately broken input)."""
+    """One client WebSocket (a room's, /ws/me/ or /ws/dashboard/). Frames given as dicts and
+    every frame received are checked against docs/asyncapi.yaml (tests.support.contract); text
+    and bytes are sent as they are (deliberately broken input)."""
 
     def __init__(self, communicator: WebsocketCommunicator) -> None:
         self.comm = communicator
@@ -97,16 +97,26 @@ class Closed(Exception):
 async def open_socket(
     user=None, slug: str = "lobby", *, query: str = "", origin: bytes | None = ORIGIN
 ) -> tuple[Socket, dict | int | None]:
-    """Connect; return the socket and its first frame (sync.done) or the close code."""
+    """Connect to a room; return the socket and its first frame (sync.done) or the close
+    code."""
+    return await open_channel(user, f"/ws/rooms/{slug}/", query=query, origin=origin)
+
+
+async def open_channel(
+    user, path: str, *, query: str = "", origin: bytes | None = ORIGIN
+) -> tuple[Socket, dict | int | None]:
+    """Connect to any socket (``/ws/me/``, ``/ws/dashboard/``, a room); return the socket and
+    its first frame or the close code."""
     headers = []
     if origin is not None:
         headers.append((b"origin", origin))
     if user is not None:
         cookie = await database_sync_to_async(session_cookie)(user)
         headers.append((b"cookie", cookie.encode()))
-    contract.check_query(f"/ws/rooms/{slug}/", query)
-    path = f"/ws/rooms/{slug}/" + (f"?{query}" if query else "")
-    comm = WebsocketCommunicator(application, path, headers=headers)
+    contract.check_query(path, query)
+    comm = WebsocketCommunicator(
+        application, path + (f"?{query}" if query else ""), headers=headers
+    )
     connected, code = await comm.connect(timeout=TIMEOUT)
     socket = Socket(comm)
     if not connected:
