@@ -108,7 +108,9 @@ def _validate(instance: Any, schema: dict, defs: dict, where: str) -> None:
     if errors:
         error = errors[0]
         path = "/".join(str(p) for p in error.absolute_path) or "(top)"
-        raise ContractError(f"{where}: at {path}: {error.message}\n{json.dumps(instance)[:800]}")
+        raise ContractError(
+            f"{where}: at {path}: {error.message[:300]}\n{json.dumps(instance)[:800]}"
+        )
 
 
 def _refs_to_defs(schema: Any, prefix: str) -> Any:
