@@ -202,7 +202,17 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "REST API of Parley. Authenticate with `Authorization: Bearer <token>` (create tokens "
         "at /api/tokens/ or with `manage.py token create`). Live messages come over the "
-        "WebSocket: see /api/asyncapi.yaml."
+        "WebSocket: see /api/asyncapi.yaml.\n\n"
+        "Errors are `{code, detail}` (validation errors add `fields`); each operation lists "
+        "its codes per status. Outside the operations listed here the API answers in the same "
+        "shape only: 404 `not_found` (no such path), 405 `method_not_allowed`, 500 "
+        "`server_error`. Writes carry `RateLimit-Limit`, `RateLimit-Remaining` and "
+        "`RateLimit-Reset`; a 429 carries `Retry-After` (seconds).\n\n"
+        "Change numbers: every message has `change`, the room change number of its latest "
+        "state; a page of messages has the room's `last_seq` and `last_change`, read before "
+        "the page. To go live after paging, connect the room socket with `after_seq` = the "
+        "highest seq paged and `after_change` = the smallest `last_change` of the pages read. "
+        "`Idempotency-Key` and the socket's `client_id` are one namespace per user."
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
