@@ -125,6 +125,16 @@ def test_an_undocumented_response_fails(db, method, path, response):
         contract.check_response(method, path, response)
 
 
+def test_an_unknown_method_is_checked_in_the_order_drf_answers(db):
+    """Authentication comes before the method check: an anonymous PUT is 401, not 405."""
+    from rest_framework.test import APIClient
+
+    response = APIClient().put("/api/rooms/", {}, format="json")
+    assert response.status_code == 401  # and checked by the client hook: no ContractError
+    with pytest.raises(contract.ContractError):
+        contract.check_response("PUT", "/api/rooms/", _response(409, {"code": "x", "detail": "y"}))
+
+
 def test_documented_responses_pass(db):
     contract.check_response("GET", "/api/rooms/lobby/", _response(200, ROOM))
     contract.check_response(
