@@ -196,7 +196,8 @@ class RoomViewSet(viewsets.ViewSet):
         responses={200: s.MessageSerializer},
     )
     @extend_schema(
-        extensions=error_codes("not_found", "forbidden"),
+        # message_deleted: only when a concurrent delete wins the race (a repeat is a 200).
+        extensions=error_codes("not_found", "forbidden", "message_deleted"),
         methods=["DELETE"],
         parameters=[SEQ],
         responses={200: s.MessageSerializer},
