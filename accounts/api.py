@@ -13,7 +13,7 @@ from accounts.authentication import BearerTokenAuthentication
 from accounts.models import ApiToken
 from accounts.tokens import MAX_LIFETIME, create_token, revoke_token
 from chat.errors import Refused
-from config.api import documented_errors
+from config.api import error_codes
 
 
 class TokenSerializer(serializers.ModelSerializer):
@@ -77,14 +77,18 @@ class TokenViewSet(viewsets.ViewSet):
             allowed.append(SessionOrStaff())
         return allowed
 
-    @extend_schema(responses={200: TokenSerializer(many=True), **documented_errors(403)})
+    @extend_schema(
+        responses={200: TokenSerializer(many=True)},
+        extensions=error_codes("token_cannot_manage_tokens"),
+    )
     def list(self, request):
         """The caller's tokens. Not with a token (403 token_cannot_manage_tokens) unless staff."""
         return Response(TokenSerializer(ApiToken.objects.filter(user=request.user), many=True).data)
 
     @extend_schema(
         request=TokenCreateSerializer,
-        responses={201: NewTokenSerializer, **documented_errors(400, 403)},
+        responses={201: NewTokenSerializer},
+        extensions=error_codes("token_cannot_manage_tokens"),
     )
     def create(self, request):
         """Create a token for the caller; the response is the only time it is shown. Not with
@@ -101,7 +105,8 @@ class TokenViewSet(viewsets.ViewSet):
 
     @extend_schema(
         parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH)],
-        responses={204: None, **documented_errors(404)},
+        responses={204: None},
+        extensions=error_codes("not_found"),
     )
     def destroy(self, request, pk: str):
         """Revoke one of the caller's tokens."""

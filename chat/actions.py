@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from chat import changes, events, idempotency, outbox, ratelimit, selectors
-from chat.errors import ActionError
+from chat.errors import ActionError, rate_limited
 from chat.models import Membership, Mention, Message, Room
 from ops import metrics
 
@@ -133,7 +133,7 @@ def post_messages(requests: list[PostRequest]) -> list[PostResult | ActionError]
     allowed = ratelimit.allow_posts([message.author_id for _, message in counted])
     for (i, _), ok in zip(counted, allowed, strict=True):
         if not ok:
-            results[i] = ActionError("rate_limited", "too many messages, slow down")
+            results[i] = rate_limited(ratelimit.post_refusal_wait())
     fresh = {
         room_id: [(i, m) for i, m in batch if results[i] is None]
         for room_id, batch in fresh.items()
@@ -187,7 +187,7 @@ def _post_one(req: PostRequest, *, count: bool = True) -> PostResult:
         if existing is not None:
             return PostResult(existing, created=False)
     if count and not ratelimit.allow_post(author.pk):
-        raise ActionError("rate_limited", "too many messages, slow down")
+        raise rate_limited(ratelimit.post_refusal_wait())
     try:
         with transaction.atomic():
             message = _new_message(req, body)

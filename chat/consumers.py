@@ -438,7 +438,7 @@ class RoomConsumer(ListeningConsumer):
                 except actions.ActionError as exc:
                     self.inflight.popleft()
                     client_id = str(frame.client_id) if frame.client_id else None
-                    await self._refuse(exc.code, exc.detail, client_id=client_id)
+                    await self._refuse(exc.code, exc.detail, client_id=client_id, **exc.extra)
                 else:
                     self.inflight.popleft()
                     self.errors_in_a_row = 0

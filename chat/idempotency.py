@@ -1,10 +1,17 @@
 """Client ids (the WebSocket ``client_id``, REST's ``Idempotency-Key``): finding the message a
 retry already created, and telling a retry from a key reused for another message.
 
+One namespace per user, whatever the transport: a key is a UUID (``client_id_of_key``: REST's
+``Idempotency-Key`` holding a UUID is that UUID, so a post sent over the socket may be retried
+over REST and back; any other key text is mapped to a UUID by ``uuid5(KEY_NAMESPACE, key)``).
+Keys of different users never meet.
+
 A message posted with a client_id stores the fingerprint of the request that created it (its
 room and body, ``Message.request_digest``). A later request with the same client_id is a retry
-only if its fingerprint is the same: it then answers the message as it now is (even edited);
-otherwise it is refused with ``client_id_reused`` and changes nothing.
+only if its fingerprint is the same: it then answers the message as it now is (even edited or
+deleted); otherwise it is refused with ``client_id_reused`` (REST: ``idempotency_key_reused``)
+and changes nothing. A key is remembered as long as its message exists — there is no expiry —
+and forgotten only when its author's account is deleted (``chat.departure``).
 """
 
 from __future__ import annotations
@@ -15,10 +22,31 @@ import uuid
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 
-from chat.errors import ActionError
+from chat.errors import ActionError, Refused
 from chat.models import Message, Room
 
 _MESSAGES = connection.ops.quote_name(Message._meta.db_table)
+
+
+# uuid5 namespace of Idempotency-Key values that are not UUIDs (fixed: changing it would make
+# retries of earlier posts new messages).
+KEY_NAMESPACE = uuid.UUID("8f7c0a58-3b1e-4e0b-9d7f-5a1d2c3b4e5f")
+MAX_KEY_LENGTH = 200
+
+
+def client_id_of_key(key: str) -> uuid.UUID:
+    """The client_id of REST's ``Idempotency-Key``: the UUID it holds (the WebSocket's
+    ``client_id`` of the same post), else ``uuid5(KEY_NAMESPACE, key)``. Refused with
+    ``invalid_idempotency_key`` unless 1 to MAX_KEY_LENGTH characters."""
+    if not 1 <= len(key) <= MAX_KEY_LENGTH:
+        raise Refused(
+            "invalid_idempotency_key",
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters",
+        )
+    try:
+        return uuid.UUID(key)
+    except ValueError:
+        return uuid.uuid5(KEY_NAMESPACE, key)
 
 
 def request_fingerprint(*, room: Room, body: str) -> str:

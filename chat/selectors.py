@@ -100,6 +100,11 @@ def rooms_for_user(*, user: AbstractBaseUser) -> QuerySet[Room]:
     )
 
 
+def memberships_of(*, user: AbstractBaseUser) -> QuerySet[Membership]:
+    """The user's memberships with their rooms, by room slug."""
+    return Membership.objects.filter(user=user).select_related("room").order_by("room__slug")
+
+
 def unread(room: Room) -> int | None:
     """Unread messages of an annotated room (``rooms_for_user``); None for non-members."""
     if room.last_read_seq is None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
-from rest_framework import exceptions, serializers, status
+from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from chat import ratelimit
 from chat.errors import Refused
+from config.middleware import QUOTAS_ATTRIBUTE
 
 # The status of each refusal code of the actions (chat.actions.ActionError); others are 400.
 STATUS_OF = {
@@ -40,8 +41,8 @@ def error(code: str, detail: str, http_status: int, **extra) -> Response:
 def exception_handler(exc, context) -> Response | None:
     if isinstance(exc, Refused):
         response = error(exc.code, exc.detail, STATUS_OF.get(exc.code, 400))
-        if exc.code == "rate_limited":
-            response["Retry-After"] = str(settings.PARLEY["RATE_LIMIT_WINDOW_SECONDS"])
+        if "retry_after" in exc.extra:
+            response["Retry-After"] = str(exc.extra["retry_after"])
         return response
     if isinstance(exc, RequestDataTooBig):
         return error("request_too_large", "the request body is too large", 413)
@@ -61,29 +62,43 @@ def exception_handler(exc, context) -> Response | None:
 
 
 class WriteThrottle(BaseThrottle):
-    """Per-user limit on unsafe requests (all processes; Redis, fail-open)."""
+    """Per-user limit on unsafe requests (all processes; Redis, fail-open). Notes where the
+    user stands (``note_quota``) for the RateLimit-* headers."""
+
+    WINDOW = 60
 
     def allow_request(self, request, view) -> bool:
+        self.retry_after = self.WINDOW
         if request.method in ("GET", "HEAD", "OPTIONS") or not request.user.is_authenticated:
             return True
-        return ratelimit.allow(
+        allowed, quota = ratelimit.take(
             "api-write",
             request.user.pk,
             limit=settings.PARLEY["API_WRITES_PER_MINUTE"],
-            window=60,
+            window=self.WINDOW,
         )
+        note_quota(request, quota)
+        if quota is not None:
+            self.retry_after = quota.reset
+        return allowed
 
     def wait(self) -> float:
-        return 60.0
+        return float(self.retry_after)
 
 
-class ErrorSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    detail = serializers.CharField()
-    fields = serializers.DictField(required=False, child=serializers.ListField())
+def note_quota(request, quota: ratelimit.Quota | None) -> None:
+    """Record a limit this request counted against; the response's RateLimit-* headers
+    describe the closest to refusing (``config.middleware.RateLimitHeadersMiddleware``)."""
+    if quota is not None:
+        django_request = getattr(request, "_request", request)
+        quotas = getattr(django_request, QUOTAS_ATTRIBUTE, [])
+        setattr(django_request, QUOTAS_ATTRIBUTE, [*quotas, quota])
 
 
-def documented_errors(*statuses: int) -> dict[int, type[serializers.Serializer]]:
-    """OpenAPI responses for the error statuses an endpoint can answer: always 401, 429 and 400
-    (a NUL or non-UTF-8 text in the query string is ``invalid_text``, config.text_input)."""
-    return {code: ErrorSerializer for code in sorted({400, 401, 429, *statuses})}
+def error_codes(*codes: str) -> dict[str, list[str]]:
+    """``extend_schema(extensions=...)`` of an operation: the error codes it can answer beyond
+    those every operation of its kind shares (config/openapi.py adds those, and writes each
+    error status with its codes as an enum)."""
+    from config.openapi import ERROR_CODES_KEY
+
+    return {ERROR_CODES_KEY: sorted(codes)}

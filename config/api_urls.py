@@ -9,7 +9,7 @@ from rest_framework.routers import DefaultRouter
 
 from accounts.api import TokenViewSet
 from analytics.api import SummaryView
-from chat.api.views import MentionViewSet, RoomViewSet
+from chat.api.views import MentionViewSet, MeView, RoomViewSet
 from config.settings.base import BASE_DIR
 
 router = DefaultRouter(trailing_slash=True)
@@ -20,6 +20,7 @@ router.register("tokens", TokenViewSet, basename="token")
 
 urlpatterns = [
     *router.urls,
+    path("me/", MeView.as_view(), name="api-me"),
     path("analytics/summary/", SummaryView.as_view(), name="api-analytics-summary"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's start-up script as a file: the page has no inline

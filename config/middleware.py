@@ -73,4 +73,27 @@ class ApiErrorShapeMiddleware(MiddlewareMixin):
         return shaped
 
 
+QUOTAS_ATTRIBUTE = "parley_quotas"  # set on the request by config.api.note_quota
+
+
+class RateLimitHeadersMiddleware(MiddlewareMixin):
+    """``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset`` (seconds) on every
+    response to a request that counted against a per-user limit (REST writes; a message post
+    counts against two: the headers describe the one with the fewest requests left), and
+    ``Retry-After`` on a 429 that has none. Requests that count against nothing (reads) get
+    none of them."""
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        quotas = getattr(request, QUOTAS_ATTRIBUTE, None)
+        if not quotas:
+            return response
+        quota = min(quotas, key=lambda q: (q.remaining, -q.reset))
+        response["RateLimit-Limit"] = str(quota.limit)
+        response["RateLimit-Remaining"] = str(quota.remaining)
+        response["RateLimit-Reset"] = str(quota.reset)
+        if response.status_code == 429 and "Retry-After" not in response:
+            response["Retry-After"] = str(quota.reset)
+        return response
+
+
 _BODY_HEADERS = {"content-type", "content-length", "content-encoding", "content-disposition"}

@@ -1,4 +1,4 @@
-"""A program talking to Parley with an API token: post, listen, resume.
+"""A program talking to Parley with an API token: read over REST, listen, post, resume.
 
     python docs/example_client.py http://127.0.0.1:8000 plt_yourtoken lobby
 
@@ -54,9 +54,15 @@ async def listen(url: str, token: str, until_body: str | None = None) -> tuple[i
 
 async def main(base: str, token: str, room: str) -> None:
     ws_base = base.replace("http", "ws", 1) + f"/ws/rooms/{room}/"
-    # 1. Where the room stands (REST), and the last few messages (a WebSocket resume).
-    newest = api(base, token, "GET", f"/api/rooms/{room}/")["last_seq"]
-    seq, change = await listen(f"{ws_base}?after_seq={max(0, newest - 3)}", token)
+    # 1. The last few messages over REST. A page says where the room stood before it was read
+    #    (last_seq, last_change): the socket resumes from exactly there, missing nothing.
+    page = api(base, token, "GET", f"/api/rooms/{room}/messages/?limit=3")
+    for message in page["results"]:
+        print(f"rest #{message['seq']} {message['author']}: {message['body']}")
+    seq = max([page["last_seq"], *(m["seq"] for m in page["results"])])
+    seq, change = await listen(
+        f"{ws_base}?after_seq={seq}&after_change={page['last_change']}", token
+    )
 
     # 2. Post over REST; an Idempotency-Key makes a retry after a timeout safe.
     body = f"hello from a program ({uuid.uuid4().hex[:6]})"

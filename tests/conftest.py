@@ -10,14 +10,33 @@ import pytest
 import pytest_asyncio
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
+from django.test import Client
 
 from chat import actions
 from config.embedded_redis import RedisServer
 from config.redis_client import get_redis
-from tests.support import ws
+from tests.support import contract, ws
 from tests.support.events import published_events
 from tests.support.procs import Processes
 from tests.support.ws import session_cookie
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _api_contract():
+    """Every /api/ response any test gets through Django's test client is checked against the
+    OpenAPI document (tests.support.contract): an undocumented status, field or header fails
+    the test that received it."""
+    original = Client.request
+
+    def request(self, **kwargs):
+        response = original(self, **kwargs)
+        environ = response.request
+        contract.check_response(environ["REQUEST_METHOD"], environ["PATH_INFO"], response)
+        return response
+
+    Client.request = request
+    yield
+    Client.request = original
 
 
 @pytest.fixture(autouse=True)

@@ -38,9 +38,9 @@ def test_example_client_posts_listens_and_resumes(tmp_path, lobby, alice, bob):
     assert run.returncode == 0, run.stderr + daphne.tail()
     lines = run.stdout.splitlines()
     assert lines[:3] == [
-        "message.new #1 alice: one",
-        "message.new #2 alice: two",
-        "caught up to seq 2, change 2",
+        "rest #1 alice: one",
+        "rest #2 alice: two",
+        "caught up to seq 2, change 2",  # resumed from the page's position: nothing replayed
     ]
     assert lines[3] == "posted #3"
     assert lines[4].startswith("message.new #3 bob: hello from a program")

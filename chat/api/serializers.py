@@ -9,19 +9,26 @@ from chat.models import Membership, Mention, Room
 
 
 class MessageSerializer(serializers.Serializer):
-    """chat.events.MessageData."""
+    """A message: the same fields as in WebSocket frames, plus its change number."""
 
     id = serializers.IntegerField(read_only=True)
     room = serializers.CharField(read_only=True)
     seq = serializers.IntegerField(read_only=True)
     author = serializers.CharField(read_only=True)
     body = serializers.CharField(read_only=True)
-    created_at = serializers.CharField(read_only=True)
-    edited_at = serializers.CharField(read_only=True, allow_null=True)
-    deleted_at = serializers.CharField(read_only=True, allow_null=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    edited_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    deleted_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    change = serializers.IntegerField(
+        read_only=True,
+        help_text=(
+            "The room change number of this message's latest change (creation, edit or "
+            "deletion). Not a resume position: resume from a page's last_change."
+        ),
+    )
 
     def to_representation(self, instance):
-        return events.message_data(instance)
+        return {**events.message_data(instance), "change": instance.change}
 
 
 class MessageCreateSerializer(serializers.Serializer):
@@ -39,16 +46,52 @@ def body_of(data) -> object:
 
 class MessagePageSerializer(serializers.Serializer):
     results = MessageSerializer(many=True)
-    # Where the next page starts (pass as after_seq), or null at the newest message.
-    next_after_seq = serializers.IntegerField(allow_null=True)
-    # Where the previous page starts (pass as before_seq), or null at the first message.
-    prev_before_seq = serializers.IntegerField(allow_null=True)
+    next_after_seq = serializers.IntegerField(
+        allow_null=True,
+        help_text=(
+            "Pass as after_seq for the next (newer) page; null when this page ends at the "
+            "room's newest message (last_seq)."
+        ),
+    )
+    prev_before_seq = serializers.IntegerField(
+        allow_null=True,
+        help_text=(
+            "Pass as before_seq for the previous (older) page; null when this page starts at "
+            "seq 1 or is empty."
+        ),
+    )
+    last_seq = serializers.IntegerField(help_text="The room's newest seq, read before the page.")
+    last_change = serializers.IntegerField(
+        help_text=(
+            "The room's change number, read before the page: every change up to it is in "
+            "the page. Resume the WebSocket with after_seq = the highest seq you paged and "
+            "after_change = the smallest last_change of the pages you read."
+        )
+    )
 
 
 class MessagePageQuery(serializers.Serializer):
-    after_seq = serializers.IntegerField(required=False, min_value=0, max_value=2**62)
-    before_seq = serializers.IntegerField(required=False, min_value=1, max_value=2**62)
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=200, default=50)
+    after_seq = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=2**62,
+        help_text=(
+            "The page of the messages after this seq, oldest first (0: from the first). Not "
+            "with before_seq (400 invalid)."
+        ),
+    )
+    before_seq = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=2**62,
+        help_text=(
+            "The page of the messages just before this seq, oldest first. Not with after_seq. "
+            "Neither given: the newest page."
+        ),
+    )
+    limit = serializers.IntegerField(
+        required=False, min_value=1, max_value=200, default=50, help_text="Messages per page."
+    )
 
     def validate(self, attrs):
         if "after_seq" in attrs and "before_seq" in attrs:
@@ -62,8 +105,17 @@ class RoomSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Room
-        fields = ["slug", "title", "is_private", "last_seq", "created_at", "role", "unread"]
-        read_only_fields = ["last_seq", "created_at"]
+        fields = [
+            "slug",
+            "title",
+            "is_private",
+            "last_seq",
+            "last_change",
+            "created_at",
+            "role",
+            "unread",
+        ]
+        read_only_fields = ["last_seq", "last_change", "created_at"]
 
     def get_role(self, room) -> str | None:
         return getattr(room, "role", None)
@@ -106,3 +158,38 @@ class MentionSerializer(serializers.ModelSerializer):
         model = Mention
         fields = ["id", "message", "created_at", "read_at"]
         read_only_fields = fields
+
+
+class MyRoomSerializer(serializers.ModelSerializer):
+    """A room of the caller's with the caller's positions in it."""
+
+    slug = serializers.CharField(source="room.slug", read_only=True)
+    title = serializers.CharField(source="room.title", read_only=True)
+    is_private = serializers.BooleanField(source="room.is_private", read_only=True)
+    last_seq = serializers.IntegerField(source="room.last_seq", read_only=True)
+    last_change = serializers.IntegerField(source="room.last_change", read_only=True)
+    unread = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Membership
+        fields = [
+            "slug",
+            "title",
+            "is_private",
+            "role",
+            "last_seq",
+            "last_change",
+            "last_read_seq",
+            "unread",
+        ]
+        read_only_fields = fields
+
+    def get_unread(self, membership) -> int:
+        return max(0, membership.room.last_seq - membership.last_read_seq)
+
+
+class MeSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    is_staff = serializers.BooleanField()
+    rooms = MyRoomSerializer(many=True, help_text="The rooms you are a member of, by slug.")

@@ -3,31 +3,41 @@ selectors, so REST, WebSocket, admin and shell share every rule."""
 
 from __future__ import annotations
 
-import uuid
-
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from chat import actions, selectors
+from chat import actions, idempotency, ratelimit, selectors
 from chat.api import serializers as s
 from chat.errors import Refused
 from chat.models import Mention, Message, Room
-from config.api import documented_errors
+from config.api import error_codes, note_quota
 
+IDEMPOTENT_REPLAYED = OpenApiParameter(
+    "Idempotent-Replayed",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    response=[200],
+    required=True,
+    enum=["true"],
+    description="The answer to a retry: the message the key created earlier.",
+)
+SEQ = OpenApiParameter("seq", int, OpenApiParameter.PATH, description="The message's seq.")
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
     description=(
         "Makes a retry safe: the same key with the same body and room returns the message it "
-        "created (200); the key reused for another body or room is a 409 "
-        "(idempotency_key_reused)."
+        "created (200, Idempotent-Replayed: true), for as long as that message exists; the "
+        "key reused for another body or room is a 409 (idempotency_key_reused). 1 to 200 "
+        "characters. A UUID is the WebSocket client_id of the same post (one namespace per "
+        "user: a retry may switch transport)."
     ),
 )
-_KEY_NAMESPACE = uuid.UUID("8f7c0a58-3b1e-4e0b-9d7f-5a1d2c3b4e5f")
 
 
 def _room(request, slug: str) -> Room:
@@ -48,15 +58,16 @@ class RoomViewSet(viewsets.ViewSet):
     lookup_field = "slug"
     lookup_value_regex = "[-a-zA-Z0-9_]+"
 
-    @extend_schema(responses={200: s.RoomSerializer(many=True), **documented_errors()})
+    @extend_schema(extensions=error_codes(), responses={200: s.RoomSerializer(many=True)})
     def list(self, request):
         """Rooms the caller can read, with the caller's role and unread count."""
         rooms = selectors.rooms_for_user(user=request.user)
         return Response(s.RoomSerializer(rooms, many=True).data)
 
     @extend_schema(
+        extensions=error_codes("already_exists", "reserved_slug"),
         request=s.RoomCreateSerializer,
-        responses={201: s.RoomSerializer, **documented_errors(400, 409)},
+        responses={201: s.RoomSerializer},
     )
     def create(self, request):
         """Create a room; the caller becomes its owner."""
@@ -64,12 +75,14 @@ class RoomViewSet(viewsets.ViewSet):
         room = actions.create_room(creator=request.user, **data)
         return Response(s.RoomSerializer(_annotated(request, room)).data, status=201)
 
-    @extend_schema(responses={200: s.RoomSerializer, **documented_errors(403, 404)})
+    @extend_schema(extensions=error_codes("not_found"), responses={200: s.RoomSerializer})
     def retrieve(self, request, slug: str):
         return Response(s.RoomSerializer(_annotated(request, _room(request, slug))).data)
 
     @extend_schema(
-        request=None, responses={200: s.MembershipSerializer, **documented_errors(403, 404)}
+        extensions=error_codes("not_found", "forbidden"),
+        request=None,
+        responses={200: s.MembershipSerializer},
     )
     @action(detail=True, methods=["post"])
     def join(self, request, slug: str):
@@ -77,7 +90,7 @@ class RoomViewSet(viewsets.ViewSet):
         membership = actions.join_room(user=request.user, room=_room(request, slug))
         return Response(s.MembershipSerializer(membership).data)
 
-    @extend_schema(request=None, responses={204: None, **documented_errors(403, 404)})
+    @extend_schema(extensions=error_codes("not_found"), request=None, responses={204: None})
     @action(detail=True, methods=["post"])
     def leave(self, request, slug: str):
         """Leave the room (not a member: nothing changes)."""
@@ -85,7 +98,7 @@ class RoomViewSet(viewsets.ViewSet):
         return Response(status=204)
 
     @extend_schema(
-        responses={200: s.MembershipSerializer(many=True), **documented_errors(403, 404)}
+        extensions=error_codes("not_found"), responses={200: s.MembershipSerializer(many=True)}
     )
     @action(detail=True, methods=["get"])
     def members(self, request, slug: str):
@@ -93,8 +106,11 @@ class RoomViewSet(viewsets.ViewSet):
         return Response(s.MembershipSerializer(memberships, many=True).data)
 
     @extend_schema(
+        extensions=error_codes(
+            "not_found", "forbidden", "no_such_user", "public_room", "direct_room"
+        ),
         request=s.InviteSerializer,
-        responses={200: s.MembershipSerializer, **documented_errors(400, 403, 404)},
+        responses={200: s.MembershipSerializer},
     )
     @action(detail=True, methods=["post"])
     def invite(self, request, slug: str):
@@ -105,8 +121,9 @@ class RoomViewSet(viewsets.ViewSet):
         return Response(s.MembershipSerializer(membership).data)
 
     @extend_schema(
+        extensions=error_codes("not_found", "not_a_member"),
         request=s.ReadSerializer,
-        responses={200: s.MembershipSerializer, **documented_errors(400, 403, 404)},
+        responses={200: s.MembershipSerializer},
     )
     @action(detail=True, methods=["post"])
     def read(self, request, slug: str):
@@ -116,18 +133,28 @@ class RoomViewSet(viewsets.ViewSet):
         return Response(s.MembershipSerializer(membership).data)
 
     @extend_schema(
+        extensions=error_codes("not_found", "invalid"),
         methods=["GET"],
         parameters=[s.MessagePageQuery],
-        responses={200: s.MessagePageSerializer, **documented_errors(400, 403, 404)},
+        responses={200: s.MessagePageSerializer},
     )
     @extend_schema(
+        extensions=error_codes(
+            "not_found",
+            "forbidden",
+            "body_required",
+            "body_invalid",
+            "body_too_long",
+            "invalid_idempotency_key",
+            "idempotency_key_reused",
+            "rate_limited",
+        ),
         methods=["POST"],
-        parameters=[IDEMPOTENCY_KEY],
+        parameters=[IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED],
         request=s.MessageCreateSerializer,
         responses={
             201: s.MessageSerializer,
             200: OpenApiResponse(s.MessageSerializer, description="an Idempotency-Key retry"),
-            **documented_errors(400, 403, 404, 409, 413),
         },
     )
     @action(detail=True, methods=["get", "post"])
@@ -143,23 +170,37 @@ class RoomViewSet(viewsets.ViewSet):
             before_seq=query.get("before_seq"),
             limit=query["limit"],
         )
-        newest = room.last_seq
+        newest = room.last_seq  # read (with last_change) before the page, by _room
         return Response(
             {
                 "results": s.MessageSerializer(page, many=True).data,
                 "next_after_seq": page[-1].seq if page and page[-1].seq < newest else None,
                 "prev_before_seq": page[0].seq if page and page[0].seq > 1 else None,
+                "last_seq": newest,
+                "last_change": room.last_change,
             }
         )
 
     @extend_schema(
+        extensions=error_codes(
+            "not_found",
+            "forbidden",
+            "body_required",
+            "body_invalid",
+            "body_too_long",
+            "message_deleted",
+        ),
         methods=["PATCH"],
+        parameters=[SEQ],
         request=s.MessageCreateSerializer,
-        responses={200: s.MessageSerializer, **documented_errors(400, 403, 404, 409, 413)},
+        responses={200: s.MessageSerializer},
     )
     @extend_schema(
+        # message_deleted: only when a concurrent delete wins the race (a repeat is a 200).
+        extensions=error_codes("not_found", "forbidden", "message_deleted"),
         methods=["DELETE"],
-        responses={200: s.MessageSerializer, **documented_errors(403, 404)},
+        parameters=[SEQ],
+        responses={200: s.MessageSerializer},
     )
     @action(detail=True, methods=["patch", "delete"], url_path=r"messages/(?P<seq>[0-9]+)")
     def message(self, request, slug: str, seq: str):
@@ -183,9 +224,7 @@ class RoomViewSet(viewsets.ViewSet):
     def _post(self, request, room: Room) -> Response:
         body = s.body_of(request.data)
         key = request.headers.get("Idempotency-Key")
-        if key is not None and not 1 <= len(key) <= 200:
-            raise Refused("invalid_idempotency_key", "Idempotency-Key must be 1 to 200 characters")
-        client_id = uuid.uuid5(_KEY_NAMESPACE, key) if key else None
+        client_id = None if key is None else idempotency.client_id_of_key(key)
         try:
             result = actions.post_message(
                 author=request.user, room=room, body=body, client_id=client_id
@@ -197,6 +236,8 @@ class RoomViewSet(viewsets.ViewSet):
                 "idempotency_key_reused",
                 "this Idempotency-Key was used for another request (another body or room)",
             ) from None
+        finally:
+            note_quota(request, ratelimit.post_quota(request.user.pk))
         response = Response(s.MessageSerializer(result.message).data, status=201)
         if not result.created:
             response.status_code = 200
@@ -204,12 +245,30 @@ class RoomViewSet(viewsets.ViewSet):
         return response
 
 
+class MeView(APIView):
+    @extend_schema(extensions=error_codes(), responses={200: s.MeSerializer})
+    def get(self, request):
+        """Who you are, and your rooms with your positions in them: where each room stands
+        (last_seq, last_change: resume a socket from there) and how far you read."""
+        user = request.user
+        memberships = selectors.memberships_of(user=user)
+        return Response(
+            {
+                "id": user.pk,
+                "username": user.get_username(),
+                "is_staff": user.is_staff,
+                "rooms": s.MyRoomSerializer(memberships, many=True).data,
+            }
+        )
+
+
 class MentionViewSet(viewsets.ViewSet):
     lookup_value_regex = "[0-9]+"
 
     @extend_schema(
+        extensions=error_codes(),
         parameters=[OpenApiParameter("unread", OpenApiTypes.BOOL, description="only unread")],
-        responses={200: s.MentionSerializer(many=True), **documented_errors()},
+        responses={200: s.MentionSerializer(many=True)},
     )
     def list(self, request):
         """The caller's mentions, newest first (at most 200)."""
@@ -221,9 +280,10 @@ class MentionViewSet(viewsets.ViewSet):
         return Response(s.MentionSerializer(mentions[:200], many=True).data)
 
     @extend_schema(
+        extensions=error_codes("not_found"),
         request=None,
         parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH)],
-        responses={200: s.MentionSerializer, **documented_errors(404)},
+        responses={200: s.MentionSerializer},
     )
     @action(detail=True, methods=["post"])
     def read(self, request, pk: str):

@@ -55,7 +55,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.ContentSecurityPolicyMiddleware",
-    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into the 429 page
+    "axes.middleware.AxesMiddleware",  # turns a locked-out login into the 429 page
+    "config.middleware.RateLimitHeadersMiddleware",  # last: before the error shape sees it
 ]
 # In every environment, so development and the browser tests meet what production enforces:
 # scripts only from this site's files (no inline script or handler), nothing from other hosts.
@@ -218,11 +219,26 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "REST API of Parley. Authenticate with `Authorization: Bearer <token>` (create tokens "
         "at /api/tokens/ or with `manage.py token create`). Live messages come over the "
-        "WebSocket: see /api/asyncapi.yaml."
+        "WebSocket: see /api/asyncapi.yaml.\n\n"
+        "Errors are `{code, detail}` (validation errors add `fields`); each operation lists "
+        "its codes per status. Outside the operations listed here the API answers in the same "
+        "shape only: 404 `not_found` (no such path), 405 `method_not_allowed` (after 401 "
+        "and 429 as for any request), 500 `server_error`. Writes carry `RateLimit-Limit`, "
+        "`RateLimit-Remaining` and `RateLimit-Reset`; a 429 carries `Retry-After` (seconds)."
+        "\n\n"
+        "Change numbers: every message has `change`, the room change number of its latest "
+        "state; a page of messages has the room's `last_seq` and `last_change`, read before "
+        "the page. To go live after paging, connect the room socket with `after_seq` = the "
+        "highest seq paged and `after_change` = the smallest `last_change` of the pages read. "
+        "`Idempotency-Key` and the socket's `client_id` are one namespace per user."
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.openapi.postprocess",  # error codes per operation, response headers
+    ],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     # No online validator: Swagger UI would otherwise load a badge from validator.swagger.io,

@@ -45,6 +45,7 @@ def test_list_shows_only_own_mentions_newest_first(api, bob, mentions):
         "created_at": first["message"]["created_at"],
         "edited_at": None,
         "deleted_at": None,
+        "change": mentions[3].message.change,
     }
 
 

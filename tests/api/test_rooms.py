@@ -42,6 +42,7 @@ def test_list_shows_public_rooms_and_own_private_rooms_with_role_and_unread(
         "title": "Secret",
         "is_private": True,
         "last_seq": 0,
+        "last_change": 0,
         "created_at": rooms["secret"]["created_at"],
         "role": "owner",
         "unread": 0,
@@ -460,7 +461,7 @@ def test_writes_are_throttled_per_user_with_retry_after(alice, bob, lobby):
         assert client.post(f"{ROOMS}lobby/join/").status_code == 200
         response = client.post(ROOMS, {"slug": "garden", "title": "Garden"}, format="json")
         assert_error(response, 429, "throttled")
-        assert response["Retry-After"] == "60"
+        assert 1 <= int(response["Retry-After"]) <= 60  # what is left of the minute
         assert not Room.objects.filter(slug="garden").exists()
         # Reads are not limited, and the limit is the user's, not everyone's.
         assert client.get(ROOMS).status_code == 200

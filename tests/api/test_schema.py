@@ -13,6 +13,8 @@ from django.core.management import call_command
 from django.test import Client
 from drf_spectacular.validation import validate_schema
 
+from config.openapi import UNSAFE, status_of
+
 EXPECTED_OPERATIONS = {
     ("/api/rooms/", "get"),
     ("/api/rooms/", "post"),
@@ -93,29 +95,66 @@ def test_every_operation_needs_a_token_or_a_session(schema):
         assert operation["security"] == [{"bearerAuth": []}, {"cookieAuth": []}], (path, method)
 
 
-def test_every_error_response_is_the_error_shape(schema):
-    error = schema["components"]["schemas"]["Error"]
-    assert error["required"] == ["code", "detail"]
-    assert set(error["properties"]) == {"code", "detail", "fields"}
+def test_every_error_response_is_the_error_shape_with_its_codes(schema):
     for path, method, operation in _operations(schema):
         responses = operation["responses"]
-        # Every endpoint can answer 401 (no or a bad token) and 429 (the write throttle).
-        assert {"401", "429"} <= set(responses), (path, method)
+        # Every endpoint can answer 401 (no or a bad token); writes 429 (the write throttle).
+        assert "401" in responses, (path, method)
+        assert ("429" in responses) == (method in UNSAFE), (path, method)
         for status, response in responses.items():
-            if int(status) >= 400:
-                content = response["content"]["application/json"]["schema"]
-                assert content == {"$ref": "#/components/schemas/Error"}, (path, method, status)
+            if int(status) < 400:
+                continue
+            content = response["content"]["application/json"]["schema"]
+            assert content["required"] == ["code", "detail"], (path, method, status)
+            assert set(content["properties"]) == {"code", "detail", "fields"}
+            codes = content["properties"]["code"]["enum"]
+            assert codes and all(status_of(code) == int(status) for code in codes), codes
 
 
-def test_documented_statuses_of_the_message_endpoints(schema):
+def test_documented_statuses_codes_and_headers_of_the_message_endpoints(schema):
     post = schema["paths"]["/api/rooms/{slug}/messages/"]["post"]
-    assert {"200", "201", "400", "401", "403", "404", "409", "413", "429"} == set(post["responses"])
+    responses = post["responses"]
+    assert {"200", "201", "400", "401", "403", "404", "409", "413", "415", "429"} == set(responses)
     assert any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in post["parameters"])
+
+    def codes(status: str) -> set[str]:
+        return set(
+            responses[status]["content"]["application/json"]["schema"]["properties"]["code"]["enum"]
+        )
+
+    assert codes("409") == {"idempotency_key_reused"}
+    assert codes("429") == {"rate_limited", "throttled"}
+    assert {"body_required", "body_invalid", "invalid_idempotency_key"} <= codes("400")
+    assert responses["200"]["headers"]["Idempotent-Replayed"]["required"] is True
+    assert responses["429"]["headers"]["Retry-After"]["required"] is True
+    for status in responses:
+        assert {"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} <= set(
+            responses[status]["headers"]
+        ), status
+    message = schema["components"]["schemas"]["Message"]["properties"]
+    assert message["created_at"]["format"] == "date-time"
+    assert "change" in message
+
     get = schema["paths"]["/api/rooms/{slug}/messages/"]["get"]
-    params = {p["name"]: p["schema"] for p in get["parameters"] if p["in"] == "query"}
-    assert params["limit"]["minimum"] == 1 and params["limit"]["maximum"] == 200
-    assert params["limit"]["default"] == 50
+    params = {p["name"]: p for p in get["parameters"] if p["in"] == "query"}
+    assert params["limit"]["schema"]["minimum"] == 1 and params["limit"]["schema"]["maximum"] == 200
+    assert params["limit"]["schema"]["default"] == 50
     assert set(params) == {"after_seq", "before_seq", "limit"}
+    assert "not with before_seq" in params["after_seq"]["description"].lower()
+    assert "RateLimit-Limit" not in get["responses"]["200"].get("headers", {})  # reads: none
+    page = schema["components"]["schemas"]["MessagePage"]["properties"]
+    for cursor in ("next_after_seq", "prev_before_seq", "last_change"):
+        assert page[cursor]["description"], cursor
+
+
+def test_path_parameters_are_typed_and_descriptions_name_no_internals(schema):
+    for path, method, operation in _operations(schema):
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] == "path" and parameter["name"] in ("id", "seq"):
+                assert parameter["schema"]["type"] == "integer", (path, method, parameter)
+    text = json.dumps(schema)
+    for internal in ("chat.", "accounts.", "analytics.", "config.", "Serializer", "MessageData"):
+        assert internal not in text, internal
 
 
 def test_the_new_token_is_only_in_the_create_response(schema):

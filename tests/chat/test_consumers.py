@@ -687,8 +687,8 @@ async def test_bad_frame_gets_one_error_and_changes_nothing(
     if frame in ("", b""):  # send_to() refuses empty frames; a real client can send them
         key = "text" if isinstance(frame, str) else "bytes"
         await sock.comm.send_input({"type": "websocket.receive", key: frame})
-    else:
-        await sock.send(frame)
+    else:  # as raw text: out-of-contract on purpose (tests.support.contract checks dicts)
+        await sock.send(json.dumps(frame) if isinstance(frame, dict | list) else frame)
     error = await sock.recv()
 
     assert error["type"] == "error" and error["code"] == code
@@ -764,6 +764,8 @@ async def test_rate_limit_refuses_the_post_over_the_limit(lobby, bob, stream_eve
     assert [a["type"] for a in acks] == ["message.ack"] * 3
     assert refused["type"] == "error" and refused["code"] == "rate_limited"
     assert refused["client_id"] == client_id
+    # When to try again: what is left of the limit's window, in whole seconds.
+    assert 1 <= refused["retry_after"] <= PARLEY["RATE_LIMIT_WINDOW_SECONDS"]
     # A retry of a message already created is answered, not limited.
     assert retry["type"] == "message.ack" and retry["created"] is False
     assert retry["message"] == acks[0]["message"]
@@ -799,7 +801,7 @@ async def test_a_good_frame_resets_the_flood_count(lobby, bob, good):
             await sock.send({"type": "sync", "after_seq": 0})
             await recv_until(sock, is_sync_done)
         for _ in range(4):
-            await sock.send({"type": "nope"})
+            await sock.send(json.dumps({"type": "nope"}))  # raw: out-of-contract on purpose
         assert [(await sock.recv())["code"] for _ in range(4)] == ["unknown_type"] * 4
         await assert_pong_is_next(sock)  # still open after 4 + good + 4
         for _ in range(5):
@@ -813,7 +815,7 @@ async def test_refused_posts_count_towards_the_flood(lobby, bob):
     sock, _ = await open_socket(bob)
     with override_settings(PARLEY={**PARLEY, "FLOOD_CLOSE_AFTER_ERRORS": 3}):
         for _ in range(3):
-            await sock.send({"type": "message.send", "body": ""})
+            await sock.send(json.dumps({"type": "message.send", "body": ""}))  # raw, on purpose
         assert [(await sock.recv())["code"] for _ in range(3)] == ["body_required"] * 3
         assert await sock.close_code() == 4429
     await sock.disconnect()

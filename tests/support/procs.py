@@ -18,12 +18,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import connection
 
 from config import servers
 from config.embedded_redis import free_port
+from tests.support import contract
 
 BASE_DIR = Path(settings.BASE_DIR)
 CHILD_APPNAME = "parley-test-child"
@@ -256,21 +258,31 @@ class RemoteSocket:
     order, so a test can count exactly what the socket was sent, duplicates included.
     """
 
-    def __init__(self, ws) -> None:
+    def __init__(self, ws, path: str) -> None:
         self.ws = ws
+        self.path = path  # frames are checked against docs/asyncapi.yaml (tests.support.contract)
         self.received: list[dict] = []
 
     @classmethod
     async def open(cls, url: str, cookie: str | None, **connect) -> tuple[RemoteSocket, dict]:
         import websockets
 
+        parts = urlsplit(url)
+        contract.check_query(parts.path, parts.query)
         headers = {"Cookie": cookie} if cookie else {}
         ws = await websockets.connect(url, additional_headers=headers, **connect)
-        socket_ = cls(ws)
+        socket_ = cls(ws, parts.path)
         return socket_, await socket_.recv()
 
     async def recv(self, timeout: float = 10) -> dict:
-        frame = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+        import websockets
+
+        try:
+            frame = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+        except websockets.ConnectionClosed as closed:
+            contract.check_close(self.path, closed.rcvd.code if closed.rcvd else None)
+            raise
+        contract.check_frame(self.path, "server", frame)
         if frame.get("type") == "message.new":
             self.received.append(frame["message"])
         return frame
@@ -313,6 +325,7 @@ class RemoteSocket:
                 await self.recv(max(0.01, deadline - time.monotonic()))
 
     async def send(self, frame: dict) -> None:
+        contract.check_frame(self.path, "client", frame)
         await self.ws.send(json.dumps(frame))
 
     async def messages(self, until_seq: int, timeout: float = 20) -> list[dict]:

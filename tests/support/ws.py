@@ -11,6 +11,7 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 
 from config.asgi import application
+from tests.support import contract
 
 ORIGIN = b"http://localhost"
 TIMEOUT = 5
@@ -23,12 +24,17 @@ def session_cookie(user) -> str:
 
 
 class Socket:
-    """One client WebSocket to /ws/rooms/<slug>/."""
+    """One client WebSocket (a room's, /ws/me/ or /ws/dashboard/). Frames given as dicts and
+    every frame received are checked against docs/asyncapi.yaml (tests.support.contract); text
+    and bytes are sent as they are (deliberately broken input)."""
 
     def __init__(self, communicator: WebsocketCommunicator) -> None:
         self.comm = communicator
+        self.path = communicator.scope["path"]
 
     async def send(self, frame: dict | str | bytes) -> None:
+        if isinstance(frame, dict):
+            contract.check_frame(self.path, "client", frame)
         if isinstance(frame, bytes):
             await self.comm.send_to(bytes_data=frame)
         else:
@@ -45,8 +51,11 @@ class Socket:
     async def recv(self, timeout: float = TIMEOUT) -> dict:
         output = await self.comm.receive_output(timeout)
         if output["type"] == "websocket.close":
+            contract.check_close(self.path, output.get("code"))
             raise Closed(output.get("code"))
-        return json.loads(output["text"])
+        frame = json.loads(output["text"])
+        contract.check_frame(self.path, "server", frame)
+        return frame
 
     async def next(self, match=lambda f: True, timeout: float = TIMEOUT) -> dict:
         """The next frame that ``match``es, skipping others (message.new of own posts, etc.)."""
@@ -68,7 +77,9 @@ class Socket:
         while True:
             output = await self.comm.receive_output(timeout)
             if output["type"] == "websocket.close":
+                contract.check_close(self.path, output.get("code"))
                 return output.get("code")
+            contract.check_frame(self.path, "server", json.loads(output["text"]))
 
     async def nothing_pending(self) -> bool:
         return await self.comm.receive_nothing(timeout=0.2)
@@ -86,28 +97,32 @@ class Closed(Exception):
 async def open_socket(
     user=None, slug: str = "lobby", *, query: str = "", origin: bytes | None = ORIGIN
 ) -> tuple[Socket, dict | int | None]:
-    """Connect; return the socket and its first frame (sync.done) or the close code."""
-    path = f"/ws/rooms/{slug}/" + (f"?{query}" if query else "")
-    return await open_path(path, user, origin=origin)
+    """Connect to a room; return the socket and its first frame (sync.done) or the close
+    code."""
+    return await open_path(f"/ws/rooms/{slug}/", user, query=query, origin=origin)
 
 
 async def open_path(
     path: str,
     user=None,
     *,
+    query: str = "",
     origin: bytes | None = ORIGIN,
     headers: list[tuple[bytes, bytes]] = (),
 ) -> tuple[Socket, dict | int | None]:
-    """Connect to any socket path (as ``user``, by session cookie, or with the ``headers``
-    given, e.g. a cookie or an Authorization); return the socket and its first frame or the
-    close code."""
+    """Connect to any socket (``/ws/me/``, ``/ws/dashboard/``, a room) as ``user`` (by session
+    cookie) or with the ``headers`` given (a cookie, an Authorization); return the socket and
+    its first frame or the close code."""
     headers = list(headers)
     if origin is not None:
         headers.append((b"origin", origin))
     if user is not None:
         cookie = await database_sync_to_async(session_cookie)(user)
         headers.append((b"cookie", cookie.encode()))
-    comm = WebsocketCommunicator(application, path, headers=headers)
+    contract.check_query(path, query)
+    comm = WebsocketCommunicator(
+        application, path + (f"?{query}" if query else ""), headers=headers
+    )
     connected, code = await comm.connect(timeout=TIMEOUT)
     socket = Socket(comm)
     if not connected:
