@@ -22,6 +22,7 @@ OPERATION_METHODS = UNSAFE | {"get", "head", "options", "trace"}
 DRF_STATUS_OF = {
     "invalid": status.HTTP_400_BAD_REQUEST,
     "parse_error": status.HTTP_400_BAD_REQUEST,
+    "invalid_text": status.HTTP_400_BAD_REQUEST,  # config.text_input, before any view
     "authentication_failed": status.HTTP_401_UNAUTHORIZED,
     "permission_denied": status.HTTP_403_FORBIDDEN,
     "token_cannot_manage_tokens": status.HTTP_403_FORBIDDEN,
@@ -29,7 +30,8 @@ DRF_STATUS_OF = {
     "unsupported_media_type": status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
     "throttled": status.HTTP_429_TOO_MANY_REQUESTS,
 }
-EVERY_OPERATION = {"not_authenticated", "authentication_failed"}
+# invalid_text: a NUL or non-UTF-8 text in the path, query string or a form (config.text_input).
+EVERY_OPERATION = {"not_authenticated", "authentication_failed", "invalid_text"}
 # Writes: the per-user write throttle, and CSRF for session clients (permission_denied).
 EVERY_WRITE = {"throttled", "permission_denied"}
 # Operations with a JSON request body.
