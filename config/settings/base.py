@@ -160,8 +160,13 @@ PARLEY = {
     "RELAY_SWEEP_SECONDS": env.float("PARLEY_RELAY_SWEEP_SECONDS", default=1.0),
     # Outbox rows younger than this are left to the fast path that committed them.
     "RELAY_GRACE_SECONDS": env.float("PARLEY_RELAY_GRACE_SECONDS", default=0.5),
-    # Published outbox rows are kept this long (for inspection in the admin), then deleted.
+    # Published outbox rows are kept this long (for inspection in the admin), then deleted once
+    # every started subscriber of their topic has processed them (what the relay republishes
+    # if Redis loses its data: chat/repair.py)...
     "OUTBOX_RETENTION_HOURS": env.int("PARLEY_OUTBOX_RETENTION_HOURS", default=24),
+    # ...or at the latest after this long, processed or not: the cap on what a subscriber that
+    # stays away (or a Redis loss noticed later than this) can recover from the outbox.
+    "OUTBOX_MAX_RETENTION_HOURS": env.int("PARLEY_OUTBOX_MAX_RETENTION_HOURS", default=24 * 7),
     # Threads per server process for the sockets' database work (config.db).
     "DB_THREADS": env.int("PARLEY_DB_THREADS", default=4),
 }
