@@ -66,7 +66,9 @@ def repair(client: redis.Redis, reason: str, *, answers: int) -> int:
     RedisError or DatabaseError; the caller retries, and a repeat is harmless."""
     loss.report(reason, process="relay")
     loss.new_marker(client)  # first: a loss during the repair is noticed by the next check
-    for created in groups.ensure_groups(client, list(registry.subscribers().values())):
+    # Owed: the subscribers started before the loss (one starting now begins afresh).
+    subs = started()
+    for created in groups.ensure_groups(client, [sub for sub, _ in subs]):
         if created.recreated:
             log.warning(
                 "%s: group on %s created again at %s (its ledger's last event)",
@@ -74,7 +76,6 @@ def repair(client: redis.Redis, reason: str, *, answers: int) -> int:
                 created.topic,
                 created.start,
             )
-    subs = started()
     per_sub = {sub.name: unprocessed(sub, state).count() for sub, state in subs}
     total = _republish(client, subs)
     for name, n in per_sub.items():
