@@ -151,6 +151,12 @@ async def test_subscribers_and_sockets_get_everything_once_when_redis_loses_its_
         assert await counts() == want
         state = await database_sync_to_async(RedisState.objects.get)()
         assert state.losses >= 1, "the loss was not noticed"
-        stats = await consumers_json(url)
-        assert stats["mentions"]["redis_losses"] == state.losses
-        assert stats["analytics"]["lag"] == 0 and stats["mentions"]["lag"] == 0
+        assert (await consumers_json(url))["mentions"]["redis_losses"] == state.losses
+
+        async def caught_up() -> bool:
+            # Copies of processed events (a republish racing new posts) are read and dropped.
+            stats = await consumers_json(url)
+            return stats["analytics"]["lag"] == 0 and stats["mentions"]["lag"] == 0
+
+        await async_wait_until(caught_up, what="no lag left")
+        assert await counts() == want  # the copies changed nothing
