@@ -9,12 +9,13 @@ from redis.retry import Retry
 
 from broker.registry import Subscriber
 from chat.events import stream_key
+from config.redis_client import connect
 
 
 def blocking_client() -> redis.Redis:
     """A client for blocking reads: its socket timeout outlasts the longest XREADGROUP BLOCK."""
     block_s = settings.PARLEY_BROKER["BLOCK_MS"] / 1000
-    return redis.Redis.from_url(
+    return connect(
         settings.REDIS_URL,
         socket_timeout=block_s + 5,
         socket_connect_timeout=2,

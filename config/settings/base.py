@@ -9,7 +9,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from config import embedded_redis
+from config import embedded_redis, redis_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -125,17 +125,18 @@ CHANNEL_LAYERS = {
         "BACKEND": "chat.layers.ParleyChannelLayer",
         "CONFIG": {
             "hosts": [
-                {
-                    "address": REDIS_URL,
+                # REDIS_URL may name a Sentinel-managed primary (config/redis_url.py).
+                redis_url.layer_host(
+                    REDIS_URL,
                     # Deliberate: redis-py 8's default 5 s read timeout equals the core
                     # channels-redis layer's 5 s blocking pop and kills idle sockets. The pub/sub
                     # layer reads with its own 0.1 s timeouts and needs no socket-level one;
                     # tests/chat/test_idle.py guards the behaviour.
-                    "socket_timeout": None,
-                    "socket_connect_timeout": 2,
+                    socket_timeout=None,
+                    socket_connect_timeout=2,
                     # TCP only: unix-socket connections take no keepalive option.
                     **({"socket_keepalive": True} if REDIS_URL.startswith("redis") else {}),
-                },
+                ),
             ],
             "prefix": env.str("PARLEY_LAYER_PREFIX", default="parley"),
         },
