@@ -7,9 +7,10 @@ back what the subscribers had not processed (chat/repair.py). The signs:
 
 - the marker key that the relay writes (its token also kept in ``RedisState``) vanished or
   holds another token: a FLUSHALL, a restart without persistence, another Redis;
-- Redis' run id changed (a restart) and a stream went back: it is gone, or its last id is below
-  the last one a subscriber's ledger recorded (an older snapshot), or a started subscriber's
-  group is missing;
+- Redis' run id (also kept in ``RedisState``) changed: a restart or a failover, whose data may
+  be older than what was acknowledged (a snapshot, a replica behind its primary);
+- a stream went back (checked once a minute): it is gone, or its last id is below the last one
+  a subscriber's ledger recorded, or a started subscriber's group is missing;
 - a worker found its consumer group gone (NOGROUP): it creates it again where its ledger stopped
   (broker/groups.py) and asks the relay for a repair through the database (``request_repair``).
 
@@ -55,11 +56,14 @@ def state() -> RedisState:
 
 
 def new_marker(client: redis.Redis) -> str:
-    """Write a new marker token to Redis and the database (Redis first: a crash in between
-    reads as a loss, so the repair runs again rather than never)."""
+    """Write a new marker token to Redis and, with Redis' run id, to the database (Redis first:
+    a crash in between reads as a loss, so the repair runs again rather than never)."""
     token = uuid.uuid4().hex
-    client.set(MARKER_KEY, token)
-    RedisState.objects.filter(pk=state().pk).update(marker=token)
+    pipe = client.pipeline(transaction=False)
+    pipe.set(MARKER_KEY, token)
+    pipe.info("server")
+    _, info = pipe.execute()
+    RedisState.objects.filter(pk=state().pk).update(marker=token, run_id=info["run_id"])
     return token
 
 
@@ -86,33 +90,30 @@ _GONE = ""
 class RelayWatch:
     """The relay's check, once per sweep: one round trip to Redis, one row of the database."""
 
-    def __init__(self) -> None:
-        self.run_id: str | None = None
-
-    def check(self, client: redis.Redis, subs: list[Subscriber]) -> tuple[str | None, int]:
+    def check(self, client: redis.Redis) -> tuple[str | None, int]:
         """Return (the loss to repair or None, the repair requests this answers)."""
         pipe = client.pipeline(transaction=False)
         pipe.info("server")
         pipe.get(MARKER_KEY)
         info, marker = pipe.execute()
+        run_id = info["run_id"]
         known = state()
-        restarted = self.run_id is not None and info["run_id"] != self.run_id
-        self.run_id = info["run_id"]
         marker = streams.decode(marker) if marker is not None else None
         if not known.marker:  # the first start: nothing to compare with yet
             if marker is None:
                 new_marker(client)
             else:
                 RedisState.objects.filter(pk=known.pk).update(marker=marker)
+            RedisState.objects.filter(pk=known.pk).update(run_id=run_id)
             return None, known.requests
         if marker is None:
             return "its marker key vanished", known.requests
         if marker != known.marker:
             return "its marker key was replaced", known.requests
-        if restarted:
-            reason = streams_went_back(client, subs)
-            if reason:
-                return f"it restarted and {reason}", known.requests
+        if known.run_id != run_id:
+            # A restart or a failover: the data may be older than what was acknowledged (a
+            # snapshot, a replica behind its primary). Repairing costs copies at worst.
+            return "its run id changed (a restart or a failover)", known.requests
         if known.requests > known.handled:
             return known.last_loss_reason or "a worker asked for a repair", known.requests
         return None, known.requests

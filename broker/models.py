@@ -59,6 +59,7 @@ class RedisState(models.Model):
     """
 
     marker = models.CharField(max_length=64, blank=True)
+    run_id = models.CharField(max_length=64, blank=True)  # of the Redis server last seen
     requests = models.PositiveBigIntegerField(default=0)
     handled = models.PositiveBigIntegerField(default=0)
     losses = models.PositiveBigIntegerField(default=0)

@@ -40,7 +40,7 @@ def mentioned() -> list[str]:
 
 def relay_check(watch: loss.RelayWatch, client) -> int | None:
     """One relay check; repair as the relay does. Returns the events republished, or None."""
-    reason, requests = watch.check(client, list(registry.subscribers().values()))
+    reason, requests = watch.check(client)
     return repair.repair(client, reason, answers=requests) if reason else None
 
 
@@ -92,12 +92,13 @@ def test_a_lost_group_is_recreated_at_the_ledger_and_asks_for_a_repair(
     assert relay_check(watch, client) is None
 
 
-def test_a_stream_that_went_back_after_a_restart_is_a_loss(on_private_redis, lobby, alice):
+def test_a_stream_that_went_back_is_a_loss(on_private_redis, lobby, alice):
     client = on_private_redis
-    watch = loss.RelayWatch()
-    relay_check(watch, client)
+    relay_check(loss.RelayWatch(), client)
     groups.ensure_groups(client, [registry.get("recorder")])
     post(lobby, alice, "one")
+    subs = list(registry.subscribers().values())
+    assert loss.streams_went_back(client, subs) is None
     # As after a restart from an older snapshot: the ledger is ahead of the stream.
     ProcessedEvent.objects.create(
         subscriber="recorder",
@@ -106,10 +107,20 @@ def test_a_stream_that_went_back_after_a_restart_is_a_loss(on_private_redis, lob
         stream_id="99999999999999-0",
         worker="test",
     )
-    assert relay_check(watch, client) is None  # the same run id: streams are not inspected
-    watch.run_id = "another run"
-    reason, _ = watch.check(client, list(registry.subscribers().values()))
+    reason = loss.streams_went_back(client, subs)
     assert reason and "stream chat.message went back" in reason
+
+
+def test_a_new_run_id_is_repaired(on_private_redis, lobby, alice):
+    client = on_private_redis
+    watch = loss.RelayWatch()
+    relay_check(watch, client)
+    assert relay_check(watch, client) is None
+    RedisState.objects.update(run_id="another server")  # as after a failover
+    reason, _ = watch.check(client)
+    assert reason == "its run id changed (a restart or a failover)"
+    repair.repair(client, reason, answers=0)
+    assert relay_check(watch, client) is None
 
 
 def test_the_marker_watch_reports_a_vanished_marker_once():

@@ -100,20 +100,23 @@ class Command(BaseCommand):
     def _check(watch: loss.RelayWatch) -> None:
         """Repair first if Redis lost its data since the last sweep."""
         client = get_redis()
-        subs = list(registry.subscribers().values())
-        reason, requests = watch.check(client, subs)
+        reason, requests = watch.check(client)
         if reason:
             repair.repair(client, reason, answers=requests)
 
     @staticmethod
     def _maintain(keep: timedelta, cap: timedelta) -> None:
         """Once a minute: prune the outbox, make sure every registered subscriber has its groups
-        (so events wait for a subscriber whose worker is not running yet; a lost one is
-        reported for repair), trim the streams."""
+        (so events wait for a subscriber whose worker is not running yet), asking for a repair
+        when a stream went back or a started subscriber's group is gone, trim the streams."""
         repair.prune(older_than=keep, cap=cap)
         client = get_redis()
-        for created in groups.ensure_groups(client, list(registry.subscribers().values())):
-            if created.recreated:
+        subs = list(registry.subscribers().values())
+        went_back = loss.streams_went_back(client, subs)  # before the groups are created
+        if went_back:
+            loss.request_repair(went_back, process="relay")
+        for created in groups.ensure_groups(client, subs):
+            if created.recreated and not went_back:
                 loss.request_repair(
                     f"group {created.subscriber} of {created.topic} is gone", process="relay"
                 )
