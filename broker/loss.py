@@ -7,8 +7,9 @@ back what the subscribers had not processed (chat/repair.py). The signs:
 
 - the marker key that the relay writes (its token also kept in ``RedisState``) vanished or
   holds another token: a FLUSHALL, a restart without persistence, another Redis;
-- Redis' run id (also kept in ``RedisState``) changed: a restart or a failover, whose data may
-  be older than what was acknowledged (a snapshot, a replica behind its primary);
+- Redis' run id or replication id (kept in ``RedisState.server_id``) changed: a restart, or a
+  failover (a promotion gives a new replication id), whose data may be older than what was
+  acknowledged (a snapshot, a replica behind its primary);
 - a stream went back (checked once a minute): it is gone, or its last id is below the last one
   a subscriber's ledger recorded, or a started subscriber's group is missing;
 - a worker found its consumer group gone (NOGROUP): it creates it again where its ledger stopped
@@ -56,15 +57,31 @@ def state() -> RedisState:
 
 
 def new_marker(client: redis.Redis) -> str:
-    """Write a new marker token to Redis and, with Redis' run id, to the database (Redis first:
-    a crash in between reads as a loss, so the repair runs again rather than never)."""
+    """Write a new marker token to Redis and, with the server's identity, to the database
+    (Redis first: a crash in between reads as a loss, so the repair runs again, not never)."""
     token = uuid.uuid4().hex
-    pipe = client.pipeline(transaction=False)
-    pipe.set(MARKER_KEY, token)
-    pipe.info("server")
-    _, info = pipe.execute()
-    RedisState.objects.filter(pk=state().pk).update(marker=token, run_id=info["run_id"])
+    client.set(MARKER_KEY, token)
+    server_id, _ = _identify(client)
+    RedisState.objects.filter(pk=state().pk).update(marker=token, server_id=server_id)
     return token
+
+
+def _identify(client: redis.Redis) -> tuple[str, str | None]:
+    """(``"<run id>/<replication id>"`` of the primary, the marker), in one round trip.
+
+    Raises ConnectionError, after dropping the pool's connections, if the server is a replica:
+    a demoted primary after a failover, which still answers reads (a Sentinel client finds the
+    new primary when it connects again)."""
+    pipe = client.pipeline(transaction=False)
+    pipe.info("server")
+    pipe.info("replication")
+    pipe.get(MARKER_KEY)
+    server, replication, marker = pipe.execute()
+    if replication.get("role") != "master":
+        client.connection_pool.disconnect()
+        raise redis.ConnectionError("Redis is a replica now (a failover?): connecting again")
+    server_id = f"{server['run_id']}/{replication.get('master_replid', '')}"
+    return server_id, streams.decode(marker) if marker is not None else None
 
 
 class MarkerWatch:
@@ -92,28 +109,22 @@ class RelayWatch:
 
     def check(self, client: redis.Redis) -> tuple[str | None, int]:
         """Return (the loss to repair or None, the repair requests this answers)."""
-        pipe = client.pipeline(transaction=False)
-        pipe.info("server")
-        pipe.get(MARKER_KEY)
-        info, marker = pipe.execute()
-        run_id = info["run_id"]
+        server_id, marker = _identify(client)
         known = state()
-        marker = streams.decode(marker) if marker is not None else None
         if not known.marker:  # the first start: nothing to compare with yet
             if marker is None:
                 new_marker(client)
             else:
-                RedisState.objects.filter(pk=known.pk).update(marker=marker)
-            RedisState.objects.filter(pk=known.pk).update(run_id=run_id)
+                RedisState.objects.filter(pk=known.pk).update(marker=marker, server_id=server_id)
             return None, known.requests
         if marker is None:
             return "its marker key vanished", known.requests
         if marker != known.marker:
             return "its marker key was replaced", known.requests
-        if known.run_id != run_id:
-            # A restart or a failover: the data may be older than what was acknowledged (a
-            # snapshot, a replica behind its primary). Repairing costs copies at worst.
-            return "its run id changed (a restart or a failover)", known.requests
+        if known.server_id != server_id:
+            # The data may be older than what was acknowledged (a snapshot, a replica behind
+            # its primary). Repairing costs copies at worst.
+            return "its run id or replication id changed (a restart or a failover)", known.requests
         if known.requests > known.handled:
             return known.last_loss_reason or "a worker asked for a repair", known.requests
         return None, known.requests

@@ -59,7 +59,9 @@ class RedisState(models.Model):
     """
 
     marker = models.CharField(max_length=64, blank=True)
-    run_id = models.CharField(max_length=64, blank=True)  # of the Redis server last seen
+    # "<run id>/<replication id>" of the primary last seen: a restart changes the first, a
+    # promotion (failover) the second, even back to a server seen before.
+    server_id = models.CharField(max_length=100, blank=True)
     requests = models.PositiveBigIntegerField(default=0)
     handled = models.PositiveBigIntegerField(default=0)
     losses = models.PositiveBigIntegerField(default=0)

@@ -22,7 +22,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('marker', models.CharField(blank=True, max_length=64)),
-                ('run_id', models.CharField(blank=True, max_length=64)),
+                ('server_id', models.CharField(blank=True, max_length=100)),
                 ('requests', models.PositiveBigIntegerField(default=0)),
                 ('handled', models.PositiveBigIntegerField(default=0)),
                 ('losses', models.PositiveBigIntegerField(default=0)),

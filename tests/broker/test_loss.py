@@ -111,14 +111,14 @@ def test_a_stream_that_went_back_is_a_loss(on_private_redis, lobby, alice):
     assert reason and "stream chat.message went back" in reason
 
 
-def test_a_new_run_id_is_repaired(on_private_redis, lobby, alice):
+def test_a_new_server_identity_is_repaired(on_private_redis, lobby, alice):
     client = on_private_redis
     watch = loss.RelayWatch()
     relay_check(watch, client)
     assert relay_check(watch, client) is None
-    RedisState.objects.update(run_id="another server")  # as after a failover
+    RedisState.objects.update(server_id="another server")  # as after a failover
     reason, _ = watch.check(client)
-    assert reason == "its run id changed (a restart or a failover)"
+    assert reason == "its run id or replication id changed (a restart or a failover)"
     repair.repair(client, reason, answers=0)
     assert relay_check(watch, client) is None
 
