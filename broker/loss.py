@@ -32,6 +32,7 @@ from broker import streams
 from broker.models import ProcessedEvent, RedisState, SubscriberState
 from broker.registry import Subscriber
 from chat.events import stream_key
+from config.redis_client import follow_primary
 from ops import metrics
 
 log = logging.getLogger("parley.broker")
@@ -72,6 +73,7 @@ def _identify(client: redis.Redis) -> tuple[str, str | None]:
     Raises ConnectionError, after dropping the pool's connections, if the server is a replica:
     a demoted primary after a failover, which still answers reads (a Sentinel client finds the
     new primary when it connects again)."""
+    follow_primary(client)
     pipe = client.pipeline(transaction=False)
     pipe.info("server")
     pipe.info("replication")

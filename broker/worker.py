@@ -32,6 +32,7 @@ from broker import groups, loss, streams
 from broker.processing import TRANSIENT, BadEntry, Entry, Processor, parse
 from broker.registry import Subscriber
 from chat.events import stream_key
+from config.redis_client import follow_primary
 
 log = logging.getLogger("parley.broker")
 
@@ -189,6 +190,7 @@ class Worker:
 
     # --- liveness -------------------------------------------------------------------------------
     def _heartbeat(self) -> None:
+        follow_primary(self.redis)  # a Sentinel failover: read from the new primary
         now = time.time()
         info = {"pid": os.getpid(), "host": socket.gethostname(), "since": now}
         pipe = self.redis.pipeline(transaction=False)

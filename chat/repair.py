@@ -77,13 +77,22 @@ def repair(client: redis.Redis, reason: str, *, answers: int) -> int:
                 created.start,
             )
     per_sub = {sub.name: unprocessed(sub, state).count() for sub, state in subs}
-    total = _republish(client, subs)
+    owed_by_any = Q(pk__in=[])
+    for sub, state in subs:
+        owed_by_any |= owed(sub, state)
+    total = republish(client, OutboxEvent.objects.filter(owed_by_any, published_at__isnull=False))
+    record(reason, per_sub, total, answers=answers)
+    return total
+
+
+def record(reason: str, per_sub: dict[str, int], total: int, *, answers: int | None) -> None:
+    """Count a repair (a loss) and log what it republished for whom."""
     for name, n in per_sub.items():
         SubscriberState.objects.filter(subscriber=name).update(republished=F("republished") + n)
     RedisState.objects.filter(pk=loss.state().pk).update(
         losses=F("losses") + 1,
         republished=F("republished") + total,
-        handled=answers,
+        **({"handled": answers} if answers is not None else {}),
         last_loss_at=timezone.now(),
         last_loss_reason=reason[:200],
     )
@@ -94,16 +103,11 @@ def repair(client: redis.Redis, reason: str, *, answers: int) -> int:
         total,
         ", ".join(f"{name} {n}" for name, n in per_sub.items()) or "no subscriber started",
     )
-    return total
 
 
-def _republish(client: redis.Redis, subs: list[tuple[Subscriber, SubscriberState]]) -> int:
-    if not subs:
-        return 0
-    owed_by_any = Q()
-    for sub, state in subs:
-        owed_by_any |= owed(sub, state)
-    rows = OutboxEvent.objects.filter(owed_by_any, published_at__isnull=False).order_by("id")
+def republish(client: redis.Redis, rows: QuerySet[OutboxEvent]) -> int:
+    """XADD ``rows`` to their topic streams again, oldest first, in pages; return how many."""
+    rows = rows.order_by("id")
     total, after = 0, 0
     while True:
         page = list(rows.filter(id__gt=after)[:BATCH])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 
 import redis
+import redis.sentinel
 from django.conf import settings
 from django.core.signals import setting_changed
 from redis import asyncio as aioredis
@@ -49,6 +50,15 @@ def async_pool(url: str, *, max_connections: int, timeout: float, **options):
         timeout=timeout,
         **options,
     )
+
+
+def follow_primary(client: redis.Redis) -> None:
+    """For a Sentinel client, ask the sentinels for the primary now: idle connections to a
+    former primary are dropped. Pooled connections otherwise stay on a demoted primary, which
+    accepts writes until the sentinels reconfigure it (seconds later), and those are lost."""
+    pool = client.connection_pool
+    if isinstance(pool, redis.sentinel.SentinelConnectionPool):
+        pool.get_master_address()
 
 
 class _BlockingSentinelPool(

@@ -159,6 +159,9 @@ PARLEY = {
     "REPLAY_PAGE_SIZE": 200,
     # The relay's reconciliation sweep of the outbox (only the recovery path waits on it).
     "RELAY_SWEEP_SECONDS": env.float("PARLEY_RELAY_SWEEP_SECONDS", default=1.0),
+    # How often the relay looks for events subscribers went past without processing them (lost
+    # by a server that should not have accepted them: chat/reconcile.py).
+    "RELAY_RECONCILE_SECONDS": env.float("PARLEY_RELAY_RECONCILE_SECONDS", default=5.0),
     # Outbox rows younger than this are left to the fast path that committed them.
     "RELAY_GRACE_SECONDS": env.float("PARLEY_RELAY_GRACE_SECONDS", default=0.5),
     # Published outbox rows are kept this long (for inspection in the admin), then deleted once

@@ -23,6 +23,7 @@ DATABASES["default"]["CONN_MAX_AGE"] = 0
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 PARLEY["RELAY_SWEEP_SECONDS"] = 0.2
 PARLEY["RELAY_GRACE_SECONDS"] = 0.2
+PARLEY["RELAY_RECONCILE_SECONDS"] = 1.0
 
 # Subscribers that exist only here (tests/support/subscribers.py): adding one touches no producer.
 PARLEY_SUBSCRIBERS = {

@@ -10,7 +10,9 @@ subscriber groups and trims the topic streams (broker/retention.py).
 Before each sweep it checks that Redis still holds its data (broker/loss.py: one round trip and
 one database row); when Redis lost it, it repairs (chat/repair.py) before publishing anything
 new: lost groups are created again where their ledgers stopped and the events subscribers had
-not processed are republished, oldest first.
+not processed are republished, oldest first. Every PARLEY["RELAY_RECONCILE_SECONDS"] it also
+republishes events a subscriber went past without processing (chat/reconcile.py: writes a
+demoted primary accepted and dropped).
 
 Outages do not end it: a Redis or database error is logged once when it starts and once when it
 ends, counted (``parley_relay_errors``), and retried with exponential back-off (up to
@@ -31,7 +33,7 @@ from django.core.management.base import BaseCommand
 from django.db import DatabaseError, connection
 
 from broker import groups, loss, registry, retention
-from chat import events, relay, repair
+from chat import events, reconcile, relay, repair
 from config.redis_client import get_redis
 from ops import health, metrics
 
@@ -55,7 +57,9 @@ class Command(BaseCommand):
         keep = timedelta(hours=settings.PARLEY["OUTBOX_RETENTION_HOURS"])
         cap = timedelta(hours=settings.PARLEY["OUTBOX_MAX_RETENTION_HOURS"])
         watch = loss.RelayWatch()
-        next_maintenance = 0.0
+        reconciler = reconcile.Reconciler()
+        every = settings.PARLEY["RELAY_RECONCILE_SECONDS"]
+        next_maintenance = next_reconcile = 0.0
         failures = 0
         failing: str | None = None  # what the failed sweeps in a row failed on
         log.info("relay started, sweeping every %.1fs", interval)
@@ -65,6 +69,9 @@ class Command(BaseCommand):
                 published = relay.flush_pending(older_than=0 if once else grace)
                 metrics.RELAY_PUBLISHED.labels("sweep").inc(published)
                 health.relay_heartbeat(get_redis())
+                if time.monotonic() >= next_reconcile:
+                    reconciler.round(get_redis())
+                    next_reconcile = time.monotonic() + every
                 if time.monotonic() >= next_maintenance:
                     self._maintain(keep, cap)
                     next_maintenance = time.monotonic() + 60
