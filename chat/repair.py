@@ -23,7 +23,7 @@ import logging
 from datetime import timedelta
 
 import redis
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from broker import groups, loss, registry
@@ -124,15 +124,26 @@ def republish(client: redis.Redis, rows: QuerySet[OutboxEvent]) -> int:
         after = page[-1].id
 
 
-def prune(*, older_than: timedelta, cap: timedelta) -> int:
+def prune(*, older_than: timedelta, cap: timedelta, scanned: dict[str, int] | None = None) -> int:
     """Delete outbox rows published longer ago than ``older_than`` that every started
     subscriber of their topic has processed, and every row published longer ago than ``cap``.
-    Pending rows are kept."""
+    Pending rows are kept.
+
+    ``scanned`` (kept by the caller across calls): per subscriber, the id its scan for the
+    first unprocessed row starts from. Rows below it were processed (or dead-lettered) and stay
+    so, so a relay does not read the whole retained outbox once a minute."""
+    scanned = {} if scanned is None else scanned
     now = timezone.now()
     keep_from = None  # the oldest row some subscriber still needs
     for sub, state in started():
-        first = unprocessed(sub, state).values_list("id", flat=True).first()
-        if first is not None and (keep_from is None or first < keep_from):
+        rows = unprocessed(sub, state).filter(id__gte=scanned.get(sub.name, 0))
+        first = rows.values_list("id", flat=True).first()
+        if first is None:
+            top = OutboxEvent.objects.filter(published_at__isnull=False).aggregate(m=Max("id"))
+            scanned[sub.name] = (top["m"] or 0) + 1
+            continue
+        scanned[sub.name] = first
+        if keep_from is None or first < keep_from:
             keep_from = first
     done = Q(published_at__lt=now - older_than)
     if keep_from is not None:

@@ -148,7 +148,17 @@ def test_prune_keeps_what_a_started_subscriber_has_not_processed(on_private_redi
     OutboxEvent.objects.update(published_at=timezone.now() - timedelta(days=2))
 
     # Only rows before the first one recorder still needs go.
-    assert repair.prune(older_than=timedelta(hours=24), cap=timedelta(days=7)) == 1
+    scanned: dict[str, int] = {}
+    assert repair.prune(older_than=timedelta(hours=24), cap=timedelta(days=7), scanned=scanned) == 1
     assert list(OutboxEvent.objects.order_by("id")) == [second, third]
-    # Past the cap everything published goes, processed or not.
-    assert repair.prune(older_than=timedelta(hours=24), cap=timedelta(days=1)) == 2
+    assert scanned == {"recorder": second.pk}  # the next scan starts there
+    ProcessedEvent.objects.create(
+        subscriber="recorder", event_id=second.event_id, topic=TOPIC_MESSAGE, worker="t"
+    )
+    assert repair.prune(older_than=timedelta(hours=24), cap=timedelta(days=7), scanned=scanned) == 2
+    assert scanned == {"recorder": third.pk + 1}
+    # Past the cap a row goes, processed or not.
+    post(lobby, alice, "never processed")
+    OutboxEvent.objects.update(published_at=timezone.now() - timedelta(days=2))
+    assert repair.prune(older_than=timedelta(hours=24), cap=timedelta(days=7)) == 0
+    assert repair.prune(older_than=timedelta(hours=24), cap=timedelta(days=1)) == 1

@@ -58,6 +58,7 @@ class Command(BaseCommand):
         cap = timedelta(hours=settings.PARLEY["OUTBOX_MAX_RETENTION_HOURS"])
         watch = loss.RelayWatch()
         reconciler = reconcile.Reconciler()
+        scanned: dict[str, int] = {}  # prune's progress per subscriber (chat/repair.py)
         every = settings.PARLEY["RELAY_RECONCILE_SECONDS"]
         next_maintenance = next_reconcile = 0.0
         failures = 0
@@ -73,7 +74,7 @@ class Command(BaseCommand):
                     reconciler.round(get_redis())
                     next_reconcile = time.monotonic() + every
                 if time.monotonic() >= next_maintenance:
-                    self._maintain(keep, cap)
+                    self._maintain(keep, cap, scanned)
                     next_maintenance = time.monotonic() + 60
             except (redis.RedisError, DatabaseError) as exc:
                 failures += 1
@@ -112,11 +113,11 @@ class Command(BaseCommand):
             repair.repair(client, reason, answers=requests)
 
     @staticmethod
-    def _maintain(keep: timedelta, cap: timedelta) -> None:
+    def _maintain(keep: timedelta, cap: timedelta, scanned: dict[str, int]) -> None:
         """Once a minute: prune the outbox, make sure every registered subscriber has its groups
         (so events wait for a subscriber whose worker is not running yet), asking for a repair
         when a stream went back or a started subscriber's group is gone, trim the streams."""
-        repair.prune(older_than=keep, cap=cap)
+        repair.prune(older_than=keep, cap=cap, scanned=scanned)
         client = get_redis()
         subs = list(registry.subscribers().values())
         went_back = loss.streams_went_back(client, subs)  # before the groups are created
