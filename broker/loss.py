@@ -154,7 +154,11 @@ def streams_went_back(client: redis.Redis, subs: list[Subscriber]) -> str | None
                 return f"stream {topic} is gone"
             continue
         last_id = streams.decode(info["last-generated-id"])
-        if last_processed and streams.compare_ids(last_id, last_processed) < 0:
+        if last_id == "0-0":
+            # Created empty with its groups (after a loss already repaired, or before any
+            # event): nothing in it to have gone back; a lost group is checked below.
+            pass
+        elif last_processed and streams.compare_ids(last_id, last_processed) < 0:
             return f"stream {topic} went back to {last_id} (processed up to {last_processed})"
         for sub in subs:
             if sub.name in started and topic in sub.topics:

@@ -70,7 +70,7 @@ async def test_a_failover_loses_no_message_and_no_event(processes, sentinels, co
     assert parse_sentinel(url) is not None
     first_primary = sentinels.primary_port()
     daphne = processes.daphne(redis_url=url, PARLEY_RATE_LIMIT_MESSAGES="100000")
-    processes.relay(redis_url=url)
+    relay = processes.relay(redis_url=url)
     processes.worker("analytics", "mentions", redis_url=url, PARLEY_BROKER_LINGER_MS="500")
     with processes.explain():
         poster, _ = await RemoteSocket.open(daphne.ws_url("lobby"), cookies["alice"])
@@ -104,6 +104,9 @@ async def test_a_failover_loses_no_message_and_no_event(processes, sentinels, co
         await assert_every_socket_got_all([poster, *listeners], MESSAGES)
         await assert_processed_once(expected(MESSAGES, MESSAGES // MENTION_EVERY), url)
         assert primary == [first_primary, sentinels.data_ports[1], first_primary]
+        # Each promotion was noticed and repaired (a new replication id, or the marker missing
+        # from a primary that had not caught up).
+        assert relay.output().count("Redis lost its data (its") >= 2
         for what, (seq, at) in events.items():
             delay = min(t for s, t in arrivals.items() if s >= seq) - at
             window = [arrivals[s] for s in range(seq, min(seq + 4 * RATE, MESSAGES) + 1)]
