@@ -40,9 +40,37 @@ class SubscriberState(models.Model):
     processed = models.PositiveBigIntegerField(default=0)
     last_processed_at = models.DateTimeField(null=True, blank=True)
     last_event_ts = models.CharField(max_length=40, blank=True)
+    # When its consumer groups were first created: a "now" subscriber's events are those
+    # recorded from then on (broker/groups.py). Null: never started, no group to recreate.
+    started_at = models.DateTimeField(null=True, blank=True)
+    # Events put on Redis again because Redis lost them before this subscriber processed them.
+    republished = models.PositiveBigIntegerField(default=0)
 
     def __str__(self) -> str:
         return self.subscriber
+
+
+class RedisState(models.Model):
+    """One row (pk 1): what Parley knows of Redis' memory, to notice when Redis lost it.
+
+    ``marker`` is the token of the marker key the relay wrote (broker/loss.py): when Redis
+    no longer holds it, Redis lost its data since. ``requests`` is raised by any process that
+    noticed a loss (a consumer group gone); the relay repairs while ``handled`` is behind it.
+    """
+
+    marker = models.CharField(max_length=64, blank=True)
+    # "<run id>/<replication id>" of the primary last seen: a restart changes the first, a
+    # promotion (failover) the second, even back to a server seen before.
+    server_id = models.CharField(max_length=100, blank=True)
+    requests = models.PositiveBigIntegerField(default=0)
+    handled = models.PositiveBigIntegerField(default=0)
+    losses = models.PositiveBigIntegerField(default=0)
+    republished = models.PositiveBigIntegerField(default=0)
+    last_loss_at = models.DateTimeField(null=True, blank=True)
+    last_loss_reason = models.CharField(max_length=200, blank=True)
+
+    def __str__(self) -> str:
+        return f"Redis state (losses: {self.losses})"
 
 
 class DeadLetter(models.Model):

@@ -7,7 +7,7 @@ from typing import TypedDict
 import redis
 
 from broker import streams
-from broker.models import DeadLetter, SubscriberState
+from broker.models import DeadLetter, RedisState, SubscriberState
 from broker.registry import Subscriber
 from chat.events import stream_key
 
@@ -19,6 +19,8 @@ class SubscriberStats(TypedDict):
     processed: int
     last_processed_at: str | None
     workers: list[str]
+    republished: int  # events republished for it after Redis lost them (chat/repair.py)
+    redis_losses: int  # losses of Redis data repaired so far (the same for every subscriber)
 
 
 def subscriber_stats(client: redis.Redis, sub: Subscriber) -> SubscriberStats:
@@ -48,6 +50,9 @@ def subscriber_stats(client: redis.Redis, sub: Subscriber) -> SubscriberStats:
         if state and state.last_processed_at
         else None,
         "workers": workers,
+        "republished": state.republished if state else 0,
+        "redis_losses": RedisState.objects.filter(pk=1).values_list("losses", flat=True).first()
+        or 0,
     }
 
 

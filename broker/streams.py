@@ -9,12 +9,13 @@ from redis.retry import Retry
 
 from broker.registry import Subscriber
 from chat.events import stream_key
+from config.redis_client import connect
 
 
 def blocking_client() -> redis.Redis:
     """A client for blocking reads: its socket timeout outlasts the longest XREADGROUP BLOCK."""
     block_s = settings.PARLEY_BROKER["BLOCK_MS"] / 1000
-    return redis.Redis.from_url(
+    return connect(
         settings.REDIS_URL,
         socket_timeout=block_s + 5,
         socket_connect_timeout=2,
@@ -41,9 +42,9 @@ def worker_key(subscriber: str, consumer: str = "*") -> str:
 WORKERS_SEEN_KEY = "parley:workers:seen"
 
 
-def ensure_group(client: redis.Redis, sub: Subscriber, topic: str) -> bool:
-    """Create the subscriber's group on the topic if missing; True if it was created."""
-    start = "0" if sub.start == "oldest" else "$"
+def ensure_group(client: redis.Redis, sub: Subscriber, topic: str, start: str) -> bool:
+    """Create the subscriber's group on the topic at stream id ``start`` if missing; True if it
+    was created. Where a group starts is broker/groups.py's decision."""
     try:
         client.xgroup_create(stream_key(topic), sub.group, id=start, mkstream=True)
     except redis.ResponseError as exc:
@@ -53,10 +54,12 @@ def ensure_group(client: redis.Redis, sub: Subscriber, topic: str) -> bool:
     return True
 
 
-def ensure_groups(client: redis.Redis, subs: list[Subscriber]) -> None:
-    for sub in subs:
-        for topic in sub.topics:
-            ensure_group(client, sub, topic)
+def has_group(client: redis.Redis, topic: str, group: str) -> bool:
+    try:
+        groups = client.xinfo_groups(stream_key(topic))
+    except redis.ResponseError:  # no such stream
+        return False
+    return any(decode(g["name"]) == group for g in groups)
 
 
 def decode(value: bytes | str) -> str:

@@ -8,7 +8,8 @@ Guarantees:
   ``max_attempts`` it is dead-lettered. Attempts are counted in Redis, so a crash does not reset
   them.
 - Outages of Redis or the database are waited out (back-off, not counted as attempts); groups
-  that vanished with a Redis restart are created again.
+  that vanished with Redis' data are created again where the ledger stopped, never at "now"
+  (broker/groups.py), and the relay is asked to republish what was lost (broker/loss.py).
 - SIGTERM/SIGINT (the ``stop`` event) lets the entry in hand finish and be acknowledged.
 """
 
@@ -27,10 +28,11 @@ import redis
 from django.conf import settings
 from django.db import connection
 
-from broker import streams
+from broker import groups, loss, streams
 from broker.processing import TRANSIENT, BadEntry, Entry, Processor, parse
 from broker.registry import Subscriber
 from chat.events import stream_key
+from config.redis_client import follow_primary
 
 log = logging.getLogger("parley.broker")
 
@@ -52,6 +54,7 @@ class Worker:
         self.retries: list[tuple[float, str, str]] = []  # (due, topic, stream id)
         self.next_reclaim = 0.0
         self.next_heartbeat = 0.0
+        self.marker = loss.MarkerWatch()
 
     # --- the loop ------------------------------------------------------------------------------
     def run(self) -> None:
@@ -60,7 +63,7 @@ class Worker:
         while not self.stop.is_set():
             try:
                 if backoff:
-                    streams.ensure_groups(self.redis, [self.sub])
+                    self.ensure_groups()
                 self.step()
                 if backoff:
                     log.warning("%s: back after an outage", self.sub.name)
@@ -101,7 +104,7 @@ class Worker:
         except redis.ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
-            streams.ensure_groups(self.redis, [self.sub])  # Redis restarted without our groups
+            self.ensure_groups()  # Redis lost our groups
             return
         read = 0
         for key, entries in response or []:
@@ -171,14 +174,33 @@ class Worker:
                 if start == "0-0":
                     break
 
+    def ensure_groups(self) -> None:
+        """Create missing groups; one that had existed means Redis lost data: ask for a repair."""
+        for created in groups.ensure_groups(self.redis, [self.sub]):
+            if created.recreated:
+                log.warning(
+                    "%s: group on %s was gone, created again at %s (the ledger's last event)",
+                    self.sub.name,
+                    created.topic,
+                    created.start,
+                )
+                loss.request_repair(
+                    f"group {self.sub.group} of {created.topic} is gone", process="worker"
+                )
+
     # --- liveness -------------------------------------------------------------------------------
     def _heartbeat(self) -> None:
+        follow_primary(self.redis)  # a Sentinel failover: read from the new primary
         now = time.time()
         info = {"pid": os.getpid(), "host": socket.gethostname(), "since": now}
         pipe = self.redis.pipeline(transaction=False)
         pipe.set(streams.worker_key(self.sub.name, self.consumer), json.dumps(info), ex=10)
         pipe.hset(streams.WORKERS_SEEN_KEY, self.sub.name, repr(now))  # for /readyz
-        pipe.execute()
+        pipe.get(loss.MARKER_KEY)
+        marker = pipe.execute()[-1]
+        reason = self.marker.changed(marker)
+        if reason:
+            loss.report(reason, process="worker")
 
     def _deregister(self) -> None:
         try:

@@ -208,12 +208,5 @@ def flush_pending(*, older_than: float = 0.0) -> int:
             return published
 
 
-def prune_published(*, older_than: timedelta) -> int:
-    """Delete outbox rows published longer ago than ``older_than``; pending rows are kept."""
-    cutoff = timezone.now() - older_than
-    deleted, _ = OutboxEvent.objects.filter(published_at__lt=cutoff).delete()
-    return deleted
-
-
 def pending_count() -> int:
     return OutboxEvent.objects.filter(published_at__isnull=True).count()

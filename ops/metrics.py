@@ -56,6 +56,15 @@ RELAY_PUBLISHED = Counter("parley_relay_published", "Outbox events put on Redis.
 RELAY_ERRORS = Counter(
     "parley_relay_errors", "Failed attempts to publish outbox events.", ["path", "error"]
 )
+REDIS_LOSSES = Counter(
+    "parley_redis_losses",
+    "Times a process noticed that Redis lost its data (broker/loss.py), by process kind.",
+    ["process"],
+)
+REDIS_REPUBLISHED = Counter(
+    "parley_redis_republished",
+    "Outbox events put on Redis again after a loss because a subscriber had not processed them.",
+)
 RESTARTS = Counter(
     "parley_process_restarts", "Children restarted by manage.py serve, by child.", ["process"]
 )

@@ -67,6 +67,11 @@ class StateCollector:
         processed = CounterMetricFamily(
             "parley_subscriber_processed", "Events processed (the ledger).", labels=labels
         )
+        republished = CounterMetricFamily(
+            "parley_subscriber_republished",
+            "Events republished for it after Redis lost them (chat/repair.py).",
+            labels=labels,
+        )
         client = get_redis()
         for name, sub in subscribers.subscribers().items():
             stats = subscriber_stats(client, sub)
@@ -75,7 +80,8 @@ class StateCollector:
             dead.add_metric([name], stats["dead"])
             workers.add_metric([name], len(stats["workers"]))
             processed.add_metric([name], stats["processed"])
-        yield from (lag, pending, dead, workers, processed)
+            republished.add_metric([name], stats["republished"])
+        yield from (lag, pending, dead, workers, processed, republished)
 
 
 def render() -> bytes:

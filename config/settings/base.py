@@ -10,7 +10,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from config import embedded_redis
+from config import embedded_redis, redis_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -130,17 +130,18 @@ CHANNEL_LAYERS = {
         "BACKEND": "chat.layers.ParleyChannelLayer",
         "CONFIG": {
             "hosts": [
-                {
-                    "address": REDIS_URL,
+                # REDIS_URL may name a Sentinel-managed primary (config/redis_url.py).
+                redis_url.layer_host(
+                    REDIS_URL,
                     # Deliberate: redis-py 8's default 5 s read timeout equals the core
                     # channels-redis layer's 5 s blocking pop and kills idle sockets. The pub/sub
                     # layer reads with its own 0.1 s timeouts and needs no socket-level one;
                     # tests/chat/test_idle.py guards the behaviour.
-                    "socket_timeout": None,
-                    "socket_connect_timeout": 2,
+                    socket_timeout=None,
+                    socket_connect_timeout=2,
                     # TCP only: unix-socket connections take no keepalive option.
                     **({"socket_keepalive": True} if REDIS_URL.startswith("redis") else {}),
-                },
+                ),
             ],
             "prefix": env.str("PARLEY_LAYER_PREFIX", default="parley"),
         },
@@ -184,10 +185,18 @@ PARLEY = {
     "SLOW_CLIENT_GRACE_SECONDS": env.float("PARLEY_SLOW_CLIENT_GRACE_SECONDS", default=10.0),
     # The relay's reconciliation sweep of the outbox (only the recovery path waits on it).
     "RELAY_SWEEP_SECONDS": env.float("PARLEY_RELAY_SWEEP_SECONDS", default=1.0),
+    # How often the relay looks for events subscribers went past without processing them (lost
+    # by a server that should not have accepted them: chat/reconcile.py).
+    "RELAY_RECONCILE_SECONDS": env.float("PARLEY_RELAY_RECONCILE_SECONDS", default=5.0),
     # Outbox rows younger than this are left to the fast path that committed them.
     "RELAY_GRACE_SECONDS": env.float("PARLEY_RELAY_GRACE_SECONDS", default=0.5),
-    # Published outbox rows are kept this long (for inspection in the admin), then deleted.
+    # Published outbox rows are kept this long (for inspection in the admin), then deleted once
+    # every started subscriber of their topic has processed them (what the relay republishes
+    # if Redis loses its data: chat/repair.py)...
     "OUTBOX_RETENTION_HOURS": env.int("PARLEY_OUTBOX_RETENTION_HOURS", default=24),
+    # ...or at the latest after this long, processed or not: the cap on what a subscriber that
+    # stays away (or a Redis loss noticed later than this) can recover from the outbox.
+    "OUTBOX_MAX_RETENTION_HOURS": env.int("PARLEY_OUTBOX_MAX_RETENTION_HOURS", default=24 * 7),
     # Threads per server process for the sockets' database work (config.db).
     "DB_THREADS": env.int("PARLEY_DB_THREADS", default=4),
 }

@@ -23,6 +23,7 @@ DATABASES["default"]["CONN_MAX_AGE"] = 0
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 PARLEY["RELAY_SWEEP_SECONDS"] = 0.2
 PARLEY["RELAY_GRACE_SECONDS"] = 0.2
+PARLEY["RELAY_RECONCILE_SECONDS"] = 1.0
 # Tests open many sockets as one user and send many frames; the limits' own tests lower these.
 PARLEY["RATE_LIMIT_FRAMES"] = env.int("PARLEY_RATE_LIMIT_FRAMES", default=100_000)
 PARLEY["MAX_SOCKETS_PER_USER"] = env.int("PARLEY_MAX_SOCKETS_PER_USER", default=10_000)

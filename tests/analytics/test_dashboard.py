@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from analytics import charts, dashboard
-from broker import registry, streams
+from broker import groups, registry
 from broker.worker import Worker
 from chat import actions
 from config.asgi import application
@@ -47,7 +47,7 @@ async def test_only_staff_may_watch(alice):
 @pytest.mark.django_db(transaction=True)
 async def test_figures_are_pushed_when_analytics_processes_events(staff, lobby, alice):
     sub = registry.get("analytics")
-    await database_sync_to_async(streams.ensure_groups)(get_redis(), [sub])
+    await database_sync_to_async(groups.ensure_groups)(get_redis(), [sub])
     comm = await open_dashboard(staff)
     first = await comm.receive_json_from()
     assert first["type"] == "dashboard" and first["figures"]["messages"] == 0

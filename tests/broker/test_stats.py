@@ -15,13 +15,22 @@ from django.conf import settings
 from django.core.management import call_command
 from django.utils import timezone
 
-from broker import registry, streams
+from broker import groups, registry, streams
 from broker.models import DeadLetter
 from chat import actions, events
 from config.redis_client import get_redis
 from tests.support.inproc_worker import drain, worker
 
-KEYS = {"lag", "pending", "dead", "processed", "last_processed_at", "workers"}
+KEYS = {
+    "lag",
+    "pending",
+    "dead",
+    "processed",
+    "last_processed_at",
+    "workers",
+    "republished",
+    "redis_losses",
+}
 
 
 def _stats() -> dict:
@@ -60,6 +69,8 @@ def test_json_has_every_subscriber_with_every_key():
             "processed": 0,
             "last_processed_at": None,
             "workers": [],
+            "republished": 0,
+            "redis_losses": 0,
         }
 
 
@@ -82,7 +93,7 @@ def test_before_any_worker_ran_lag_is_everything_retained(alice, lobby):
 def test_lag_counts_undelivered_and_unacknowledged(alice, lobby):
     _post(alice, lobby, 4)
     client = get_redis()
-    streams.ensure_groups(client, [registry.get("recorder")])
+    groups.ensure_groups(client, [registry.get("recorder")])
     assert _stats()["recorder"]["lag"] == 4  # a group that has read nothing yet
 
     # Delivered to a consumer, not acknowledged: pending, and still lag.
@@ -128,7 +139,7 @@ def test_after_a_worker_processed_everything(alice, lobby):
 @pytest.mark.django_db(transaction=True)
 def test_start_now_subscriber_lags_only_behind_new_events(alice, lobby):
     _post(alice, lobby, 2)
-    streams.ensure_groups(get_redis(), [registry.get("mentions")])
+    groups.ensure_groups(get_redis(), [registry.get("mentions")])
     assert _stats()["mentions"]["lag"] == 0
 
     _post(alice, lobby, 1)

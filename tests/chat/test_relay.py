@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from chat import relay
+from chat import relay, repair
 from chat.models import Message, OutboxEvent
 
 
@@ -48,5 +48,5 @@ def test_prune_keeps_pending_and_recent_rows(lobby, alice):
     OutboxEvent.objects.filter(pk=old.pk).update(published_at=timezone.now() - timedelta(days=2))
     OutboxEvent.objects.filter(pk=pending.pk).update(published_at=None)
 
-    assert relay.prune_published(older_than=timedelta(hours=24)) == 1
+    assert repair.prune(older_than=timedelta(hours=24), cap=timedelta(days=7)) == 1
     assert set(OutboxEvent.objects.values_list("pk", flat=True)) == {recent.pk, pending.pk}

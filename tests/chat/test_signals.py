@@ -10,7 +10,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from broker import registry, streams
+from broker import groups, registry
 from broker.worker import Worker
 from chat import actions
 from config.asgi import application
@@ -104,7 +104,7 @@ async def test_me_socket_reports_activity_in_my_rooms_only(lobby, secret_room, a
 
 async def test_me_socket_pushes_new_mentions(lobby, alice, bob):
     sub = registry.get("mentions")
-    streams.ensure_groups(get_redis(), [sub])
+    await database_sync_to_async(groups.ensure_groups)(get_redis(), [sub])
     me, _ = await open_me(bob)
     await database_sync_to_async(actions.post_message)(author=alice, room=lobby, body="hi @bob")
     assert (await me.receive_json_from())["type"] == "room.activity"

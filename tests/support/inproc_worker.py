@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from broker import registry, streams
+from broker import groups, registry
 from broker.stats import subscriber_stats
 from broker.worker import Worker
 from config.redis_client import get_redis
@@ -22,7 +22,7 @@ from config.redis_client import get_redis
 def worker(name: str, *, consumer: str | None = None) -> Iterator[Worker]:
     """A Worker of subscriber ``name`` whose groups exist; closed at the end of the block."""
     sub = registry.get(name)
-    streams.ensure_groups(get_redis(), [sub])
+    groups.ensure_groups(get_redis(), [sub])
     w = Worker(sub, stop=threading.Event(), consumer=consumer)
     try:
         yield w

@@ -12,7 +12,7 @@ import redis
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
-from broker import registry, streams
+from broker import groups, registry
 from broker.worker import Worker
 from config.redis_client import get_redis
 
@@ -31,7 +31,7 @@ class Command(BaseCommand):
         except LookupError as exc:
             raise CommandError(str(exc)) from None
         try:  # before saying we run: a "now" subscriber sees what is published from here on
-            streams.ensure_groups(get_redis(), subs)
+            groups.ensure_groups(get_redis(), subs)
         except redis.RedisError:
             pass  # each worker waits Redis out and creates its groups then
         stop = threading.Event()

@@ -3,8 +3,16 @@
 This is the recovery path after a Redis outage; normal delivery never waits for it. It sweeps
 the outbox every PARLEY["RELAY_SWEEP_SECONDS"] (one indexed query when idle) and publishes the
 pending rows oldest first, so each room's events reach Redis in seq order. Once a minute it
-deletes rows published more than PARLEY["OUTBOX_RETENTION_HOURS"] ago, creates missing
+prunes the outbox (chat/repair.py: rows every started subscriber processed, after
+PARLEY["OUTBOX_RETENTION_HOURS"]; any row after OUTBOX_MAX_RETENTION_HOURS), creates missing
 subscriber groups and trims the topic streams (broker/retention.py).
+
+Before each sweep it checks that Redis still holds its data (broker/loss.py: one round trip and
+one database row); when Redis lost it, it repairs (chat/repair.py) before publishing anything
+new: lost groups are created again where their ledgers stopped and the events subscribers had
+not processed are republished, oldest first. Every PARLEY["RELAY_RECONCILE_SECONDS"] it also
+republishes events a subscriber went past without processing (chat/reconcile.py: writes a
+demoted primary accepted and dropped).
 
 Outages do not end it: a Redis or database error is logged once when it starts and once when it
 ends, counted (``parley_relay_errors``), and retried with exponential back-off (up to
@@ -24,8 +32,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import DatabaseError, connection
 
-from broker import registry, retention, streams
-from chat import events, relay
+from broker import groups, loss, registry, retention
+from chat import events, reconcile, relay, repair
 from config.redis_client import get_redis
 from ops import health, metrics
 
@@ -47,17 +55,26 @@ class Command(BaseCommand):
         interval = settings.PARLEY["RELAY_SWEEP_SECONDS"]
         grace = settings.PARLEY["RELAY_GRACE_SECONDS"]
         keep = timedelta(hours=settings.PARLEY["OUTBOX_RETENTION_HOURS"])
-        next_maintenance = 0.0
+        cap = timedelta(hours=settings.PARLEY["OUTBOX_MAX_RETENTION_HOURS"])
+        watch = loss.RelayWatch()
+        reconciler = reconcile.Reconciler()
+        scanned: dict[str, int] = {}  # prune's progress per subscriber (chat/repair.py)
+        every = settings.PARLEY["RELAY_RECONCILE_SECONDS"]
+        next_maintenance = next_reconcile = 0.0
         failures = 0
         failing: str | None = None  # what the failed sweeps in a row failed on
         log.info("relay started, sweeping every %.1fs", interval)
         while not stop.is_set():
             try:
+                self._check(watch)
                 published = relay.flush_pending(older_than=0 if once else grace)
                 metrics.RELAY_PUBLISHED.labels("sweep").inc(published)
                 health.relay_heartbeat(get_redis())
+                if time.monotonic() >= next_reconcile:
+                    reconciler.round(get_redis())
+                    next_reconcile = time.monotonic() + every
                 if time.monotonic() >= next_maintenance:
-                    self._maintain(keep)
+                    self._maintain(keep, cap, scanned)
                     next_maintenance = time.monotonic() + 60
             except (redis.RedisError, DatabaseError) as exc:
                 failures += 1
@@ -88,12 +105,29 @@ class Command(BaseCommand):
         return source
 
     @staticmethod
-    def _maintain(keep: timedelta) -> None:
-        """Once a minute: prune the outbox, make sure every registered subscriber has its groups
-        (so events wait for a subscriber whose worker is not running yet), trim the streams."""
-        relay.prune_published(older_than=keep)
+    def _check(watch: loss.RelayWatch) -> None:
+        """Repair first if Redis lost its data since the last sweep."""
         client = get_redis()
-        streams.ensure_groups(client, list(registry.subscribers().values()))
+        reason, requests = watch.check(client)
+        if reason:
+            repair.repair(client, reason, answers=requests)
+
+    @staticmethod
+    def _maintain(keep: timedelta, cap: timedelta, scanned: dict[str, int]) -> None:
+        """Once a minute: prune the outbox, make sure every registered subscriber has its groups
+        (so events wait for a subscriber whose worker is not running yet), asking for a repair
+        when a stream went back or a started subscriber's group is gone, trim the streams."""
+        repair.prune(older_than=keep, cap=cap, scanned=scanned)
+        client = get_redis()
+        subs = list(registry.subscribers().values())
+        went_back = loss.streams_went_back(client, subs)  # before the groups are created
+        if went_back:
+            loss.request_repair(went_back, process="relay")
+        for created in groups.ensure_groups(client, subs):
+            if created.recreated and not went_back:
+                loss.request_repair(
+                    f"group {created.subscriber} of {created.topic} is gone", process="relay"
+                )
         for result in retention.trim_all(client, list(events.TOPICS)):
             if result.trimmed:
                 log.info("trimmed %d entries of %s", result.trimmed, result.topic)
