@@ -39,7 +39,7 @@ def command(server: str, host: str, port: int) -> list[str]:
         return [
             sys.executable,
             "-m",
-            "uvicorn",
+            "config.uvicorn_server",  # uvicorn, with a graceful SIGTERM
             APPLICATION,
             "--host",
             host,

@@ -78,6 +78,9 @@ class Command(BaseCommand):
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         env = {**os.environ, "REDIS_URL": settings.REDIS_URL}
+        # One server and no proxy to send clients elsewhere: on SIGTERM it need not keep
+        # serving while /readyz is 503 (ops.drain); set it to run serve behind a balancer.
+        env.setdefault("PARLEY_DRAIN_SECONDS", "0")
         if "web" in parts:
             log.info(
                 "Parley on http://%s:%d/  (%s; Redis: %s)", host, port, server, env["REDIS_URL"]
