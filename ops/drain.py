@@ -54,7 +54,6 @@ class _Tracker:
     def __init__(self) -> None:
         self.sockets: set[Drainable] = set()
         self.requests = 0
-        self.closing = False
         self.changed: asyncio.Event | None = None  # set while a drain waits for a change
         self.draining: set[Drainable] = set()
         self.tasks: set[asyncio.Task] = set()
@@ -94,7 +93,6 @@ async def close_all(seconds: float) -> tuple[int, int]:
     """Drain every tracked socket (those accepted later too) and wait until every socket and
     request has ended, at most ``seconds``. Returns (sockets, requests) still open."""
     tracker = _tracker
-    tracker.closing = True
     tracker.changed = asyncio.Event()
     deadline = time.monotonic() + seconds
     while tracker.sockets or tracker.requests:
@@ -125,7 +123,15 @@ async def _drain_one(socket: Drainable) -> None:
 
 
 async def restart(stop_accepting: Callable[[], object]) -> None:
-    """The graceful part of SIGTERM (see the module docstring); the caller then exits."""
+    """The graceful part of SIGTERM (see the module docstring); the caller then exits, also
+    when this fails (logged)."""
+    try:
+        await _restart(stop_accepting)
+    except Exception:
+        log.exception("draining failed: exiting without it")
+
+
+async def _restart(stop_accepting: Callable[[], object]) -> None:
     conf = settings.PARLEY_DRAIN
     health.start_draining()
     log.info(

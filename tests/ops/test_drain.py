@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 import uuid
@@ -59,6 +61,19 @@ async def close_code(sock: RemoteSocket) -> int | None:
             await sock.recv()
     except websockets.ConnectionClosed as closed:
         return closed.rcvd.code if closed.rcvd else None
+
+
+def test_daphne_builds_the_factories_our_adapter_replaces():
+    """config/daphne_server.py swaps daphne.server's factory names and closes with autobahn's
+    sendCloseFrame; checked in a fresh interpreter (importing daphne installs its reactor)."""
+    check = (
+        "from daphne import server, ws_protocol, http_protocol\n"
+        "assert server.WebSocketFactory is ws_protocol.WebSocketFactory\n"
+        "assert server.HTTPFactory is http_protocol.HTTPFactory\n"
+        "assert callable(ws_protocol.WebSocketProtocol.sendCloseFrame)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 def test_uvicorn_main_builds_the_server_our_adapter_replaces():
