@@ -78,6 +78,7 @@ class ClientGoneSafeSend:
         """A graceful restart (ops.drain): close with 1012 (subclasses first finish what they
         received)."""
         await self.close(code=drain.CLOSE_RESTART, reason="server restart")
+        self.client_gone = True  # nothing more is sent (uvicorn raises on a send after a close)
 
     async def close(self, code=None, reason=None) -> None:
         """Close the socket (nothing once it is closed or gone). Never waits for a client that

@@ -16,6 +16,7 @@ import contextlib
 import json
 import signal
 import urllib.request
+from collections import Counter
 
 import pytest
 import pytest_asyncio
@@ -145,7 +146,8 @@ async def test_rolling_restart_behind_nginx_loses_nothing(processes, cookies):
     closes = [code for client in [*listeners, sender] for code in client.closes]
     assert set(closes) <= {1012, 1001}, f"close codes seen: {sorted(set(closes))}"
     assert all(listener.closes for listener in listeners)  # each was moved at least once
+    failed = sum((client.failed_connects for client in [*listeners, sender]), Counter())
     print(  # noqa: T201 - the figures of the run, for the report (pytest -s)
         f"{total} messages, {LISTENERS} listeners: {len(closes)} closes, "
-        f"{sum(c.failed_connects for c in [*listeners, sender])} failed connects"
+        f"failed connects: {dict(failed)}"
     )

@@ -10,7 +10,9 @@ frame), each failed connect.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
+import random
 import uuid
 
 import websockets
@@ -31,13 +33,19 @@ class ResumingClient:
         self.last_seq = 0
         self.last_change: int | None = None
         self.closes: list[int] = []
-        self.failed_connects = 0
+        self.failed_connects: collections.Counter = collections.Counter()  # by status/error
         self.synced = asyncio.Event()  # set at each sync.done (cleared on a close)
-        self.delay = 0.05
+        self.delay = 0.25
 
-    async def connect(self):
-        """Connect, resuming; retries (back-off, as the browser client) until it succeeds."""
+    async def connect(self, first: bool = False):
+        """Connect, resuming; as the browser client, after a jittered back-off (none for the
+        first connection), retried until it succeeds."""
         while True:
+            if not first:
+                # The client's back-off (client.js: half to all of 250 ms, doubling on each
+                # failure), not a test waiting for something.
+                await asyncio.sleep(self.delay / 2 + random.random() * self.delay / 2)  # noqa: S311
+            first = False
             query = f"?after_seq={self.last_seq}"
             if self.last_change is not None:
                 query += f"&after_change={self.last_change}"
@@ -45,11 +53,10 @@ class ResumingClient:
                 return await websockets.connect(
                     self.url + query, additional_headers=self.headers, open_timeout=10
                 )
-            except CONNECT_ERRORS:
-                self.failed_connects += 1
-                # The client's back-off between attempts (not a test waiting for something).
-                await asyncio.sleep(self.delay)
-                self.delay = min(self.delay * 2, 1.0)
+            except CONNECT_ERRORS as exc:
+                response = getattr(exc, "response", None)
+                self.failed_connects[response.status_code if response else type(exc).__name__] += 1
+                self.delay = min(self.delay * 2, 2.0)
 
     def track(self, frame: dict) -> None:
         """The resume rule: the highest seq, and the change of the last frame carrying one."""
@@ -60,7 +67,7 @@ class ResumingClient:
         elif frame["type"] == "sync.done":
             self.last_seq = max(self.last_seq, frame["seq"])
             self.last_change = frame["change"]
-            self.delay = 0.05
+            self.delay = 0.25
             self.synced.set()
 
 
@@ -81,21 +88,39 @@ class Listener(ResumingClient):
         return self.final is not None and self.last_seq >= self.final
 
     async def run(self) -> None:
-        while not self.finished():
-            ws = await self.connect()
-            try:
-                while not self.finished():
-                    frame = await _recv_until(ws, self.done)
-                    if frame is None:
-                        continue  # finish() was called: check whether we are there
-                    if frame["type"] == "message.new":
-                        self.seqs.append(frame["message"]["seq"])
-                    self.track(frame)
-            except websockets.ConnectionClosed:
-                self.closes.append(closed_code(ws))
-                self.synced.clear()
-                continue
-            await ws.close()
+        told = asyncio.ensure_future(self.done.wait())  # finish() was called
+        try:
+            first = True
+            while not self.finished():
+                ws, first = await self.connect(first), False
+                try:
+                    await self._read(ws, told)
+                except websockets.ConnectionClosed:
+                    self.closes.append(closed_code(ws))
+                    self.synced.clear()
+                    continue
+                await ws.close()
+        finally:
+            told.cancel()
+
+    async def _read(self, ws, told: asyncio.Future) -> None:
+        """Read until finished. A read is never cancelled while the socket is used (a frame
+        could be lost): it is awaited beside ``told`` and kept for the next round."""
+        recv = None
+        try:
+            while not self.finished():
+                if recv is None:
+                    recv = asyncio.ensure_future(ws.recv())
+                await asyncio.wait({recv, told}, return_when=asyncio.FIRST_COMPLETED)
+                if not recv.done():
+                    continue  # told to finish: check whether we are there
+                frame, recv = json.loads(recv.result()), None
+                if frame["type"] == "message.new":
+                    self.seqs.append(frame["message"]["seq"])
+                self.track(frame)
+        finally:
+            if recv is not None:
+                recv.cancel()  # finished (or failing): nothing more is read from this socket
 
 
 class Sender(ResumingClient):
@@ -122,32 +147,35 @@ class Sender(ResumingClient):
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        first = True
         while True:
-            ws = await self.connect()
+            ws, first = await self.connect(first), False
             synced = False
             next_post = loop.time()
             try:
                 while not (self.stop.is_set() and not self.unacked()):
-                    wait = max(0.0, next_post - loop.time()) if synced else None
-                    try:
-                        frame = json.loads(await asyncio.wait_for(ws.recv(), wait))
-                    except TimeoutError:
-                        frame = None  # time for the next post
-                    if frame is not None:
-                        self.track(frame)
-                        if frame["type"] == "sync.done" and not synced:
-                            synced = True
-                            for client_id in self.unacked():  # as client.js does
-                                await self._post(ws, client_id)
-                        elif frame["type"] == "message.ack":
-                            await self._acked(frame)
-                        elif frame["type"] == "error":
-                            self.refused.append(frame)
                     if synced and not self.stop.is_set() and loop.time() >= next_post:
                         client_id = str(uuid.uuid4())
                         self.sent[client_id] = f"post {len(self.sent) + 1}"
                         await self._post(ws, client_id)
                         next_post += self.every
+                        continue
+                    # Read until the next post is due (> 0 s: a zero timeout never reads).
+                    posting = synced and not self.stop.is_set()
+                    wait = next_post - loop.time() if posting else None
+                    try:
+                        frame = json.loads(await asyncio.wait_for(ws.recv(), wait))
+                    except TimeoutError:
+                        continue  # time for the next post
+                    self.track(frame)
+                    if frame["type"] == "sync.done" and not synced:
+                        synced = True
+                        for client_id in self.unacked():  # as client.js does
+                            await self._post(ws, client_id)
+                    elif frame["type"] == "message.ack":
+                        await self._acked(frame)
+                    elif frame["type"] == "error":
+                        self.refused.append(frame)
             except websockets.ConnectionClosed:
                 self.closes.append(closed_code(ws))
                 continue
@@ -162,17 +190,3 @@ class Sender(ResumingClient):
         async with self.acked_count:
             self.acked[frame["client_id"]] = frame["message"]["seq"]
             self.acked_count.notify_all()
-
-
-async def _recv_until(ws, done: asyncio.Event) -> dict | None:
-    """The next frame, or None as soon as ``done`` is set (ws.recv() is safe to cancel)."""
-    if done.is_set():
-        return json.loads(await ws.recv())
-    recv = asyncio.ensure_future(ws.recv())
-    stopped = asyncio.ensure_future(done.wait())
-    await asyncio.wait({recv, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    stopped.cancel()
-    if recv.done():
-        return json.loads(recv.result())
-    recv.cancel()
-    return None
