@@ -66,6 +66,7 @@ class ListeningConsumer(limits.FrameRate, ClientGoneSafeSend, AsyncWebsocketCons
     access_lock: asyncio.Lock | None = None
     closer: asyncio.Task | None = None
     expiry: asyncio.TimerHandle | None = None  # closes the socket when its token expires
+    restarting = False  # drained for a graceful restart: the 1012 close is on its way
 
     @property
     def credential(self):
@@ -141,8 +142,10 @@ class ListeningConsumer(limits.FrameRate, ClientGoneSafeSend, AsyncWebsocketCons
         ``aclose_old_connections``: a thread round trip per frame received, each post's
         included). These consumers reach the database only through ``config.db``, whose calls
         close old connections on the threads that hold them."""
-        if self.client_gone and message["type"] == "websocket.receive":
-            return  # closed as too slow (or gone): what it sent meanwhile is not answered
+        if (self.client_gone or self.restarting) and message["type"] == "websocket.receive":
+            # closed as too slow (or gone), or closing for a restart: what it sent meanwhile
+            # is not answered (a client re-sends its unacknowledged posts on reconnecting)
+            return
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
@@ -471,6 +474,14 @@ class RoomConsumer(ListeningConsumer):
         them (a ping's pong follows the acks of the posts sent before it)."""
         while self.acker is not None:
             await asyncio.wait({self.acker})
+
+    async def drain(self) -> None:
+        """A graceful restart (ops.drain): answer every post received so far (acks in order,
+        each before the live copy of its message), then close with 1012. Frames read after
+        the last answer are not answered: the client re-sends unacknowledged posts."""
+        await self._posts_answered()
+        self.restarting = True  # no await since the last answer: no post slips in between
+        await super().drain()
 
     async def _refuse(self, code: str, detail: str, **extra: object) -> None:
         self.errors_in_a_row += 1

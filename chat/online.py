@@ -24,7 +24,7 @@ from django.conf import settings
 from redis import asyncio as aioredis
 
 from chat.events import dumps
-from config import redis_client
+from config import redis_client as redis_clients
 from config.loops import per_loop
 
 log = logging.getLogger("parley.online")
@@ -59,7 +59,7 @@ def redis_client() -> aioredis.Redis:
         # A bounded pool that makes a burst wait for a connection: redis-py's default pool
         # fails with "Too many connections" past 100, which 1,000 sockets connecting at once
         # reach (measured by the benchmark).
-        pool = redis_client.async_pool(
+        pool = redis_clients.async_pool(
             settings.REDIS_URL,
             max_connections=POOL_SIZE,
             timeout=5,

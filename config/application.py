@@ -35,8 +35,8 @@ from accounts.authentication import token_in
 from accounts.tokens import token_for
 from config.db import db
 from config.origin import BrowserOriginCheck
+from ops import drain, metrics
 from ops import http as ops_http
-from ops import metrics
 
 
 class Application:
@@ -50,7 +50,8 @@ class Application:
         if kind == "http":
             if scope["path"] in ops_http.PATHS:  # probes and metrics: before Django (ops/http.py)
                 return await ops_http.serve(scope, receive, send)
-            return await self.http(scope, receive, send)
+            with drain.track():  # a graceful restart lets it finish (ops/drain.py)
+                return await self.http(scope, receive, send)
         if kind != "websocket":
             raise ValueError(f"No application configured for scope type {kind!r}")
         if not self.origin_allowed(scope):
@@ -70,9 +71,12 @@ class Application:
         sockets = metrics.OPEN_SOCKETS.labels(_socket_kind(consumer_class))
         sockets.inc()
         try:
-            if consumer_class is not None:  # Consumer.as_asgi(): without its wrapper's frame
-                return await consumer_class(**app.consumer_initkwargs)(scope, receive, send)
-            return await app(scope, receive, send)
+            if consumer_class is None:
+                return await app(scope, receive, send)
+            # Consumer.as_asgi(): without its wrapper's frame
+            consumer = consumer_class(**app.consumer_initkwargs)
+            with drain.track(consumer):  # closed with 1012 on a graceful restart
+                return await consumer(scope, receive, send)
         finally:
             sockets.dec()
 

@@ -1,5 +1,5 @@
-"""daphne with a deadline for each HTTP request: ``python -m config.daphne_server`` takes
-daphne's own command line (config/servers.py builds it).
+"""daphne with a deadline for each HTTP request, and a graceful SIGTERM (ops.drain):
+``python -m config.daphne_server`` takes daphne's own command line (config/servers.py builds it).
 
 daphne has no option for how long a client may take to send a request: its ``--http-timeout``
 starts once the request is complete, and Twisted's idle timeout restarts on every byte, so a
@@ -8,6 +8,9 @@ Here each connection must deliver a whole request (request line, headers, body) 
 ``PARLEY["HTTP_REQUEST_TIMEOUT"]`` seconds of opening, and the next one within as long after
 each response; otherwise the connection is aborted. A request upgraded to a WebSocket is
 complete once its handshake arrived: the socket then lives as long as it likes.
+
+A WebSocket may be closed with 1012 or 1001 (``_RestartCloseProtocol``), and SIGTERM drains the
+process (``_GracefulSigterm``) before daphne stops it.
 
 This reaches into daphne through three points, both checked by
 tests/test_http_deadline.py at the pinned daphne (>=4.2,<5): ``daphne.server.HTTPFactory``
@@ -18,13 +21,20 @@ response is), and the connection's ``makeConnection`` (IProtocol) to learn its t
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import signal
 import sys
 
 from daphne import server as daphne_server
 from daphne.cli import CommandLineInterface
 from daphne.http_protocol import HTTPFactory, WebRequest
+from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from django.conf import settings
 from twisted.internet import reactor
+from twisted.internet.interfaces import IListeningPort
+
+log = logging.getLogger("parley.server")
 
 
 class _Deadline:
@@ -87,8 +97,66 @@ class DeadlineHTTPFactory(HTTPFactory):
         return protocol
 
 
+class _RestartCloseProtocol(WebSocketProtocol):
+    """daphne's WebSocket protocol, able to close with 1012 (service restart) and 1001 (going
+    away), the codes of a graceful restart (ops.drain). autobahn's ``sendClose`` takes only 1000
+    and 3000-4999 from an application, so daphne's ``serverClose`` raises for them; autobahn's
+    ``sendCloseFrame`` runs the same close handshake without that check."""
+
+    def serverClose(self, code=None):  # noqa: N802 (daphne's name)
+        if code in (1001, 1012):
+            self.sendCloseFrame(code=code, isReply=False)
+        else:
+            super().serverClose(code=code)
+
+
+class _WebSocketFactory(WebSocketFactory):
+    protocol = _RestartCloseProtocol
+
+
+class _GracefulSigterm:
+    """SIGTERM drains the process (ops.drain) before the reactor stops.
+
+    Twisted's own SIGTERM handler stops the reactor at once, and daphne's "before shutdown"
+    trigger then cancels every application: sockets end without a close frame (1006). Hooks:
+    ``reactor.callWhenRunning`` (runs after the reactor installed its signal handlers) to put
+    this handler in place with ``signal.signal``; the listening ports are found among the
+    reactor's readers (``IReactorFDSet.getReaders``, ``IListeningPort``). All public APIs.
+    A second SIGTERM stops at once.
+    """
+
+    def __init__(self) -> None:
+        self.task: asyncio.Future | None = None
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self.on_signal)
+
+    def on_signal(self, signum: int, frame: object) -> None:
+        reactor.callFromThread(self.start)
+
+    def start(self) -> None:
+        if self.task is not None:
+            log.warning("SIGTERM again: stopping without waiting for the drain")
+            reactor.stop()
+            return
+        from ops import drain  # needs Django's apps, loaded with the application
+
+        self.task = asyncio.ensure_future(drain.restart(self.stop_listening))
+        self.task.add_done_callback(lambda _: reactor.running and reactor.stop())
+
+    @staticmethod
+    def stop_listening() -> None:
+        ports = [r for r in reactor.getReaders() if IListeningPort.providedBy(r)]
+        if not ports:
+            log.warning("no listening port found among the reactor's readers: still accepting")
+        for port in ports:
+            port.stopListening()
+
+
 def main(argv: list[str]) -> None:
     daphne_server.HTTPFactory = DeadlineHTTPFactory  # what Server.run builds its factory from
+    daphne_server.WebSocketFactory = _WebSocketFactory  # likewise, for upgraded connections
+    reactor.callWhenRunning(_GracefulSigterm().install)
     CommandLineInterface().run(argv)
 
 

@@ -9,6 +9,7 @@ import logging
 from django.conf import settings
 
 from config.sockets import ClientGone, Connection, text_frame
+from ops import drain
 from ops.metrics import frames  # counted in a plain int, flushed per fan-out (ops/metrics.py)
 
 log = logging.getLogger("parley.ws")
@@ -40,6 +41,7 @@ class ClientGoneSafeSend:
     """
 
     client_gone = False
+    accepted = False  # the handshake is done: a graceful restart closes it (ops.drain)
     connection: Connection | None = None  # the server's connection, when known (connection())
     sending = 0  # sends through the server in progress: direct writes queue behind them
     slow_close_code = 1008  # subclasses give theirs (Parley: chat.protocol.CLOSE_TOO_SLOW)
@@ -66,6 +68,17 @@ class ClientGoneSafeSend:
             self.client_gone = True
         finally:
             self.sending -= 1
+
+    async def accept(self, subprotocol=None, headers=None) -> None:
+        await super().accept(subprotocol, headers)
+        self.accepted = True
+        drain.accepted(self)
+
+    async def drain(self) -> None:
+        """A graceful restart (ops.drain): close with 1012 (subclasses first finish what they
+        received)."""
+        await self.close(code=drain.CLOSE_RESTART, reason="server restart")
+        self.client_gone = True  # nothing more is sent (uvicorn raises on a send after a close)
 
     async def close(self, code=None, reason=None) -> None:
         """Close the socket (nothing once it is closed or gone). Never waits for a client that

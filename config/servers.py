@@ -14,6 +14,8 @@ against slowloris): daphne through ``config.daphne_server``, uvicorn through its
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
 
 SERVERS = ("daphne", "uvicorn")
@@ -22,9 +24,19 @@ APPLICATION = "config.asgi:application"
 KEEP_ALIVE_SECONDS = 5  # uvicorn: an idle keep-alive connection is closed after this
 
 
-def command(server: str, host: str, port: int) -> list[str]:
-    """argv that serves the ASGI application on ``host:port`` with ``server``."""
+def command(
+    server: str, host: str, port: int, *, behind_proxy: bool = False, access_log: bool = True
+) -> list[str]:
+    """argv that serves the ASGI application on ``host:port`` with ``server``.
+
+    ``behind_proxy``: the client address is the proxy's ``X-Forwarded-For`` (which the proxy
+    must set, overwriting a client's: deploy/nginx), so sign-up throttles, login lockouts and
+    the /metrics address check see the client, not the proxy. Only for a server that nothing
+    but the proxy can reach (bound to 127.0.0.1). ``access_log=False``: daphne writes none
+    (it is plain text outside logging; uvicorn writes none anyway)."""
     if server == "daphne":
+        proxy = ["--proxy-headers"] if behind_proxy else []
+        quiet = [] if access_log else ["--access-log", os.devnull]
         return [
             sys.executable,
             "-m",
@@ -33,13 +45,16 @@ def command(server: str, host: str, port: int) -> list[str]:
             host,
             "-p",
             str(port),
+            *proxy,
+            *quiet,
             APPLICATION,
         ]
     if server == "uvicorn":
+        # uvicorn reads X-Forwarded-For from 127.0.0.1 by default (--forwarded-allow-ips).
         return [
             sys.executable,
             "-m",
-            "uvicorn",
+            "config.uvicorn_server",  # uvicorn, with a graceful SIGTERM
             APPLICATION,
             "--host",
             host,
@@ -60,3 +75,28 @@ def command(server: str, host: str, port: int) -> list[str]:
             "5",
         ]
     raise ValueError(f"unknown server {server!r}: choose from {', '.join(SERVERS)}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m config.servers daphne --port 8001 --behind-proxy``: run one server process
+    (what deploy/systemd/parley-web@.service runs), replaced by the server's own command."""
+    parser = argparse.ArgumentParser(prog="python -m config.servers")
+    parser.add_argument("server", choices=SERVERS)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--behind-proxy", action="store_true", help="client address: X-Forwarded-For"
+    )
+    args = parser.parse_args(argv)
+    argv = command(
+        args.server,
+        args.host,
+        args.port,
+        behind_proxy=args.behind_proxy,
+        access_log=os.environ.get("LOG_FORMAT") != "json",
+    )
+    os.execv(argv[0], argv)  # noqa: S606 (our own interpreter and arguments)
+
+
+if __name__ == "__main__":
+    main()

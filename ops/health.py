@@ -9,6 +9,8 @@ may probe it every second. Its checks:
   younger than ``PARLEY_HEALTH["RELAY_STALE_SECONDS"]``.
 - ``outbox``: the oldest unpublished outbox row is younger than ``OUTBOX_MAX_AGE_SECONDS``
   (one row read by the partial index ``outbox_pending``).
+- ``draining``: this process has not been told to stop (``start_draining``: SIGTERM, ops.drain).
+  A draining process answers 503 at once, touching neither the database nor Redis.
 - ``subscribers``: every subscriber named in ``PARLEY_HEALTH["SUBSCRIBERS"]`` (default: all
   registered) has a worker whose heartbeat (``WORKERS_SEEN_KEY``) is younger than
   ``WORKER_STALE_SECONDS``.
@@ -30,6 +32,19 @@ from chat.models import OutboxEvent
 from config.redis_client import get_redis
 
 RELAY_HEARTBEAT_KEY = "parley:relay:heartbeat"  # time.time() of the relay's last sweep
+
+_draining = False  # per process: set once, by start_draining(), never cleared
+
+
+def start_draining() -> None:
+    """From now on this process is not ready (``/readyz`` 503): it is shutting down."""
+    global _draining
+    _draining = True
+
+
+def draining() -> bool:
+    return _draining
+
 
 _OUTBOX = connection.ops.quote_name(OutboxEvent._meta.db_table)
 _OLDEST_PENDING = (
@@ -69,9 +84,11 @@ def oldest_pending_age(now: float) -> float | None:
 
 def readiness() -> Readiness:
     """Run every check (see the module docstring); never raises."""
+    if _draining:
+        return {"ready": False, "checks": {"draining": {"ok": False}}}
     conf = settings.PARLEY_HEALTH
     now = time.time()
-    checks: dict[str, Check] = {}
+    checks: dict[str, Check] = {"draining": {"ok": True}}
     try:
         age = oldest_pending_age(now)
     except Exception as exc:  # any failure of the database is "not ready", with its reason

@@ -293,6 +293,15 @@ PARLEY_HEALTH = {
     "SUBSCRIBERS": env.list("PARLEY_READY_SUBSCRIBERS", default=None),
     "WORKER_STALE_SECONDS": env.float("PARLEY_READY_WORKER_STALE_SECONDS", default=10),
 }
+# --- Graceful restart: SIGTERM to a server process (ops/drain.py; README, Production) --------
+PARLEY_DRAIN = {
+    # After SIGTERM /readyz answers 503 this long before the process stops accepting
+    # connections: time for a load balancer's readiness probe to take it out of rotation.
+    "DELAY_SECONDS": env.float("PARLEY_DRAIN_SECONDS", default=5.0),
+    # Then open sockets finish the posts they received and are closed with 1012; whatever has
+    # not ended this long after is dropped when the process exits.
+    "CLOSE_TIMEOUT_SECONDS": env.float("PARLEY_DRAIN_CLOSE_TIMEOUT_SECONDS", default=5.0),
+}
 PARLEY_METRICS = {
     # Who may read /metrics: a client address in these networks, or this bearer token (if set).
     "ALLOWED_NETWORKS": env.list(

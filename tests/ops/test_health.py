@@ -61,7 +61,14 @@ async def test_ready_when_every_check_passes():
     assert response.status == 200, response.body
     body = response.json()
     assert body["ready"] is True
-    assert set(body["checks"]) == {"database", "redis", "relay", "outbox", "subscribers"}
+    assert set(body["checks"]) == {
+        "draining",
+        "database",
+        "redis",
+        "relay",
+        "outbox",
+        "subscribers",
+    }
     assert all(check["ok"] for check in body["checks"].values())
 
 

@@ -65,11 +65,10 @@ class Command(BaseCommand):
         manage = str(Path(settings.BASE_DIR) / "manage.py")
         commands = {}
         if "web" in parts:
-            commands[server] = servers.command(server, host, port)
-            if server == "daphne" and settings.LOG_FORMAT == "json":
-                # daphne's access log is plain text on stdout, outside logging: a line per
-                # request (every probe) that a JSON log shipper cannot parse.
-                commands[server] += ["--access-log", os.devnull]
+            # daphne's access log is plain text on stdout, outside logging: a line per
+            # request (every probe) that a JSON log shipper cannot parse.
+            access_log = settings.LOG_FORMAT != "json"
+            commands[server] = servers.command(server, host, port, access_log=access_log)
         if "relay" in parts:
             commands["relay"] = [sys.executable, manage, "relay"]
         if "workers" in parts and names:
@@ -78,6 +77,9 @@ class Command(BaseCommand):
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         env = {**os.environ, "REDIS_URL": settings.REDIS_URL}
+        # One server and no proxy to send clients elsewhere: on SIGTERM it need not keep
+        # serving while /readyz is 503 (ops.drain); set it to run serve behind a balancer.
+        env.setdefault("PARLEY_DRAIN_SECONDS", "0")
         if "web" in parts:
             log.info(
                 "Parley on http://%s:%d/  (%s; Redis: %s)", host, port, server, env["REDIS_URL"]
