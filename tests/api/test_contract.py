@@ -22,7 +22,7 @@ from django.db import connections
 from django.http import JsonResponse
 from django.test import override_settings
 
-from broker import registry, streams
+from broker import groups, registry
 from broker.worker import Worker
 from chat import actions
 from chat.models import Message
@@ -176,7 +176,7 @@ def _staff():
 @database_sync_to_async
 def _process_mentions() -> None:
     sub = registry.get("mentions")
-    streams.ensure_groups(get_redis(), [sub])
+    groups.ensure_groups(get_redis(), [sub])
     Worker(sub, stop=threading.Event()).step()
 
 
@@ -185,7 +185,7 @@ def _process_mentions() -> None:
 @pytest.mark.usefixtures("_close_connections")
 async def test_every_documented_frame_is_exercised_and_matches(lobby, alice, bob, mallory):
     contract.SEEN.clear()
-    streams.ensure_groups(get_redis(), [registry.get("mentions")])
+    groups.ensure_groups(get_redis(), [registry.get("mentions")])
     await _history(lobby, alice)
 
     # Replays: new messages (replay, no change), then older edits and deletes (replay, change).
