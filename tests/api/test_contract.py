@@ -185,7 +185,7 @@ def _process_mentions() -> None:
 @pytest.mark.usefixtures("_close_connections")
 async def test_every_documented_frame_is_exercised_and_matches(lobby, alice, bob, mallory):
     contract.SEEN.clear()
-    groups.ensure_groups(get_redis(), [registry.get("mentions")])
+    await database_sync_to_async(groups.ensure_groups)(get_redis(), [registry.get("mentions")])
     await _history(lobby, alice)
 
     # Replays: new messages (replay, no change), then older edits and deletes (replay, change).
