@@ -1,7 +1,7 @@
 // The room list: unread counts and the mentions badge follow activity live, through the
 // user's own socket (/ws/me/); nothing is polled. Whenever the socket (re)connects, the counts
 // are read once from /api/rooms/, so activity during a disconnection is not missed.
-import { MeConnection } from "./me.js";
+import { MeConnection, readCounts } from "./me.js";
 
 function badgeOf(slug) {
   return document.querySelector(`.room-row[data-slug="${CSS.escape(slug)}"] .badge.unread`);
@@ -20,23 +20,17 @@ function show(badge, lastSeq) {
 }
 
 async function refreshCounts() {
-  const response = await fetch("/api/rooms/", { credentials: "same-origin" });
-  if (!response.ok) return;
-  for (const room of await response.json()) {
-    const badge = badgeOf(room.slug);
-    if (!badge || room.unread === null) continue;
+  const read = await readCounts(badgeOf, (badge, room) => {
     badge.dataset.lastRead = String(room.last_seq - room.unread);
     show(badge, room.last_seq);
-  }
+  });
+  if (!read) return;
   const root = document.documentElement; // how many reads were applied, for tools and tests
   root.dataset.countsRead = String(Number(root.dataset.countsRead || 0) + 1);
 }
 
 new MeConnection({
-  onState(state) {
-    document.documentElement.dataset.me = state; // for people's tools and the browser tests
-    if (state === "live") refreshCounts();
-  },
+  onState: (state) => state === "live" && refreshCounts(),
   onActivity({ room, seq }) {
     const badge = badgeOf(room);
     if (!badge || badge.dataset.lastRead === "") return; // not a member: no read position

@@ -1,0 +1,271 @@
+"""The room page as a product, in real Chromium against a real daphne: the sidebar, messages
+grouped with their times and links, where a room opens, actions on messages, the composer,
+themes, the phone drawer and the room switcher. Desktop-sized unless a test says phone."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from playwright.sync_api import expect
+
+from chat import actions
+from chat.models import Membership, Message
+from tests.browser.conftest import DESKTOP, PHONE
+from tests.support.procs import wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
+
+
+def _room(open_page, user, slug="lobby", query="", viewport=DESKTOP, dark=False):
+    page = open_page(f"/rooms/{slug}/{query}", user, viewport=viewport, dark=dark)
+    page.wait_for_selector("#state[data-state='live']")
+    return page
+
+
+def _in_view(page, selector: str) -> bool:
+    """The element is inside the visible part of the message list."""
+    return page.eval_on_selector(
+        selector,
+        """el => { const r = el.getBoundingClientRect();
+                   const s = document.getElementById('scroller').getBoundingClientRect();
+                   return r.top >= s.top - 1 && r.bottom <= s.bottom + 1; }""",
+    )
+
+
+def test_sidebar_follows_activity_with_unread_counts_and_tab_title(open_page, lobby, alice, bob):
+    garden = actions.create_room(creator=bob, slug="garden", title="Garden")
+    actions.join_room(user=alice, room=garden)
+    actions.post_message(author=bob, room=lobby, body="hello lobby")
+    actions.open_direct_room(user=alice, other=bob)
+    page = _room(open_page, alice)
+    page.wait_for_selector("html[data-me='live']")
+    # Most recent first: lobby had the last message; the direct room is listed by bob's name.
+    assert page.eval_on_selector_all(
+        "#side-rooms .side-room", "els => els.map(e => e.dataset.slug)"
+    ) == ["lobby", "garden"]
+    assert page.inner_text("#side-dms .side-name") == "bob"
+    assert "bob: hello lobby" in page.inner_text("#side-rooms .side-room[data-slug='lobby']")
+
+    actions.post_message(author=bob, room=garden, body="in the garden")
+    garden_badge = "#side-rooms .side-room[data-slug='garden'] .badge.unread"
+    expect(page.locator(garden_badge)).to_have_text("1")
+    assert page.eval_on_selector_all(
+        "#side-rooms .side-room", "els => els.map(e => e.dataset.slug)"
+    ) == ["garden", "lobby"]
+    expect(page).to_have_title("(1) Lobby · Parley")
+    # The room being read has no badge.
+    assert page.is_hidden("#side-rooms .side-room[data-slug='lobby'] .badge.unread")
+
+
+def test_messages_are_grouped_with_times_links_and_an_edited_mark(open_page, lobby, alice, bob):
+    for author, body in [
+        (alice, "first"),
+        (alice, "second, see https://example.com/a?b=1."),
+        (bob, "mail me: mailto:bob@example.com"),
+    ]:
+        actions.post_message(author=author, room=lobby, body=body)
+    actions.edit_message(user=alice, message=Message.objects.get(seq=1), body="first, fixed")
+    Membership.objects.filter(room=lobby).update(last_read_seq=3)
+    page = _room(open_page, bob)
+    page.wait_for_selector("#messages li[data-seq='3']")
+
+    groups = page.eval_on_selector_all(
+        "#messages li", "els => els.map(e => [e.classList.contains('cont'), e.dataset.author])"
+    )
+    assert groups == [[False, "alice"], [True, "alice"], [False, "bob"]]
+    stamp = page.locator("#messages li[data-seq='1'] time")
+    created = Message.objects.get(seq=1).created_at
+    assert datetime.fromisoformat(stamp.get_attribute("datetime")) == created
+    assert stamp.get_attribute("title")  # the full date on hover
+    assert page.inner_text("#messages li[data-seq='1'] .edited") == "(edited)"
+    link = page.locator("#messages li[data-seq='2'] .body a")
+    assert link.get_attribute("href") == "https://example.com/a?b=1"
+    assert link.get_attribute("target") == "_blank"
+    assert link.get_attribute("rel") == "noopener noreferrer nofollow"
+    assert page.inner_text("#messages li[data-seq='2'] .body") == (
+        "second, see https://example.com/a?b=1."
+    )
+    assert page.get_attribute("#messages li[data-seq='3'] .body a", "href") == (
+        "mailto:bob@example.com"
+    )
+
+
+XSS = [
+    "<script>window.pwned = 1</script>",
+    '<img src=x onerror="window.pwned = 2">',
+    "javascript:window.pwned=3",
+    "[click](javascript:window.pwned=4)",
+    "data:text/html,<script>window.pwned=5</script>",
+    '<a href="javascript:window.pwned=6">x</a>',
+    'https://example.com/"onmouseover="window.pwned=7',
+    '<svg onload="window.pwned=8">',
+]
+
+
+def test_hostile_messages_stay_text(open_page, lobby, alice, bob):
+    for body in XSS:
+        actions.post_message(author=alice, room=lobby, body=body)
+    page = _room(open_page, bob)
+    page.wait_for_selector(f"#messages li[data-seq='{len(XSS)}']")
+    page.hover("#messages li[data-seq='7'] .body")
+    assert page.evaluate("() => window.pwned") is None
+    assert (
+        page.eval_on_selector_all("#messages img, #messages script, #messages svg", "e => e.length")
+        == 0
+    )
+    hrefs = page.eval_on_selector_all("#messages .body a", "els => els.map(a => a.href)")
+    assert all(h.startswith(("https:", "http:", "mailto:")) for h in hrefs)
+    bodies = page.eval_on_selector_all("#messages .body", "els => els.map(e => e.textContent)")
+    assert bodies == XSS
+
+
+def test_a_room_opens_at_the_first_unread_message(open_page, lobby, alice, bob):
+    for n in range(1, 121):
+        Message.objects.create(room=lobby, author=alice, body=f"message {n}")
+    Membership.objects.filter(user=bob, room=lobby).update(last_read_seq=30)
+    page = _room(open_page, bob)
+    page.wait_for_selector("#messages li.first-unread[data-seq='31']")
+    assert page.get_attribute("#messages li[data-seq='31']", "data-divider") == "New messages"
+    assert _in_view(page, "#messages li[data-seq='31']")
+    assert not _in_view(page, "#messages li[data-seq='120']")
+    page.wait_for_selector("#jump-latest", state="visible")
+    # Reading moves the read mark only as far as what was seen.
+    wait_until(
+        lambda: Membership.objects.get(user=bob, room=lobby).last_read_seq > 30,
+        timeout=10,
+        what="the read mark moved to what is on the screen",
+    )
+    assert Membership.objects.get(user=bob, room=lobby).last_read_seq < 120
+
+    page.click("#jump-latest")
+    page.wait_for_selector("#jump-latest", state="hidden")
+    assert _in_view(page, "#messages li[data-seq='120']")
+    wait_until(
+        lambda: Membership.objects.get(user=bob, room=lobby).last_read_seq == 120,
+        timeout=10,
+        what="the room read to the end once seen",
+    )
+
+
+def test_a_link_to_a_message_opens_the_room_there(open_page, lobby, alice, bob):
+    for n in range(1, 121):
+        Message.objects.create(room=lobby, author=alice, body=f"message {n}")
+    Membership.objects.filter(room=lobby).update(last_read_seq=120)
+    page = _room(open_page, bob, query="?seq=40")
+    page.wait_for_selector("#messages li.highlight[data-seq='40']")
+    assert _in_view(page, "#messages li[data-seq='40']")
+    page.hover("#messages li[data-seq='40'] .body")
+    assert page.get_attribute("#messages li[data-seq='40'] [data-action='link']", "href") == (
+        "/rooms/lobby/?seq=40"
+    )
+    assert open_page("/rooms/lobby/?seq=x", bob).locator("body").inner_text() == (
+        "seq must be a message number"
+    )
+
+
+def test_edit_and_delete_from_the_page_reach_the_other_reader(open_page, lobby, alice, bob):
+    page_a, page_b = _room(open_page, alice), _room(open_page, bob)
+    page_a.fill("#body", "helo")
+    page_a.press("#body", "Enter")
+    page_a.wait_for_selector("#messages li[data-seq='1'][data-status='sent']")
+    page_b.wait_for_selector("#messages li[data-seq='1']")
+
+    page_a.press("#body", "ArrowUp")  # the composer is empty: edit your last message
+    page_a.fill("#messages li[data-seq='1'] .edit-form textarea", "hello")
+    page_a.press("#messages li[data-seq='1'] .edit-form textarea", "Enter")
+    expect(page_b.locator("#messages li[data-seq='1'] .body")).to_have_text("hello (edited)")
+    assert Message.objects.get(seq=1).body == "hello"
+
+    # Bob may not edit or delete alice's message; alice owns the room and may delete his.
+    page_b.fill("#body", "from bob")
+    page_b.press("#body", "Enter")
+    page_a.wait_for_selector("#messages li[data-seq='2']")
+    assert page_b.locator("#messages li[data-seq='1'] [data-action]").evaluate_all(
+        "els => els.map(e => e.dataset.action)"
+    ) == ["link"]
+    page_a.once("dialog", lambda dialog: dialog.accept())
+    page_a.hover("#messages li[data-seq='2'] .body")
+    page_a.click("#messages li[data-seq='2'] [data-action='delete']")
+    expect(page_b.locator("#messages li[data-seq='2'].deleted .body")).to_have_text(
+        "message deleted"
+    )
+    assert Message.objects.get(seq=2).deleted_at is not None
+    # A dismissed confirmation deletes nothing.
+    page_a.once("dialog", lambda dialog: dialog.dismiss())
+    page_a.hover("#messages li[data-seq='1'] .body")
+    page_a.click("#messages li[data-seq='1'] [data-action='delete']")
+    page_a.wait_for_selector("#messages li[data-seq='1']:not(.deleted)")
+    assert Message.objects.get(seq=1).deleted_at is None
+
+
+def test_composer_keeps_drafts_says_why_a_post_was_refused_and_offers_retry(
+    open_page, lobby, alice, bob
+):
+    page = _room(open_page, alice)
+    page.fill("#body", "half a thought")
+    page.reload()
+    page.wait_for_selector("#state[data-state='live']")
+    assert page.input_value("#body") == "half a thought"
+
+    page.fill("#body", "line one")
+    page.press("#body", "Shift+Enter")
+    page.type("#body", "line two")
+    page.press("#body", "Enter")
+    page.wait_for_selector("#messages li[data-seq='1'][data-status='sent']")
+    assert Message.objects.get().body == "line one\nline two"
+    assert page.input_value("#body") == ""
+    # "sending…" and then nothing: a sent message carries no mark.
+    assert "sent" not in page.inner_text("#messages li[data-seq='1']")
+
+    page.eval_on_selector("#body", "el => { el.value = 'bad \\u0000 byte'; }")
+    page.press("#body", "Enter")
+    failed = page.locator("#outbox li[data-status='failed']")
+    expect(failed.locator(".reason")).to_contain_text("Not sent: body contains a NUL")
+    failed.locator("button.retry").click()
+    expect(page.locator("#outbox li[data-status='failed']")).to_have_count(1)
+    page.click("#outbox li[data-status='failed'] button.discard")
+    expect(page.locator("#outbox li")).to_have_count(0)
+    assert Message.objects.count() == 1
+
+
+def test_typing_clears_when_the_message_arrives(open_page, lobby, alice, bob):
+    page_a, page_b = _room(open_page, alice), _room(open_page, bob)
+    page_a.type("#body", "on my way")
+    page_b.wait_for_selector("#typing:has-text('alice is typing')")
+    page_a.press("#body", "Enter")
+    page_b.wait_for_selector("#messages li[data-seq='1']")
+    assert page_b.inner_text("#typing") == ""
+
+
+def test_dark_theme_follows_the_system_and_the_toggle_is_kept(open_page, lobby, alice):
+    page = _room(open_page, alice, dark=True)
+    assert page.get_attribute("html", "data-theme") == "dark"
+    background = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
+    page.click("#theme-toggle")
+    assert page.get_attribute("html", "data-theme") == "light"
+    assert page.evaluate("() => getComputedStyle(document.body).backgroundColor") != background
+    page.reload()
+    assert page.get_attribute("html", "data-theme") == "light"
+    assert page.get_attribute("#theme-toggle", "aria-pressed") == "false"
+
+
+def test_phone_drawer_and_room_switcher(open_page, lobby, alice, bob):
+    actions.open_direct_room(user=alice, other=bob)
+    actions.create_room(creator=alice, slug="garden", title="Garden")
+    page = _room(open_page, alice, viewport=PHONE)
+    assert page.is_hidden("#sidebar")
+    page.click("#drawer-open")
+    page.wait_for_selector("#sidebar", state="visible")
+    assert page.get_attribute("#drawer-open", "aria-expanded") == "true"
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#sidebar", state="hidden")
+
+    page.keyboard.press("Control+k")
+    page.wait_for_selector("#switcher[open]")
+    page.keyboard.type("gar")
+    expect(page.locator("#switcher-results a")).to_have_text(["Garden"])
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/rooms/garden/")
+    page.wait_for_selector("#state[data-state='live']")
+    assert page.evaluate("() => document.documentElement.scrollWidth <= innerWidth")
