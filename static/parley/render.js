@@ -1,12 +1,9 @@
 // How a message looks, wherever it is shown: author and avatar (once per group of consecutive
-// messages by one author), local time (full date on hover), the body with its links, the
-// "edited" mark, a quiet tombstone once deleted. Text is only ever set with textContent and
-// links are built as elements: nothing in a message becomes HTML.
+// messages by one author), local time (full date on hover), the body (markdown.js: a safe
+// Markdown subset and links, sanitized), the "edited" mark, a quiet tombstone once deleted.
+import { renderBody } from "./markdown.js";
 
 const GROUP_GAP_MS = 5 * 60 * 1000; // a message within 5 minutes of the last joins its group
-const LINK = /\b(?:https?:\/\/|mailto:)[^\s<>"]+/gi;
-const TRAILING = /[.,;:!?'")\]]+$/; // "see https://x.org/a." ends the link before the dot
-const SAFE_PROTOCOLS = new Set(["http:", "https:", "mailto:"]);
 
 /** A stable colour for a user: their initials' background (white text stays AA-readable). */
 export function hueOf(name) {
@@ -22,28 +19,6 @@ function avatar(name) {
   el.textContent = (name.match(/[\p{L}\p{N}]/gu) || ["?"]).slice(0, 2).join("").toUpperCase();
   el.style.setProperty("--hue", hueOf(name));
   return el;
-}
-
-/** Text with its http(s) and mailto links made into links that open in a new tab. */
-export function linkify(text) {
-  const fragment = document.createDocumentFragment();
-  let at = 0;
-  for (const match of text.matchAll(LINK)) {
-    const url = match[0].replace(TRAILING, "");
-    let parsed = null;
-    try { parsed = new URL(url); } catch { parsed = null; }
-    if (!parsed || !SAFE_PROTOCOLS.has(parsed.protocol)) continue;
-    fragment.append(text.slice(at, match.index));
-    const link = document.createElement("a");
-    link.href = parsed.href;
-    link.textContent = url;
-    link.target = "_blank";
-    link.rel = "noopener noreferrer nofollow";
-    fragment.append(link);
-    at = match.index + url.length;
-  }
-  fragment.append(text.slice(at));
-  return fragment;
 }
 
 export function timeOf(iso) {
@@ -76,14 +51,15 @@ export function renderMessage(item, message, { mine, mentioned }) {
   const body = document.createElement("div");
   body.className = "body";
   if (message.deleted_at) body.textContent = "message deleted";
-  else body.append(linkify(message.body));
+  else body.append(renderBody(message.body));
   item.replaceChildren(avatar(message.author), head, body);
   if (message.edited_at && !message.deleted_at) {
     const note = document.createElement("small");
     note.className = "edited";
     note.textContent = "(edited)";
     note.title = new Date(message.edited_at).toLocaleString();
-    body.append(" ", note);
+    const last = body.lastElementChild; // on the message's last line, not below it
+    (last && last.tagName === "P" ? last : body).append(" ", note);
   }
   if (message.seq !== undefined) item.dataset.seq = message.seq;
   item.dataset.author = message.author;

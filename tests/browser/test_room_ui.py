@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from chat import actions
-from chat.models import Membership, Message
+from chat.models import Membership, Mention, Message
 from tests.browser.conftest import DESKTOP, PHONE
 from tests.support.procs import wait_until
 
@@ -100,12 +100,18 @@ XSS = [
     '<a href="javascript:window.pwned=6">x</a>',
     'https://example.com/"onmouseover="window.pwned=7',
     '<svg onload="window.pwned=8">',
+    "[x]: javascript:window.pwned=9\n\n[click][x]",
+    "![img](https://example.com/a.png)",
+    "```\n<script>window.pwned=10</script>\n```",
+    "<https://example.com/ok> and <javascript:window.pwned=11>",
+    "`<img src=x onerror=window.pwned=12>`",
 ]
 
 
 def test_hostile_messages_stay_text(open_page, lobby, alice, bob):
     for body in XSS:
-        actions.post_message(author=alice, room=lobby, body=body)
+        message = actions.post_message(author=alice, room=lobby, body=body).message
+    Mention.objects.create(user=bob, message=message)
     page = _room(open_page, bob)
     page.wait_for_selector(f"#messages li[data-seq='{len(XSS)}']")
     page.hover("#messages li[data-seq='7'] .body")
@@ -116,8 +122,47 @@ def test_hostile_messages_stay_text(open_page, lobby, alice, bob):
     )
     hrefs = page.eval_on_selector_all("#messages .body a", "els => els.map(a => a.href)")
     assert all(h.startswith(("https:", "http:", "mailto:")) for h in hrefs)
-    bodies = page.eval_on_selector_all("#messages .body", "els => els.map(e => e.textContent)")
-    assert bodies == XSS
+    bodies = page.eval_on_selector_all(
+        "#messages .body", "els => els.map(e => e.textContent.trim())"
+    )
+    # HTML, [text](url) links and images stay text; code stays code.
+    assert bodies[:8] == XSS[:8]
+    assert page.inner_text("#messages li[data-seq='11'] pre code").strip() == (
+        "<script>window.pwned=10</script>"
+    )
+
+
+def test_markdown_subset_is_rendered_alike_in_the_room_and_on_the_mentions_page(
+    open_page, lobby, alice, bob
+):
+    body = "**bold** _it_ ~~gone~~ `code` @bob\n\n> quoted\n\n- one\n- two\n\n```\nblock\n```"
+    message = actions.post_message(author=alice, room=lobby, body=body).message
+    Mention.objects.create(user=bob, message=message)
+    page = _room(open_page, bob)
+    page.wait_for_selector("#messages li[data-seq='1']")
+    tags = "els => els.map(e => e.tagName + ':' + e.textContent)"
+    shown = page.eval_on_selector_all(
+        "#messages li[data-seq='1'] .body :is(strong, em, del, code, blockquote, li, pre)", tags
+    )
+    assert shown == [
+        "STRONG:bold",
+        "EM:it",
+        "DEL:gone",
+        "CODE:code",
+        "BLOCKQUOTE:\nquoted\n",
+        "LI:one",
+        "LI:two",
+        "PRE:block\n",
+        "CODE:block\n",
+    ]
+    mentions = open_page("/mentions/", bob, viewport=DESKTOP)
+    mentions.wait_for_selector(".mention-body.rendered")
+    assert (
+        mentions.eval_on_selector_all(
+            ".mention-body :is(strong, em, del, code, blockquote, li, pre)", tags
+        )
+        == shown
+    )
 
 
 def test_a_room_opens_at_the_first_unread_message(open_page, lobby, alice, bob):
