@@ -50,12 +50,7 @@ def _home(request: HttpRequest, room_form: RoomForm, status: int = 200) -> HttpR
         room.unread = selectors.unread(room)
         (direct if _is_direct(room) else rooms).append(room)
     _name_direct_rooms(user, direct)
-    context = {
-        "rooms": rooms,
-        "direct_rooms": direct,
-        "room_form": room_form,
-        "unread_mentions": Mention.objects.filter(user=user, read_at__isnull=True).count(),
-    }
+    context = {"rooms": rooms, "direct_rooms": direct, "room_form": room_form, **sidebar(user)}
     return render(request, "chat/home.html", context, status=status)
 
 

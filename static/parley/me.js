@@ -45,16 +45,10 @@ export class MeConnection {
 }
 
 /**
- * Read the user's rooms once (/api/rooms/) and call ``apply(row, room)`` for each room that has
- * a row on the page (``rowOf(slug)``) and a read position. Done whenever /ws/me/ (re)connects,
- * so activity during a disconnection is not missed. Returns false if the read failed.
+ * The user's rooms as /api/rooms/ has them (read whenever /ws/me/ (re)connects, so activity
+ * during a disconnection is not missed), or null if the read failed.
  */
-export async function readCounts(rowOf, apply) {
+export async function readCounts() {
   const response = await fetch("/api/rooms/", { credentials: "same-origin" });
-  if (!response.ok) return false;
-  for (const room of await response.json()) {
-    const row = rowOf(room.slug);
-    if (row && room.unread !== null) apply(row, room);
-  }
-  return true;
+  return response.ok ? response.json() : null;
 }

@@ -1,7 +1,10 @@
 // The sidebar of the app's pages: your rooms and direct messages with unread counts, kept live
 // by your own socket (/ws/me/) and sorted by recent activity; the mentions badge; the tab
 // title's unread count; the room switcher (Ctrl+K or Cmd+K); the drawer on a phone; and
-// browser notifications for mentions and direct messages while the tab is hidden.
+// browser notifications for mentions and direct messages while the tab is hidden. It owns the
+// page's one /ws/me/ socket and re-dispatches what it hears as document events for the page's
+// own script (rooms.js): "parley:counts" (the rooms read after a (re)connect) and
+// "parley:activity" ({room, seq}).
 import { MeConnection, readCounts } from "./me.js";
 
 const sidebar = document.getElementById("sidebar");
@@ -39,11 +42,16 @@ function moveToTop(row) {
   if (listEl.firstElementChild !== row) listEl.prepend(row);
 }
 
-function refreshCounts() {
-  return readCounts(rowOf, (row, room) => {
+async function refreshCounts() {
+  const rooms = await readCounts();
+  if (rooms === null) return;
+  for (const room of rooms) {
+    const row = rowOf(room.slug);
+    if (!row || room.unread === null) continue;
     row.dataset.lastRead = String(room.last_seq - room.unread);
     showCount(row, room.last_seq);
-  });
+  }
+  document.dispatchEvent(new CustomEvent("parley:counts", { detail: rooms }));
 }
 
 // --- notifications ----------------------------------------------------------------------------
@@ -96,6 +104,7 @@ document.addEventListener("visibilitychange", () => {
 new MeConnection({
   onState: (state) => state === "live" && refreshCounts(),
   onActivity({ room, seq }) {
+    document.dispatchEvent(new CustomEvent("parley:activity", { detail: { room, seq } }));
     const row = rowOf(room);
     if (!row) return;
     moveToTop(row);
