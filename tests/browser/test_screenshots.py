@@ -76,4 +76,6 @@ def test_screenshots(open_page, processes, artifacts):
             if size == "phone":
                 room.click("#drawer-open")
                 room.wait_for_selector("#sidebar", state="visible")
-                room.screenshot(path=target / f"room-list-drawer-{size}-{theme}.png")
+                room.screenshot(
+                    path=target / f"room-list-drawer-{size}-{theme}.png", animations="disabled"
+                )
