@@ -5,6 +5,7 @@
 
 import { RoomConnection } from "./client.js";
 import { MessageActions, toolsFor } from "./msgactions.js";
+import { ReadMark } from "./reading.js";
 import { regroup, renderMessage } from "./render.js";
 
 const data = JSON.parse(document.getElementById("room-data").textContent);
@@ -22,7 +23,6 @@ const liveRegion = document.getElementById("live-region");
 const PAGE_SIZE = 50;
 const NEAR_TOP_PX = 150; // scrolling this close to the top loads older messages
 const NEAR_BOTTOM_PX = 80; // a reader this close to the bottom follows new messages
-const READ_DELAY_MS = 1000; // at most one read-position update per second
 const DRAFT_KEY = `parley-draft:${data.slug}`;
 
 // --- rendering ------------------------------------------------------------------------------
@@ -185,53 +185,10 @@ scroller.addEventListener("scroll", () => {
 document.getElementById("load-older").addEventListener("click", () => loadOlder());
 showOlderState();
 
-// --- read position --------------------------------------------------------------------------
+// --- read position (reading.js) -------------------------------------------------------------
 
-let readSent = data.lastReadSeq; // the server's read position when the page opened
-let readTimer = null;
-
-/** The newest message the reader has seen: its bottom edge is inside the visible list. */
-function newestSeen() {
-  const bottom = scroller.getBoundingClientRect().bottom + 2;
-  for (let el = list.lastElementChild; el; el = el.previousElementSibling) {
-    if (el.getBoundingClientRect().bottom <= bottom) return Number(el.dataset.seq);
-  }
-  return 0;
-}
-
-function scheduleRead() {
-  if (!data.isMember || readTimer !== null || !anchored) return;
-  readTimer = setTimeout(sendRead, READ_DELAY_MS);
-}
-
-async function sendRead({ leaving = false } = {}) {
-  clearTimeout(readTimer);
-  readTimer = null;
-  if (document.visibilityState !== "visible" && !leaving) return; // visibilitychange schedules it
-  const seq = newestSeen();
-  if (seq <= readSent) return;
-  const previous = readSent;
-  readSent = seq;
-  try {
-    const response = await fetch(data.readUrl, {
-      method: "POST",
-      credentials: "same-origin",
-      keepalive: leaving, // the request outlives the page
-      headers: { "Content-Type": "application/json", "X-CSRFToken": data.csrfToken },
-      body: JSON.stringify({ seq }),
-    });
-    if (!response.ok) throw new Error(`mark read: HTTP ${response.status}`);
-  } catch (error) {
-    readSent = previous;
-    console.warn(error);
-  }
-}
-
-document.addEventListener("visibilitychange", () => {
-  if (document.visibilityState === "visible") scheduleRead();
-  else if (data.isMember && anchored) sendRead({ leaving: true });
-});
-window.addEventListener("pagehide", () => { if (data.isMember && anchored) sendRead({ leaving: true }); });
+const reader = new ReadMark({ data, list, scroller, ready: () => anchored });
+const scheduleRead = () => reader.schedule();
 
 // --- connection -----------------------------------------------------------------------------
 

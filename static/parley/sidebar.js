@@ -100,6 +100,13 @@ document.addEventListener("parley:message", ({ detail: message }) => {
 document.addEventListener("visibilitychange", () => {
   if (document.visibilityState === "visible") { unseenHere = 0; showTitle(); }
 });
+// Mentions read by reading the room (reading.js).
+document.addEventListener("parley:mentions-read", ({ detail: count }) => {
+  const badge = document.getElementById("mention-badge");
+  const left = Math.max(0, Number(badge.textContent) - count);
+  badge.textContent = String(left);
+  badge.hidden = left === 0;
+});
 
 new MeConnection({
   onState: (state) => state === "live" && refreshCounts(),

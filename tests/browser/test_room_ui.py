@@ -314,3 +314,58 @@ def test_phone_drawer_and_room_switcher(open_page, lobby, alice, bob):
     page.wait_for_url("**/rooms/garden/")
     page.wait_for_selector("#state[data-state='live']")
     assert page.evaluate("() => document.documentElement.scrollWidth <= innerWidth")
+
+
+def test_mentions_seen_in_the_room_are_marked_read(open_page, lobby, alice, bob):
+    message = actions.post_message(author=alice, room=lobby, body="@bob look").message
+    mention = Mention.objects.create(user=bob, message=message)
+    other = Mention.objects.create(
+        user=bob, message=actions.post_message(author=alice, room=lobby, body="@bob 2").message
+    )
+    Mention.objects.filter(pk=other.pk).update(read_at=None)
+    page = open_page("/rooms/lobby/", bob, viewport=DESKTOP)
+    expect(page.locator("#mention-badge")).to_have_text("2")
+    page.wait_for_selector("#messages li.mention[data-seq='2']")
+    expect(page.locator("#mention-badge")).to_be_hidden()
+    wait_until(
+        lambda: not Mention.objects.filter(pk__in=[mention.pk, other.pk], read_at=None).exists(),
+        timeout=10,
+        what="the mentions on the screen marked read",
+    )
+
+
+def test_live_messages_are_announced_history_is_not_and_presence_goes_stale(
+    open_page, server, lobby, alice, bob
+):
+    actions.post_message(author=alice, room=lobby, body="old news")
+    page = _room(open_page, bob)
+    page.wait_for_selector("#messages li[data-seq='1']")
+    assert page.inner_text("#live-region") == ""
+    assert page.get_attribute("#messages", "aria-live") is None
+    actions.post_message(author=alice, room=lobby, body="fresh")
+    expect(page.locator("#live-region")).to_have_text("alice: fresh")
+
+    expect(page.locator("#online")).not_to_have_class("online stale")
+    server.stop(sig_kill=True)
+    expect(page.locator("#online")).to_have_class("online stale")
+
+
+def test_notifications_are_asked_for_only_from_their_button(open_page, lobby, alice):
+    page = _room(open_page, alice)
+    button = page.locator("#notify-toggle")
+    expect(button).to_be_visible()
+    assert page.evaluate("() => Notification.permission") == "default"  # nothing asked on load
+    page.context.grant_permissions(["notifications"])
+    button.click()
+    expect(button).to_have_attribute("aria-pressed", "true")
+    button.click()
+    expect(button).to_have_attribute("aria-pressed", "false")
+
+
+def test_skip_link_and_keyboard_reach_the_composer(open_page, lobby, alice):
+    page = _room(open_page, alice)
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.className") == "skip-link"
+    assert page.is_visible(".skip-link")
+    page.keyboard.press("Enter")
+    assert page.evaluate("() => document.activeElement.id") == "content"
