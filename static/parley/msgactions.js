@@ -2,6 +2,7 @@
 // owner and moderators and staff: anyone's), copy a link to it (/rooms/<slug>/?seq=N). On a
 // desktop the toolbar shows on hover and on keyboard focus; on a phone a long press opens it.
 // Every change goes through the REST API; the live frames then update every open page.
+import { apiRequest } from "./api.js";
 
 /** The toolbar of one message, for what this viewer may do with it. */
 export function toolsFor(message, { me, canModerate, slug }) {
@@ -26,19 +27,6 @@ export function toolsFor(message, { me, canModerate, slug }) {
   link.textContent = "Copy link";
   tools.append(link);
   return tools;
-}
-
-async function request(url, method, csrfToken, payload) {
-  const response = await fetch(url, {
-    method,
-    credentials: "same-origin",
-    headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken,
-               Accept: "application/json" },
-    body: payload === undefined ? undefined : JSON.stringify(payload),
-  });
-  const answer = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(answer.detail || `HTTP ${response.status}`);
-  return answer;
 }
 
 export class MessageActions {
@@ -93,7 +81,7 @@ export class MessageActions {
   async remove(seq) {
     if (!window.confirm("Delete this message? Everyone in the room sees it as deleted.")) return;
     try {
-      const message = await request(this.url(seq), "DELETE", this.data.csrfToken);
+      const message = await apiRequest(this.url(seq), { method: "DELETE", csrfToken: this.data.csrfToken });
       this._repaint(message);
     } catch (error) {
       this.onStatus(`Not deleted: ${error.message}`);
@@ -140,7 +128,8 @@ export class MessageActions {
       event.preventDefault();
       if (box.value === message.body) { close(); return; }
       try {
-        const saved = await request(this.url(seq), "PATCH", this.data.csrfToken, { body: box.value });
+        const saved = await apiRequest(this.url(seq), {
+          method: "PATCH", csrfToken: this.data.csrfToken, payload: { body: box.value } });
         item.classList.remove("editing");
         this._repaint(saved);
       } catch (failure) {

@@ -2,27 +2,18 @@
 // second), and once more when the page is hidden or left (a keepalive request outlives it).
 // Mentions of the reader among the messages seen are marked read too (/api/mentions/).
 
+import { apiRequest } from "./api.js";
+
 const READ_DELAY_MS = 1000;
 
-async function post(url, csrfToken, payload, keepalive = false) {
-  const response = await fetch(url, {
-    method: "POST",
-    credentials: "same-origin",
-    keepalive,
-    headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken },
-    body: payload === undefined ? undefined : JSON.stringify(payload),
-  });
-  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
-  return response;
+function post(url, csrfToken, payload, keepalive = false) {
+  return apiRequest(url, { method: "POST", csrfToken, payload, keepalive });
 }
 
 export class ReadMark {
   /** ``ready()`` says whether the room has opened where it should (before, nothing is read). */
   constructor({ data, list, scroller, ready }) {
-    this.data = data;
-    this.list = list;
-    this.scroller = scroller;
-    this.ready = ready;
+    Object.assign(this, { data, list, scroller, ready });
     this.sent = data.lastReadSeq; // the server's read position when the page opened
     this.timer = null;
     const leave = () => { if (this.active()) this.send({ leaving: true }); };
@@ -79,9 +70,8 @@ export class ReadMark {
   /** Mark read the reader's unread mentions in this room up to ``seq``. */
   async _markMentions(seq, keepalive) {
     try {
-      const response = await fetch("/api/mentions/?unread=1", { credentials: "same-origin" });
-      if (!response.ok) throw new Error(`mentions: HTTP ${response.status}`);
-      const seen = (await response.json()).filter(
+      const unread = await apiRequest("/api/mentions/?unread=1");
+      const seen = unread.filter(
         (m) => m.message.room === this.data.slug && m.message.seq <= seq);
       await Promise.all(seen.map((m) => post(`/api/mentions/${m.id}/read/`, this.data.csrfToken,
                                              undefined, keepalive)));
