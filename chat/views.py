@@ -147,6 +147,7 @@ def room(request: HttpRequest, slug: str) -> HttpResponse:
         "is_direct": is_direct,
         "members": members,
         "can_invite": room.is_private and not is_direct and role in MODERATORS,
+        "can_remove": not is_direct and (role in MODERATORS or request.user.is_staff),
         "invite_form": InviteForm(),
         "page": page,
         **sidebar(request.user),
@@ -201,6 +202,20 @@ def invite(request: HttpRequest, slug: str) -> HttpResponse:
         messages.error(request, exc.detail)
     else:
         messages.success(request, f"{membership.user.get_username()} is a member now.")
+    return redirect("room", room.slug)
+
+
+@login_required
+@require_POST
+def remove_member(request: HttpRequest, slug: str) -> HttpResponse:
+    room = _readable_room(request, slug)
+    username = request.POST.get("username", "")
+    try:
+        actions.remove_member(remover=request.user, room=room, username=username)
+    except actions.ActionError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, f"{username} is no longer a member.")
     return redirect("room", room.slug)
 
 

@@ -266,6 +266,42 @@ def test_leave_from_the_room_page(as_bob, bob, secret_room):
     assert as_bob.get("/rooms/secret/").status_code == 404  # private: gone for bob
 
 
+def test_owner_removes_a_member_from_the_room_page(as_alice, as_bob, alice, bob, secret_room):
+    page = as_alice.get("/rooms/secret/").content.decode()
+    assert 'aria-label="Remove bob from the room"' in page
+    assert "Remove alice" not in page  # nobody removes the owner (or themselves)
+    assert "remove-member" not in as_bob.get("/rooms/secret/").content.decode()
+
+    response = as_alice.post("/rooms/secret/remove/", {"username": "bob"})
+    assert response.status_code == 302
+    assert not Membership.objects.filter(user=bob, room=secret_room).exists()
+    assert [e["payload"]["user"] for e in _room_events("room.left")] == ["bob"]
+    assert as_bob.get("/rooms/secret/").status_code == 404  # private: gone for bob
+
+
+def test_removing_members_is_refused_unless_allowed(as_alice, as_bob, alice, bob, mallory, lobby):
+    actions.join_room(user=mallory, room=lobby)
+    # A plain member removes nobody; nobody removes the owner; a direct room keeps its two.
+    as_bob.post("/rooms/lobby/remove/", {"username": "mallory"})
+    as_bob.post("/rooms/lobby/remove/", {"username": "alice"})
+    Membership.objects.filter(user=bob, room=lobby).update(role=Membership.Role.MODERATOR)
+    as_bob.post("/rooms/lobby/remove/", {"username": "alice"})
+    direct = actions.open_direct_room(user=alice, other=bob)
+    as_alice.post(f"/rooms/{direct.slug}/remove/", {"username": "bob"})
+    as_alice.post("/rooms/lobby/remove/", {"username": "nobody"})
+    assert Membership.objects.filter(room=lobby).count() == 3
+    assert Membership.objects.filter(room=direct).count() == 2
+    assert _room_events("room.left") == []
+    # A moderator removes a plain member, but not another moderator (only the owner does).
+    Membership.objects.filter(user=mallory, room=lobby).update(role=Membership.Role.MODERATOR)
+    as_bob.post("/rooms/lobby/remove/", {"username": "mallory"})
+    assert Membership.objects.filter(user=mallory, room=lobby).exists()
+    Membership.objects.filter(user=mallory, room=lobby).update(role=Membership.Role.MEMBER)
+    as_bob.post("/rooms/lobby/remove/", {"username": "mallory"})
+    assert not Membership.objects.filter(user=mallory, room=lobby).exists()
+    assert as_bob.get("/rooms/lobby/remove/").status_code == 405
+
+
 def test_joins_and_leaves_need_post(as_mallory, mallory, lobby):
     assert as_mallory.get("/rooms/lobby/join/").status_code == 405
     assert as_mallory.get("/rooms/lobby/leave/").status_code == 405
