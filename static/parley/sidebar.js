@@ -78,8 +78,33 @@ notifyButton?.addEventListener("click", async () => {
 });
 showNotifyButton();
 
+// A sound for mentions and direct messages while the tab is hidden: off unless turned on.
+const soundButton = document.getElementById("sound-toggle");
+const SOUND_KEY = "parley-sound";
+const soundOn = () => localStorage.getItem(SOUND_KEY) === "on";
+soundButton?.setAttribute("aria-pressed", String(soundOn()));
+soundButton?.addEventListener("click", () => {
+  localStorage.setItem(SOUND_KEY, soundOn() ? "off" : "on");
+  soundButton.setAttribute("aria-pressed", String(soundOn()));
+});
+
+function chime() {
+  const audio = new AudioContext();
+  const tone = audio.createOscillator();
+  const gain = audio.createGain();
+  tone.frequency.value = 880;
+  gain.gain.setValueAtTime(0.15, audio.currentTime);
+  gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.3);
+  tone.connect(gain).connect(audio.destination);
+  tone.start();
+  tone.stop(audio.currentTime + 0.3);
+  tone.addEventListener("ended", () => audio.close());
+}
+
 function notify(title, body, url) {
-  if (!notifying() || document.visibilityState === "visible") return;
+  if (document.visibilityState === "visible") return;
+  if (soundOn()) chime();
+  if (!notifying()) return;
   const note = new Notification(title, { body, tag: url });
   note.addEventListener("click", () => { window.focus(); location.assign(url); });
 }

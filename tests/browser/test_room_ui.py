@@ -14,6 +14,9 @@ from chat.models import Membership, Mention, Message
 from tests.browser.conftest import DESKTOP, PHONE
 from tests.support.procs import wait_until
 
+BOTH_SIZES = pytest.mark.parametrize(
+    "viewport", [DESKTOP, {"width": 390, "height": 844}], ids=["1440x900", "390x844"]
+)
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
 
 
@@ -58,7 +61,10 @@ def test_sidebar_follows_activity_with_unread_counts_and_tab_title(open_page, lo
     assert page.is_hidden("#side-rooms .side-room[data-slug='lobby'] .badge.unread")
 
 
-def test_messages_are_grouped_with_times_links_and_an_edited_mark(open_page, lobby, alice, bob):
+@BOTH_SIZES
+def test_messages_are_grouped_with_times_links_and_an_edited_mark(
+    open_page, lobby, alice, bob, viewport
+):
     for author, body in [
         (alice, "first"),
         (alice, "second, see https://example.com/a?b=1."),
@@ -67,7 +73,7 @@ def test_messages_are_grouped_with_times_links_and_an_edited_mark(open_page, lob
         actions.post_message(author=author, room=lobby, body=body)
     actions.edit_message(user=alice, message=Message.objects.get(seq=1), body="first, fixed")
     Membership.objects.filter(room=lobby).update(last_read_seq=3)
-    page = _room(open_page, bob)
+    page = _room(open_page, bob, viewport=viewport)
     page.wait_for_selector("#messages li[data-seq='3']")
 
     groups = page.eval_on_selector_all(
@@ -165,11 +171,12 @@ def test_markdown_subset_is_rendered_alike_in_the_room_and_on_the_mentions_page(
     )
 
 
-def test_a_room_opens_at_the_first_unread_message(open_page, lobby, alice, bob):
+@BOTH_SIZES
+def test_a_room_opens_at_the_first_unread_message(open_page, lobby, alice, bob, viewport):
     for n in range(1, 121):
         Message.objects.create(room=lobby, author=alice, body=f"message {n}")
     Membership.objects.filter(user=bob, room=lobby).update(last_read_seq=30)
-    page = _room(open_page, bob)
+    page = _room(open_page, bob, viewport=viewport)
     page.wait_for_selector("#messages li.first-unread[data-seq='31']")
     assert page.get_attribute("#messages li[data-seq='31']", "data-divider") == "New messages"
     assert _in_view(page, "#messages li[data-seq='31']")
@@ -209,8 +216,14 @@ def test_a_link_to_a_message_opens_the_room_there(open_page, lobby, alice, bob):
     )
 
 
-def test_edit_and_delete_from_the_page_reach_the_other_reader(open_page, lobby, alice, bob):
-    page_a, page_b = _room(open_page, alice), _room(open_page, bob)
+@BOTH_SIZES
+def test_edit_and_delete_from_the_page_reach_the_other_reader(
+    open_page, lobby, alice, bob, viewport
+):
+    page_a, page_b = (
+        _room(open_page, alice, viewport=viewport),
+        _room(open_page, bob, viewport=viewport),
+    )
     page_a.fill("#body", "helo")
     page_a.press("#body", "Enter")
     page_a.wait_for_selector("#messages li[data-seq='1'][data-status='sent']")
@@ -244,10 +257,11 @@ def test_edit_and_delete_from_the_page_reach_the_other_reader(open_page, lobby, 
     assert Message.objects.get(seq=1).deleted_at is None
 
 
+@BOTH_SIZES
 def test_composer_keeps_drafts_says_why_a_post_was_refused_and_offers_retry(
-    open_page, lobby, alice, bob
+    open_page, lobby, alice, bob, viewport
 ):
-    page = _room(open_page, alice)
+    page = _room(open_page, alice, viewport=viewport)
     page.fill("#body", "half a thought")
     page.reload()
     page.wait_for_selector("#state[data-state='live']")
@@ -369,3 +383,28 @@ def test_skip_link_and_keyboard_reach_the_composer(open_page, lobby, alice):
     assert page.is_visible(".skip-link")
     page.keyboard.press("Enter")
     assert page.evaluate("() => document.activeElement.id") == "content"
+
+
+def test_on_a_touch_phone_return_adds_a_line_and_the_button_sends(open_page, lobby, alice):
+    page = open_page("/rooms/lobby/", alice, viewport=PHONE, touch=True)
+    page.wait_for_selector("#state[data-state='live']")
+    page.fill("#body", "first line")
+    page.press("#body", "Enter")
+    page.type("#body", "second line")
+    assert page.input_value("#body") == "first line\nsecond line"
+    page.tap("#send button[type='submit']")
+    page.wait_for_selector("#messages li[data-seq='1'][data-status='sent']")
+    assert Message.objects.get().body == "first line\nsecond line"
+    # A long press opens a message's actions.
+    page.dispatch_event("#messages li[data-seq='1'] .body", "contextmenu")
+    page.wait_for_selector("#messages li.tools-open[data-seq='1'] [data-action='edit']")
+    assert page.is_visible("#messages li[data-seq='1'] [data-action='edit']")
+
+
+def test_sound_toggle_is_kept(open_page, lobby, alice):
+    page = _room(open_page, alice)
+    expect(page.locator("#sound-toggle")).to_have_attribute("aria-pressed", "false")
+    page.click("#sound-toggle")
+    page.reload()
+    page.wait_for_selector("#state[data-state='live']")
+    expect(page.locator("#sound-toggle")).to_have_attribute("aria-pressed", "true")
