@@ -31,7 +31,12 @@ export function timeOf(iso) {
 }
 
 export function dayOf(iso) {
-  return new Date(iso).toLocaleDateString([], {
+  const day = new Date(iso);
+  const today = new Date();
+  const yesterday = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
+  if (day.toDateString() === today.toDateString()) return "Today";
+  if (day.toDateString() === yesterday.toDateString()) return "Yesterday";
+  return day.toLocaleDateString([], {
     weekday: "long", year: "numeric", month: "long", day: "numeric",
   });
 }

@@ -4,9 +4,10 @@ themes, the phone drawer and the room switcher. Desktop-sized unless a test says
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from chat import actions
@@ -366,6 +367,7 @@ def test_live_messages_are_announced_history_is_not_and_presence_goes_stale(
 
 def test_notifications_are_asked_for_only_from_their_button(open_page, lobby, alice):
     page = _room(open_page, alice)
+    page.click("#room-menu summary")
     button = page.locator("#notify-toggle")
     expect(button).to_be_visible()
     assert page.evaluate("() => Notification.permission") == "default"  # nothing asked on load
@@ -404,7 +406,25 @@ def test_on_a_touch_phone_return_adds_a_line_and_the_button_sends(open_page, lob
 def test_sound_toggle_is_kept(open_page, lobby, alice):
     page = _room(open_page, alice)
     expect(page.locator("#sound-toggle")).to_have_attribute("aria-pressed", "false")
+    page.click("#room-menu summary")
     page.click("#sound-toggle")
     page.reload()
     page.wait_for_selector("#state[data-state='live']")
     expect(page.locator("#sound-toggle")).to_have_attribute("aria-pressed", "true")
+
+
+def test_date_separators_mark_each_day(open_page, lobby, alice, bob):
+    now = timezone.now()
+    for days in (3, 1, 1, 0):
+        message = actions.post_message(author=alice, room=lobby, body=f"{days} days ago").message
+        Message.objects.filter(pk=message.pk).update(created_at=now - timedelta(days=days))
+    Membership.objects.filter(room=lobby).update(last_read_seq=4)
+    page = _room(open_page, bob)
+    page.wait_for_selector("#messages li[data-seq='4']")
+    days = page.eval_on_selector_all("#messages li", "els => els.map(e => e.dataset.day || '')")
+    assert days[1:] == ["Yesterday", "", "Today"]
+    assert days[0] not in ("", "Yesterday", "Today")
+    # A new day starts a new group, even for the same author.
+    assert page.eval_on_selector_all(
+        "#messages li", "els => els.map(e => e.classList.contains('cont'))"
+    ) == [False, False, True, False]
