@@ -5,6 +5,7 @@
 // page's one /ws/me/ socket and re-dispatches what it hears as document events for the page's
 // own script (rooms.js): "parley:counts" (the rooms read after a (re)connect) and
 // "parley:activity" ({room, seq}).
+import { apiRequest } from "./api.js";
 import { MeConnection, readCounts } from "./me.js";
 
 const sidebar = document.getElementById("sidebar");
@@ -34,6 +35,30 @@ function showTitle() {
   }
   document.title = total ? `(${total}) ${baseTitle}` : baseTitle;
   document.documentElement.dataset.unreadTotal = String(total);
+}
+
+const PREVIEW_EVERY_MS = 500; // a busy room's preview: at most one fetch per half second
+const previewDue = new Map(); // slug -> timer of the pending preview fetch
+
+function showPreview(row, message) {
+  row.querySelector(".side-preview").textContent = message.deleted_at
+    ? "message deleted" : `${message.author}: ${message.body}`;
+}
+
+/** Another room's newest message, for its preview (activity frames carry only its seq). */
+function refreshPreview(row) {
+  const slug = row.dataset.slug;
+  if (previewDue.has(slug)) return;
+  previewDue.set(slug, setTimeout(async () => {
+    previewDue.delete(slug);
+    try {
+      const page = await apiRequest(
+        `/api/rooms/${encodeURIComponent(slug)}/messages/?before_seq=${Number(row.dataset.lastSeq) + 1}&limit=1`);
+      if (page.results.length) showPreview(row, page.results[0]);
+    } catch (error) {
+      console.warn(error);
+    }
+  }, PREVIEW_EVERY_MS));
 }
 
 /** Most recent activity first: a room with a new message moves to the top of its list. */
@@ -119,7 +144,7 @@ document.addEventListener("parley:message", ({ detail: message }) => {
   const row = rowOf(current);
   if (row) {
     moveToTop(row);
-    row.querySelector(".side-preview").textContent = `${message.author}: ${message.body}`;
+    showPreview(row, message);
   }
 });
 document.addEventListener("visibilitychange", () => {
@@ -141,6 +166,7 @@ new MeConnection({
     if (!row) return;
     moveToTop(row);
     showCount(row, seq);
+    if (room !== current) refreshPreview(row);
     if (room !== current && row.closest("#side-dms")) {
       notify(row.querySelector(".side-name").textContent, "New direct message", `/rooms/${room}/`);
     }

@@ -58,6 +58,9 @@ def test_sidebar_follows_activity_with_unread_counts_and_tab_title(open_page, lo
         "#side-rooms .side-room", "els => els.map(e => e.dataset.slug)"
     ) == ["garden", "lobby"]
     expect(page).to_have_title("(1) Lobby · Parley")
+    expect(page.locator("#side-rooms .side-room[data-slug='garden'] .side-preview")).to_have_text(
+        "bob: in the garden"
+    )
     # The room being read has no badge.
     assert page.is_hidden("#side-rooms .side-room[data-slug='lobby'] .badge.unread")
 
