@@ -125,6 +125,16 @@ function anchor() {
   showJump();
 }
 
+// A linked message older than the socket's replay: fetch older pages until it is there.
+async function reachHighlight() {
+  while (!itemFor(data.highlightSeq) && oldest > 1) {
+    const before = oldest;
+    await loadOlder();
+    if (oldest === before) break; // failed: open where we are
+  }
+  anchor();
+}
+
 // --- older history --------------------------------------------------------------------------
 
 // The socket replays everything after historyFrom; anything older comes from the REST API.
@@ -171,8 +181,9 @@ async function loadOlder() {
     loadingOlder = false;
     showOlderState(failed);
   }
-  // Still at the top (a short page, or nothing to scroll yet): fetch on.
-  if (!failed && scroller.scrollTop < NEAR_TOP_PX) loadOlder();
+  // Still at the top (a short page, or nothing to scroll yet): fetch on (not while the page
+  // looks for a linked message: reachHighlight pages on until it has it).
+  if (!failed && anchored && scroller.scrollTop < NEAR_TOP_PX) await loadOlder();
 }
 
 // Not while the socket replays the recent history: the page is still filling from the bottom.
@@ -289,9 +300,13 @@ const conn = new RoomConnection({
     if (value === "live") {
       if (!replayed) {
         replayed = true;
-        if (!anchored) anchor();
-        // The recent history does not fill the screen (or barely): fetch older messages.
-        if (scroller.scrollTop < NEAR_TOP_PX) loadOlder();
+        if (data.highlightSeq && data.highlightSeq < oldest) {
+          reachHighlight();
+        } else {
+          if (!anchored) anchor();
+          // The recent history does not fill the screen (or barely): fetch older messages.
+          if (scroller.scrollTop < NEAR_TOP_PX) loadOlder();
+        }
       }
       scheduleRead();
     }

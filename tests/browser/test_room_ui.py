@@ -11,7 +11,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from chat import actions
-from chat.models import Membership, Mention, Message
+from chat.models import Membership, Mention, Message, Room
 from tests.browser.conftest import DESKTOP, PHONE
 from tests.support.procs import wait_until
 
@@ -218,6 +218,19 @@ def test_a_link_to_a_message_opens_the_room_there(open_page, lobby, alice, bob):
     assert open_page("/rooms/lobby/?seq=x", bob).locator("body").inner_text() == (
         "seq must be a message number"
     )
+
+
+def test_a_link_to_a_message_older_than_the_replay_pages_back_to_it(open_page, lobby, alice, bob):
+    Message.objects.bulk_create(
+        [Message(room=lobby, author=alice, body=f"m{n}", seq=n, change=n) for n in range(1, 1201)]
+    )
+    Room.objects.filter(pk=lobby.pk).update(last_seq=1200, last_change=1200)
+    Membership.objects.filter(room=lobby).update(last_read_seq=1200)
+    page = _room(open_page, bob, query="?seq=130")  # the socket replays 201 to 1200
+    page.wait_for_selector("#messages li.highlight[data-seq='130']", timeout=20_000)
+    assert _in_view(page, "#messages li[data-seq='130']")
+    # Two pages back (101 to 200), not the whole room.
+    assert page.eval_on_selector("#messages li", "el => Number(el.dataset.seq)") == 101
 
 
 @BOTH_SIZES
