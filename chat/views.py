@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import AbstractBaseUser
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
@@ -58,7 +59,7 @@ def _is_direct(room: Room) -> bool:
     return room.is_private and room.slug.startswith(actions.DIRECT_PREFIX)
 
 
-def _name_direct_rooms(user, rooms: list[Room]) -> None:
+def _name_direct_rooms(user: AbstractBaseUser, rooms: list[Room]) -> None:
     """Set ``other`` on each direct room: it is shown by the other person's name."""
     others = dict(
         Membership.objects.filter(room__in=[r.pk for r in rooms])
@@ -69,7 +70,7 @@ def _name_direct_rooms(user, rooms: list[Room]) -> None:
         room.other = others.get(room.pk, room.title)
 
 
-def sidebar(user) -> dict:
+def sidebar(user: AbstractBaseUser) -> dict:
     """The sidebar of the app's pages: the user's rooms and direct messages, most recent
     activity first, with unread counts and a preview of the newest message."""
     rooms = selectors.sidebar_rooms(user=user)
