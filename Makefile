@@ -11,7 +11,7 @@ PORT ?= 8000
 STAMP := $(VENV)/.installed-stamp
 BENCH_STAMP := $(VENV)/.bench-stamp
 
-.PHONY: install run test lint format migrate shell clean bench bench-quick
+.PHONY: install run test lint format migrate shell clean bench bench-quick screenshots
 
 install: $(STAMP)
 
@@ -29,6 +29,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# docs/screenshots/: the seeded demo in headless Chromium (room, room list, dashboard; desktop
+# and phone; light and dark). Needs Debian's chromium, as the browser tests do.
+screenshots: $(STAMP)
+	PARLEY_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q tests/browser/test_screenshots.py
 
 # The benchmarks never run in `make test`. BENCH_ARGS passes options, e.g.
 #   make bench BENCH_ARGS="--scenarios fanout --fanout-sizes 1000"

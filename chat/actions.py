@@ -260,6 +260,32 @@ def leave_room(*, user: AbstractBaseUser, room: Room) -> bool:
     return True
 
 
+def remove_member(*, remover: AbstractBaseUser, room: Room, username: str) -> None:
+    """End someone else's membership (publishes room.left; their open sockets lose a private
+    room at once, through access.revoked). The room's owner removes anyone, moderators and
+    staff remove plain members; nobody removes the owner, and a direct room keeps its two."""
+    if room.slug.startswith(DIRECT_PREFIX):
+        raise ActionError("direct_room", "a direct conversation has exactly two members")
+    role = selectors.role_in(user=remover, room=room)
+    if role not in (Membership.Role.OWNER, Membership.Role.MODERATOR) and not remover.is_staff:
+        raise ActionError("forbidden", "only the room's owner, moderators and staff remove members")
+    with transaction.atomic():
+        target = (
+            Membership.objects.select_for_update()
+            .select_related("user", "room")
+            .filter(room=room, user__username=username.strip())
+            .first()
+        )
+        if target is None or target.user_id == remover.pk:
+            raise ActionError("not_a_member", f"{username!r} is not another member of this room")
+        if target.role != Membership.Role.MEMBER and role != Membership.Role.OWNER:
+            raise ActionError("forbidden", "only the owner removes a moderator or the owner")
+        if target.role == Membership.Role.OWNER:
+            raise ActionError("forbidden", "the owner cannot be removed")
+        target.delete()
+        _record_membership(events.ROOM_LEFT, target)
+
+
 def check_can_invite(*, inviter: AbstractBaseUser, room: Room) -> None:
     if not room.is_private:
         raise ActionError("public_room", "anyone can join a public room; no invitation needed")

@@ -127,3 +127,26 @@ def message_page(
     if before_seq is not None:
         rows = rows.filter(seq__lt=before_seq)
     return list(reversed(rows.order_by("-seq")[:limit]))
+
+
+def sidebar_rooms(*, user: AbstractBaseUser) -> list[Room]:
+    """The rooms ``user`` is a member of, most recent activity first, each annotated with
+    ``last_read_seq`` and its newest message's ``last_at``, ``last_body``, ``last_author`` and
+    ``last_deleted`` (None where the room has no message yet). One query."""
+    newest = Message.objects.filter(room=OuterRef("pk"), seq=OuterRef("last_seq"))
+    rooms = (
+        Room.objects.filter(memberships__user=user)
+        .annotate(
+            last_read_seq=Subquery(
+                Membership.objects.filter(user=user, room=OuterRef("pk")).values("last_read_seq")[
+                    :1
+                ]
+            ),
+            last_at=Subquery(newest.values("created_at")[:1]),
+            last_body=Subquery(newest.values("body")[:1]),
+            last_author=Subquery(newest.values("author__username")[:1]),
+            last_deleted=Subquery(newest.values("deleted_at")[:1]),
+        )
+        .order_by("slug")
+    )
+    return sorted(rooms, key=lambda r: r.last_at or r.created_at, reverse=True)

@@ -10,6 +10,7 @@ urlpatterns = [
     path("rooms/<slug:slug>/join/", views.join, name="join-room"),
     path("rooms/<slug:slug>/leave/", views.leave, name="leave-room"),
     path("rooms/<slug:slug>/invite/", views.invite, name="invite-to-room"),
+    path("rooms/<slug:slug>/remove/", views.remove_member, name="remove-member"),
     path("dm/", views.direct, name="direct-form"),
     path("dm/<str:username>/", views.direct, name="direct"),
     path("mentions/", views.mentions, name="mentions"),

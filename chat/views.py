@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.contrib.auth.models import AbstractBaseUser
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -17,6 +18,11 @@ from chat.forms import InviteForm, RoomForm, SignUpForm
 from chat.models import Membership, Mention, Room
 
 RECENT_HISTORY = 50
+# Opening a room at an older message (first unread, or ?seq=N) replays from a little before it,
+# but never more than this many messages through the socket: beyond, the room opens at the
+# oldest replayed message and the reader scrolls up from there.
+MAX_REPLAY = 1000
+CONTEXT_BEFORE = 10
 MODERATORS = (Membership.Role.OWNER, Membership.Role.MODERATOR)
 
 
@@ -49,23 +55,40 @@ def _home(request: HttpRequest, room_form: RoomForm, status: int = 200) -> HttpR
     rooms, direct = [], []
     for room in selectors.rooms_for_user(user=user):
         room.unread = selectors.unread(room)
-        is_direct = room.is_private and room.slug.startswith(actions.DIRECT_PREFIX)
-        (direct if is_direct else rooms).append(room)
-    # A direct room is shown by the other person's name.
+        (direct if _is_direct(room) else rooms).append(room)
+    _name_direct_rooms(user, direct)
+    context = {"rooms": rooms, "direct_rooms": direct, "room_form": room_form, **sidebar(user)}
+    return render(request, "chat/home.html", context, status=status)
+
+
+def _is_direct(room: Room) -> bool:
+    return room.is_private and room.slug.startswith(actions.DIRECT_PREFIX)
+
+
+def _name_direct_rooms(user: AbstractBaseUser, rooms: list[Room]) -> None:
+    """Set ``other`` on each direct room: it is shown by the other person's name."""
     others = dict(
-        Membership.objects.filter(room__in=[r.pk for r in direct])
+        Membership.objects.filter(room__in=[r.pk for r in rooms])
         .exclude(user=user)
         .values_list("room_id", "user__username")
     )
-    for room in direct:
+    for room in rooms:
         room.other = others.get(room.pk, room.title)
-    context = {
-        "rooms": rooms,
-        "direct_rooms": direct,
-        "room_form": room_form,
+
+
+def sidebar(user: AbstractBaseUser) -> dict:
+    """The sidebar of the app's pages: the user's rooms and direct messages, most recent
+    activity first, with unread counts and a preview of the newest message."""
+    rooms = selectors.sidebar_rooms(user=user)
+    direct = [room for room in rooms if _is_direct(room)]
+    _name_direct_rooms(user, direct)
+    for room in rooms:
+        room.is_direct = _is_direct(room)
+        room.unread = max(0, room.last_seq - (room.last_read_seq or 0))
+    return {
+        "side_rooms": rooms,
         "unread_mentions": Mention.objects.filter(user=user, read_at__isnull=True).count(),
     }
-    return render(request, "chat/home.html", context, status=status)
 
 
 @login_required
@@ -92,19 +115,35 @@ def _readable_room(request: HttpRequest, slug: str) -> Room:
 @login_required
 @require_GET
 def room(request: HttpRequest, slug: str) -> HttpResponse:
+    """The room: ?seq=N opens it at message N and highlights it; otherwise a room with unread
+    messages opens at the first of them. A ?seq that is not a number is a 400."""
     room = _readable_room(request, slug)
+    target = request.GET.get("seq")
+    if target is not None and not target.isdigit():
+        return HttpResponseBadRequest("seq must be a message number", content_type="text/plain")
     membership = Membership.objects.filter(user=request.user, room=room).first()
     role = membership.role if membership else None
-    is_direct = room.is_private and room.slug.startswith(actions.DIRECT_PREFIX)
+    is_direct = _is_direct(room)
     members = list(selectors.members(room=room))
+    last_read = membership.last_read_seq if membership else 0
+    highlight = int(target) if target and 1 <= int(target) <= room.last_seq else None
+    first_unread = last_read + 1 if membership and last_read < room.last_seq else None
+    anchor = highlight or first_unread
+    # The socket resumes from just before the recent history (or the anchor), so it is replayed
+    # into the page; older messages come from the REST API as the reader scrolls up.
+    history_from = max(0, room.last_seq - RECENT_HISTORY)
+    if anchor is not None:
+        history_from = max(min(history_from, anchor - 1 - CONTEXT_BEFORE), 0)
+        history_from = max(history_from, room.last_seq - MAX_REPLAY)
     page = {
         "slug": room.slug,
-        # The socket resumes from just before the recent history, so it is replayed into the
-        # page; older messages come from the REST API as the reader scrolls up.
-        "historyFrom": max(0, room.last_seq - RECENT_HISTORY),
+        "historyFrom": history_from,
         "me": request.user.get_username(),
         "isMember": membership is not None,
-        "lastReadSeq": membership.last_read_seq if membership else 0,
+        "lastReadSeq": last_read,
+        "firstUnread": first_unread,
+        "highlightSeq": highlight,
+        "canModerate": role in MODERATORS or request.user.is_staff,
         "csrfToken": get_token(request),
         "messagesUrl": reverse("room-messages", kwargs={"slug": room.slug}),  # the REST API
         "readUrl": reverse("room-read", kwargs={"slug": room.slug}),
@@ -115,8 +154,10 @@ def room(request: HttpRequest, slug: str) -> HttpResponse:
         "is_direct": is_direct,
         "members": members,
         "can_invite": room.is_private and not is_direct and role in MODERATORS,
+        "can_remove": not is_direct and (role in MODERATORS or request.user.is_staff),
         "invite_form": InviteForm(),
         "page": page,
+        **sidebar(request.user),
     }
     return render(request, "chat/room.html", context)
 
@@ -172,6 +213,20 @@ def invite(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
+@require_POST
+def remove_member(request: HttpRequest, slug: str) -> HttpResponse:
+    room = _readable_room(request, slug)
+    username = request.POST.get("username", "")
+    try:
+        actions.remove_member(remover=request.user, room=room, username=username)
+    except actions.ActionError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, f"{username} is no longer a member.")
+    return redirect("room", room.slug)
+
+
+@login_required
 @require_http_methods(["GET", "POST"])
 def direct(request: HttpRequest, username: str | None = None) -> HttpResponse:
     """Open the private room of the two of you (made on first use): only by POST, which the
@@ -219,7 +274,7 @@ def mentions(request: HttpRequest) -> HttpResponse:
         .order_by("-id")[:300]
     )
     rows.sort(key=lambda m: m.read_at is not None)  # stable: newest first within each
-    return render(request, "chat/mentions.html", {"mentions": rows})
+    return render(request, "chat/mentions.html", {"mentions": rows, **sidebar(user)})
 
 
 @login_required

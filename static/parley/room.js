@@ -1,8 +1,12 @@
 // The room page: live messages through RoomConnection (client.js), older history from the REST
-// API on scrolling up, pending/sent state of your own posts, the connection banner, and the
-// read position. Message bodies are always text (textContent), never HTML.
+// API on scrolling up, your posts ("sending…", then nothing; a refusal says why, with Retry),
+// the connection banner, where the room opens (first unread or ?seq=N), and the read position
+// as messages are actually seen. Message bodies are always text, never HTML (render.js).
 
 import { RoomConnection } from "./client.js";
+import { MessageActions, toolsFor } from "./msgactions.js";
+import { ReadMark } from "./reading.js";
+import { regroup, renderMessage } from "./render.js";
 
 const data = JSON.parse(document.getElementById("room-data").textContent);
 const list = document.getElementById("messages"); // saved messages, in seq order
@@ -13,11 +17,13 @@ const stateLine = document.getElementById("state");
 const banner = document.getElementById("banner");
 const form = document.getElementById("send");
 const input = document.getElementById("body");
+const jump = document.getElementById("jump-latest");
+const liveRegion = document.getElementById("live-region");
 
 const PAGE_SIZE = 50;
 const NEAR_TOP_PX = 150; // scrolling this close to the top loads older messages
 const NEAR_BOTTOM_PX = 80; // a reader this close to the bottom follows new messages
-const READ_DELAY_MS = 1000; // at most one read-position update per second
+const DRAFT_KEY = `parley-draft:${data.slug}`;
 
 // --- rendering ------------------------------------------------------------------------------
 
@@ -31,24 +37,25 @@ function mentionsMe(body) {
   return false;
 }
 
-function render(item, message) {
-  const who = document.createElement("b");
-  who.className = "author";
-  who.textContent = message.author + ": ";
-  const body = document.createElement("span");
-  body.className = "body";
-  body.textContent = message.deleted_at ? "(message deleted)" : message.body;
-  item.replaceChildren(who, body);
-  if (message.edited_at && !message.deleted_at) {
-    const note = document.createElement("small");
-    note.textContent = " (edited)";
-    item.append(note);
+const actions = new MessageActions({ list, data, paint, onStatus: say });
+
+function paint(item, message) {
+  actions.remember(message);
+  if (item.classList.contains("editing")) return; // the saved edit repaints it
+  renderMessage(item, message, {
+    mine: message.author === data.me,
+    mentioned: mentionsMe(message.body || ""),
+  });
+  if (message.seq !== undefined) item.append(toolsFor(message, data));
+  if (message.seq === data.firstUnread) {
+    item.classList.add("first-unread"); // the "New messages" divider (the stylesheet draws it)
+    item.dataset.divider = list.dataset.newLabel;
   }
-  if (message.seq !== undefined) item.dataset.seq = message.seq;
-  if (message.created_at) item.title = new Date(message.created_at).toLocaleString();
-  item.classList.toggle("deleted", Boolean(message.deleted_at));
-  item.classList.toggle("mine", message.author === data.me);
-  item.classList.toggle("mention", !message.deleted_at && mentionsMe(message.body || ""));
+  if (message.seq === data.highlightSeq) item.classList.add("highlight");
+}
+
+function say(text) {
+  liveRegion.textContent = text;
 }
 
 function itemFor(seq) {
@@ -62,15 +69,19 @@ function place(item, seq) {
     next = el;
   }
   list.insertBefore(item, next);
+  regroup(item);
+  regroup(item.nextElementSibling);
 }
 
 function upsert(message) {
   let item = itemFor(message.seq);
   if (item) {
-    render(item, message);
+    paint(item, message);
+    regroup(item);
+    regroup(item.nextElementSibling);
   } else {
     item = document.createElement("li");
-    render(item, message);
+    paint(item, message);
     place(item, message.seq);
   }
   return item;
@@ -80,15 +91,48 @@ function nearBottom() {
   return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < NEAR_BOTTOM_PX;
 }
 
+// Until the room is live, the page does not follow the bottom when it opens at an older message.
+let anchored = !(data.firstUnread || data.highlightSeq);
+
 function followingBottom(change, force = false) {
-  const follow = force || nearBottom();
+  const follow = force || (anchored && nearBottom());
   change();
   if (follow) scroller.scrollTop = scroller.scrollHeight;
+  showJump();
 }
 
-function newestShown() {
-  const last = list.lastElementChild;
-  return last ? Number(last.dataset.seq) : 0;
+function showJump() {
+  jump.hidden = nearBottom();
+}
+
+jump.addEventListener("click", () => {
+  scroller.scrollTop = scroller.scrollHeight;
+  showJump();
+  input.focus();
+});
+
+/** Open the room at the highlighted message, or at the first unread one (with its divider). */
+function anchor() {
+  const target = itemFor(data.highlightSeq) || itemFor(data.firstUnread)
+    || (data.firstUnread ? list.firstElementChild : null);
+  if (target) {
+    target.scrollIntoView({ block: data.highlightSeq ? "center" : "start" });
+    if (!data.highlightSeq) scroller.scrollTop -= 40; // show the divider above it
+  } else {
+    scroller.scrollTop = scroller.scrollHeight;
+  }
+  anchored = true;
+  showJump();
+}
+
+// A linked message older than the socket's replay: fetch older pages until it is there.
+async function reachHighlight() {
+  while (!itemFor(data.highlightSeq) && oldest > 1) {
+    const before = oldest;
+    await loadOlder();
+    if (oldest === before) break; // failed: open where we are
+  }
+  anchor();
 }
 
 // --- older history --------------------------------------------------------------------------
@@ -118,14 +162,17 @@ async function loadOlder() {
     for (const message of page.results) {
       if (message.seq >= oldest || itemFor(message.seq)) continue;
       const item = document.createElement("li");
-      render(item, message);
+      paint(item, message);
       fragment.append(item);
     }
-    // Keep what the reader sees in place: the new items push everything down by their height.
-    const height = scroller.scrollHeight;
-    const top = scroller.scrollTop;
-    list.insertBefore(fragment, list.firstElementChild);
-    scroller.scrollTop = top + (scroller.scrollHeight - height);
+    // Keep what the reader sees in place: the message that was first stays where it was on
+    // the screen (it may lose its date or its name by joining the group above it).
+    const first = list.firstElementChild;
+    const before = first?.getBoundingClientRect().top;
+    list.insertBefore(fragment, first);
+    for (let el = list.firstElementChild; el && el !== first; el = el.nextElementSibling) regroup(el);
+    regroup(first);
+    if (first) scroller.scrollTop += first.getBoundingClientRect().top - before;
     oldest = page.prev_before_seq === null || !page.results.length ? 1 : page.results[0].seq;
   } catch (error) {
     failed = true;
@@ -134,80 +181,60 @@ async function loadOlder() {
     loadingOlder = false;
     showOlderState(failed);
   }
-  // Still at the top (a short page, or nothing to scroll yet): fetch on.
-  if (!failed && scroller.scrollTop < NEAR_TOP_PX) loadOlder();
+  // Still at the top (a short page, or nothing to scroll yet): fetch on (not while the page
+  // looks for a linked message: reachHighlight pages on until it has it).
+  if (!failed && anchored && scroller.scrollTop < NEAR_TOP_PX) await loadOlder();
 }
 
 // Not while the socket replays the recent history: the page is still filling from the bottom.
 let replayed = false;
 scroller.addEventListener("scroll", () => {
   if (replayed && scroller.scrollTop < NEAR_TOP_PX) loadOlder();
+  showJump();
+  scheduleRead();
 }, { passive: true });
 document.getElementById("load-older").addEventListener("click", () => loadOlder());
 showOlderState();
 
-// --- read position --------------------------------------------------------------------------
+// --- read position (reading.js) -------------------------------------------------------------
 
-let readSent = data.lastReadSeq; // the server's read position when the page opened
-let readTimer = null;
-
-function scheduleRead() {
-  if (!data.isMember || readTimer !== null) return;
-  readTimer = setTimeout(sendRead, READ_DELAY_MS);
-}
-
-async function sendRead() {
-  readTimer = null;
-  if (document.visibilityState !== "visible") return; // visibilitychange schedules it again
-  const seq = newestShown();
-  if (seq <= readSent) return;
-  const previous = readSent;
-  readSent = seq;
-  try {
-    const response = await fetch(data.readUrl, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": data.csrfToken },
-      body: JSON.stringify({ seq }),
-    });
-    if (!response.ok) throw new Error(`mark read: HTTP ${response.status}`);
-  } catch (error) {
-    readSent = previous;
-    console.warn(error);
-  }
-}
-
-document.addEventListener("visibilitychange", () => {
-  if (document.visibilityState === "visible") scheduleRead();
-});
+const reader = new ReadMark({ data, list, scroller, ready: () => anchored });
+const scheduleRead = () => reader.schedule();
 
 // --- connection -----------------------------------------------------------------------------
 
+const LABELS = { connecting: "connecting…", reconnecting: "reconnecting…", offline: "offline",
+                 live: "live", refused: "refused", closed: "closed" };
+
 function showState(value) {
   stateLine.dataset.state = value;
-  stateLine.textContent = value;
+  stateLine.textContent = LABELS[value] || value;
   const down = value === "offline" || value === "reconnecting";
   banner.dataset.state = value;
   banner.textContent = value === "refused"
     ? "You can no longer read this room."
     : "Connection lost. Reconnecting…";
   banner.hidden = !(down || value === "refused");
+  // Who is online is what the server last said: stale while the connection is down.
+  document.getElementById("online").classList.toggle("stale", value !== "live");
+}
+
+function pendingFor(frame) {
+  return frame.client_id ? outbox.querySelector(`li[data-client-id="${frame.client_id}"]`) : null;
 }
 
 function acknowledged(frame) {
-  const pending = frame.client_id
-    ? outbox.querySelector(`li[data-client-id="${frame.client_id}"]`)
-    : null;
+  const pending = pendingFor(frame);
   const message = frame.message;
   followingBottom(() => {
     let item = itemFor(message.seq);
     if (item) {
       pending?.remove(); // the live frame came first
       if (frame.client_id) item.dataset.clientId = frame.client_id;
-      render(item, message);
+      paint(item, message);
     } else {
       item = pending || document.createElement("li");
-      render(item, message);
+      paint(item, message);
       place(item, message.seq);
     }
     item.dataset.status = "sent";
@@ -216,25 +243,43 @@ function acknowledged(frame) {
 }
 
 function refused(frame) {
-  const pending = frame.client_id
-    ? outbox.querySelector(`li[data-client-id="${frame.client_id}"]`)
-    : null;
+  const pending = pendingFor(frame);
   if (!pending) {
     if (frame.detail) console.warn("parley:", frame.code, frame.detail);
     return;
   }
   pending.dataset.status = "failed";
-  const reason = document.createElement("small");
+  const reason = document.createElement("p");
   reason.className = "reason";
-  reason.textContent = ` (not sent: ${frame.detail})`;
+  reason.setAttribute("role", "alert");
+  reason.textContent = `Not sent: ${frame.detail}`;
+  const retry = document.createElement("button");
+  retry.type = "button";
+  retry.className = "btn retry";
+  retry.textContent = "Retry";
+  retry.addEventListener("click", () => { pending.remove(); post(pending.dataset.text); });
+  const discard = document.createElement("button");
+  discard.type = "button";
+  discard.className = "btn-quiet discard";
+  discard.textContent = "Discard";
+  discard.addEventListener("click", () => { pending.remove(); input.focus(); });
+  reason.append(" ", retry, " ", discard);
   pending.append(reason);
+}
+
+function announce(message) {
+  if (conn.syncing || message.author === data.me) return; // history is not read out
+  say(`${message.author}: ${message.deleted_at ? "message deleted" : message.body}`);
+  document.dispatchEvent(new CustomEvent("parley:message", { detail: message }));
 }
 
 const conn = new RoomConnection({
   slug: data.slug,
   afterSeq: data.historyFrom,
   onMessage(message) {
+    forgetTypist(message.author);
     followingBottom(() => upsert(message));
+    announce(message);
     scheduleRead();
   },
   onChange(type, message) {
@@ -255,8 +300,13 @@ const conn = new RoomConnection({
     if (value === "live") {
       if (!replayed) {
         replayed = true;
-        // The recent history does not fill the screen (or barely): fetch older messages.
-        if (scroller.scrollTop < NEAR_TOP_PX) loadOlder();
+        if (data.highlightSeq && data.highlightSeq < oldest) {
+          reachHighlight();
+        } else {
+          if (!anchored) anchor();
+          // The recent history does not fill the screen (or barely): fetch older messages.
+          if (scroller.scrollTop < NEAR_TOP_PX) loadOlder();
+        }
       }
       scheduleRead();
     }
@@ -273,8 +323,15 @@ const TYPING_SHOWN_MS = 4000;
 
 function showTyping(username) {
   clearTimeout(typists.get(username));
-  typists.set(username, setTimeout(() => { typists.delete(username); renderTyping(); },
-                                   TYPING_SHOWN_MS));
+  typists.set(username, setTimeout(() => forgetTypist(username), TYPING_SHOWN_MS));
+  renderTyping();
+}
+
+/** Their message arrived (or they stopped): they are no longer typing. */
+function forgetTypist(username) {
+  if (!typists.has(username)) return;
+  clearTimeout(typists.get(username));
+  typists.delete(username);
   renderTyping();
 }
 
@@ -286,24 +343,55 @@ function renderTyping() {
 
 // --- sending --------------------------------------------------------------------------------
 
-form.addEventListener("submit", (event) => {
-  event.preventDefault();
-  const text = input.value;
-  if (!text.trim()) return;
+function post(text) {
   const clientId = conn.send(text);
   const item = document.createElement("li");
   item.dataset.clientId = clientId;
   item.dataset.status = "pending";
-  render(item, { author: data.me, body: text });
+  item.dataset.text = text;
+  renderMessage(item, { author: data.me, body: text, created_at: new Date().toISOString() },
+                { mine: true, mentioned: false });
   followingBottom(() => outbox.append(item), true);
+}
+
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const text = input.value;
+  if (!text.trim()) return;
+  post(text);
   input.value = "";
+  localStorage.removeItem(DRAFT_KEY);
+  fitInput();
 });
 
-input.addEventListener("input", () => conn.typing()); // the server throttles it
+// A draft is kept per room across reloads.
+input.value = localStorage.getItem(DRAFT_KEY) || "";
 
+function fitInput() {
+  input.style.height = "auto";
+  input.style.height = `${Math.min(input.scrollHeight + 2, 200)}px`;
+}
+fitInput();
+
+input.addEventListener("input", () => {
+  conn.typing(); // the server throttles it
+  if (input.value) localStorage.setItem(DRAFT_KEY, input.value);
+  else localStorage.removeItem(DRAFT_KEY);
+  fitInput();
+});
+
+// On a desktop Enter sends and Shift+Enter adds a line; on a touch screen the keyboard's
+// return adds a line and the button sends. Up in an empty composer edits your last message.
+const touchOnly = matchMedia("(hover: none) and (pointer: coarse)");
 input.addEventListener("keydown", (event) => {
-  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing && !touchOnly.matches) {
     event.preventDefault();
     form.requestSubmit();
+  } else if (event.key === "ArrowUp" && input.value === "") {
+    const seq = actions.lastOwn();
+    if (seq !== null) {
+      event.preventDefault();
+      actions.edit(seq);
+    }
   }
 });

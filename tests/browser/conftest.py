@@ -55,6 +55,7 @@ def artifacts() -> Path:
 
 
 PHONE = {"width": 390, "height": 700}
+DESKTOP = {"width": 1440, "height": 900}
 
 
 @pytest.fixture
@@ -67,12 +68,19 @@ def server(tmp_path):
 
 @pytest.fixture
 def open_page(browser, server):
-    """Open a page of the server, logged in as ``user`` (or anonymous), in a phone viewport."""
+    """Open a page of the server, logged in as ``user`` (or anonymous), in a phone viewport
+    (or ``viewport``, e.g. DESKTOP); ``dark`` opens it with the system's dark colour scheme;
+    ``touch`` as a phone with a touch screen."""
     contexts = []
     base = f"http://127.0.0.1:{server.port}"
 
-    def open_page(path: str, user=None):
-        context = browser.new_context(viewport=PHONE)
+    def open_page(path: str, user=None, viewport=PHONE, dark=False, touch=False):
+        context = browser.new_context(
+            viewport=viewport,
+            color_scheme="dark" if dark else "light",
+            has_touch=touch,
+            is_mobile=touch,  # a touch screen's coarse pointer and no hover
+        )
         contexts.append(context)
         if user is not None:
             cookie = session_cookie(user).split("=", 1)[1]

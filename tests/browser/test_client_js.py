@@ -56,7 +56,8 @@ def test_send_box_posts_and_both_pages_see_it(browser, server, lobby, alice, bob
     _wait_for_seq(page_b, 1)
     _wait_for_seq(page_a, 1)
 
-    assert page_b.inner_text("#messages li[data-seq='1']") == "alice: hello from the browser"
+    assert page_b.inner_text("#messages li[data-seq='1'] .author") == "alice"
+    assert page_b.inner_text("#messages li[data-seq='1'] .body") == "hello from the browser"
     assert Message.objects.get().body == "hello from the browser"
     page_a.screenshot(path=artifacts / "room-alice.png")
     page_a.close()
@@ -71,7 +72,7 @@ def test_bodies_render_as_text(browser, server, lobby, alice, bob):
     actions.post_message(author=alice, room=lobby, body=body)
     _wait_for_seq(page, 1)
 
-    assert page.inner_text("#messages li[data-seq='1']") == f"alice: {body}"
+    assert page.inner_text("#messages li[data-seq='1'] .body") == body
     assert page.query_selector("#messages img") is None
     assert dialogs == []
     page.close()
@@ -131,11 +132,11 @@ def test_edits_and_deletes_replace_the_message_in_place(browser, server, lobby, 
 
     edited = actions.edit_message(user=alice, message=message, body="final")
     page.wait_for_selector("#messages li[data-seq='1']:has-text('(edited)')")
-    assert page.inner_text("#messages li[data-seq='1']") == "alice: final (edited)"
+    assert page.inner_text("#messages li[data-seq='1'] .body") == "final (edited)"
 
     actions.delete_message(user=alice, message=edited)
     page.wait_for_selector("#messages li.deleted[data-seq='1']")
-    assert page.inner_text("#messages li[data-seq='1']") == "alice: (message deleted)"
+    assert page.inner_text("#messages li[data-seq='1'] .body") == "message deleted"
     assert _seqs(page) == [1]
     page.close()
 
@@ -177,13 +178,12 @@ def test_dropping_mid_replay_resumes_by_the_rule_and_converges(
     expected = {}
     for message in Message.objects.filter(room=lobby).order_by("seq"):
         if message.deleted_at:
-            expected[message.seq] = "alice: (message deleted)"
+            expected[message.seq] = "message deleted"
         else:
-            expected[message.seq] = f"alice: {message.body}" + (
-                " (edited)" if message.edited_at else ""
-            )
+            expected[message.seq] = message.body + (" (edited)" if message.edited_at else "")
     shown = page.eval_on_selector_all(
-        "#messages li", "els => els.map(e => [Number(e.dataset.seq), e.innerText])"
+        "#messages li",
+        "els => els.map(e => [Number(e.dataset.seq), e.querySelector('.body').innerText.trim()])",
     )
     assert dict(shown) == expected and [s for s, _ in shown] == sorted(expected)
     page.close()

@@ -61,7 +61,8 @@ def test_create_a_room_and_post_in_it(open_page, alice):
     page.press("#body", "Enter")
     _wait_for_seq(page, 1, "[data-status='sent']")
 
-    assert page.inner_text("#messages li[data-seq='1']") == "alice: first post in the garden"
+    assert page.inner_text("#messages li[data-seq='1'] .author") == "alice"
+    assert page.inner_text("#messages li[data-seq='1'] .body") == "first post in the garden"
     assert Message.objects.get().body == "first post in the garden"
     assert page.query_selector_all("#outbox li") == []
     # The page marks the room read up to the newest message it shows.
@@ -75,6 +76,8 @@ def test_create_a_room_and_post_in_it(open_page, alice):
 def test_older_history_loads_on_scroll_up_in_order(open_page, lobby, alice, bob):
     for n in range(1, 121):
         Message.objects.create(room=lobby, author=alice, body=f"message {n}")
+    # All read: the room opens at the newest (a room with unread messages opens at the first).
+    Membership.objects.filter(user=bob, room=lobby).update(last_read_seq=120)
     page = _open_room(open_page, bob)
     _wait_for_seq(page, 120)
     assert _seqs(page) == list(range(71, 121))  # the newest 50, through the socket
@@ -94,7 +97,7 @@ def test_older_history_loads_on_scroll_up_in_order(open_page, lobby, alice, bob)
     _wait_for_seq(page, 1)
     page.wait_for_selector("#older[data-state='end']")
     assert _seqs(page) == list(range(1, 121))
-    assert page.inner_text("#messages li[data-seq='1']") == "alice: message 1"
+    assert page.inner_text("#messages li[data-seq='1'] .body") == "message 1"
 
     # At the beginning, scrolling up again fetches nothing more.
     page.eval_on_selector("#scroller", "el => { el.scrollTop = 0; }")
@@ -152,7 +155,7 @@ def test_offline_banner_and_a_post_that_waits_for_the_server(
         page.wait_for_selector("#banner", state="hidden", timeout=20_000)
         page.wait_for_selector("#state[data-state='live']")
         _wait_for_seq(page, 1, "[data-status='sent']")
-        assert page.inner_text("#messages li[data-seq='1']") == "alice: written while offline"
+        assert page.inner_text("#messages li[data-seq='1'] .body") == "written while offline"
         assert page.query_selector_all("#outbox li") == []
         assert Message.objects.get().body == "written while offline"
     finally:

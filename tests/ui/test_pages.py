@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from chat import actions
-from chat.models import Membership, Mention, OutboxEvent, Room
+from chat.models import Membership, Mention, Message, OutboxEvent, Room
 
 pytestmark = pytest.mark.django_db
 
@@ -134,6 +134,52 @@ def test_the_room_page_hands_its_data_to_the_script(as_bob, alice, bob, lobby):
     assert '<script type="module">' not in page  # no inline script any more
 
 
+def _room_data(client, url: str) -> dict:
+    page = client.get(url).content.decode()
+    found = re.search(r'<script id="room-data" type="application/json">(.*?)</script>', page)
+    return json.loads(found.group(1))
+
+
+def test_a_room_opens_at_the_first_unread_or_the_linked_message(as_bob, alice, bob, lobby):
+    """The socket replays from a little before where the room opens, never more than
+    MAX_REPLAY messages; a ?seq outside the room is ignored, one that is not a number is a 400."""
+    Message.objects.bulk_create(
+        [Message(room=lobby, author=alice, body=f"m{n}", seq=n, change=n) for n in range(1, 1501)]
+    )
+    Room.objects.filter(pk=lobby.pk).update(last_seq=1500, last_change=1500)
+    actions.mark_read(user=bob, room=lobby, seq=1400)
+    data = _room_data(as_bob, "/rooms/lobby/")
+    assert (data["firstUnread"], data["highlightSeq"], data["historyFrom"]) == (1401, None, 1390)
+    data = _room_data(as_bob, "/rooms/lobby/?seq=1460")
+    assert (data["highlightSeq"], data["historyFrom"]) == (1460, 1449)
+    data = _room_data(as_bob, "/rooms/lobby/?seq=20")
+    assert (data["highlightSeq"], data["historyFrom"]) == (20, 500)  # at most 1,000 replayed
+    assert _room_data(as_bob, "/rooms/lobby/?seq=9999")["highlightSeq"] is None
+    actions.mark_read(user=bob, room=lobby, seq=1500)
+    data = _room_data(as_bob, "/rooms/lobby/")
+    assert (data["firstUnread"], data["historyFrom"]) == (None, 1450)
+    response = as_bob.get("/rooms/lobby/?seq=1e3")
+    assert response.status_code == 400
+    assert response.content == b"seq must be a message number"
+
+
+def test_the_sidebar_lists_your_rooms_by_recent_activity(as_alice, alice, bob, lobby):
+    garden = actions.create_room(creator=bob, slug="garden", title="Garden")
+    actions.join_room(user=alice, room=garden)
+    actions.create_room(creator=bob, slug="elsewhere", title="Not joined")
+    actions.open_direct_room(user=alice, other=bob)
+    actions.post_message(author=bob, room=garden, body="<b>newest</b>")
+    page = as_alice.get("/rooms/lobby/").content.decode()
+    sidebar = page[page.index('id="sidebar"') : page.index("</aside>")]
+    assert [m for m in re.findall(r'data-slug="([^"]+)"', sidebar)] == [
+        "garden",
+        "lobby",
+        actions.direct_room_slug(alice, bob),
+    ]
+    assert "bob: &lt;b&gt;newest&lt;/b&gt;" in sidebar
+    assert "elsewhere" not in sidebar
+
+
 # --- sign up --------------------------------------------------------------------------------
 
 
@@ -218,6 +264,42 @@ def test_leave_from_the_room_page(as_bob, bob, secret_room):
     assert as_bob.post("/rooms/secret/leave/").status_code == 302
     assert not Membership.objects.filter(user=bob, room=secret_room).exists()
     assert as_bob.get("/rooms/secret/").status_code == 404  # private: gone for bob
+
+
+def test_owner_removes_a_member_from_the_room_page(as_alice, as_bob, alice, bob, secret_room):
+    page = as_alice.get("/rooms/secret/").content.decode()
+    assert 'aria-label="Remove bob from the room"' in page
+    assert "Remove alice" not in page  # nobody removes the owner (or themselves)
+    assert "remove-member" not in as_bob.get("/rooms/secret/").content.decode()
+
+    response = as_alice.post("/rooms/secret/remove/", {"username": "bob"})
+    assert response.status_code == 302
+    assert not Membership.objects.filter(user=bob, room=secret_room).exists()
+    assert [e["payload"]["user"] for e in _room_events("room.left")] == ["bob"]
+    assert as_bob.get("/rooms/secret/").status_code == 404  # private: gone for bob
+
+
+def test_removing_members_is_refused_unless_allowed(as_alice, as_bob, alice, bob, mallory, lobby):
+    actions.join_room(user=mallory, room=lobby)
+    # A plain member removes nobody; nobody removes the owner; a direct room keeps its two.
+    as_bob.post("/rooms/lobby/remove/", {"username": "mallory"})
+    as_bob.post("/rooms/lobby/remove/", {"username": "alice"})
+    Membership.objects.filter(user=bob, room=lobby).update(role=Membership.Role.MODERATOR)
+    as_bob.post("/rooms/lobby/remove/", {"username": "alice"})
+    direct = actions.open_direct_room(user=alice, other=bob)
+    as_alice.post(f"/rooms/{direct.slug}/remove/", {"username": "bob"})
+    as_alice.post("/rooms/lobby/remove/", {"username": "nobody"})
+    assert Membership.objects.filter(room=lobby).count() == 3
+    assert Membership.objects.filter(room=direct).count() == 2
+    assert _room_events("room.left") == []
+    # A moderator removes a plain member, but not another moderator (only the owner does).
+    Membership.objects.filter(user=mallory, room=lobby).update(role=Membership.Role.MODERATOR)
+    as_bob.post("/rooms/lobby/remove/", {"username": "mallory"})
+    assert Membership.objects.filter(user=mallory, room=lobby).exists()
+    Membership.objects.filter(user=mallory, room=lobby).update(role=Membership.Role.MEMBER)
+    as_bob.post("/rooms/lobby/remove/", {"username": "mallory"})
+    assert not Membership.objects.filter(user=mallory, room=lobby).exists()
+    assert as_bob.get("/rooms/lobby/remove/").status_code == 405
 
 
 def test_joins_and_leaves_need_post(as_mallory, mallory, lobby):
