@@ -88,8 +88,10 @@ def _acked_past(client: redis.Redis, sub: Subscriber, topic: str, mark: str | No
     if streams.compare_ids(streams.decode(group["last-delivered-id"]), mark) < 0:
         return False
     if group["pending"]:
-        oldest = streams.decode(client.xpending(key, sub.group)["min"])
-        return streams.compare_ids(oldest, mark) > 0
+        oldest = client.xpending(key, sub.group)["min"]
+        if oldest is None:  # the group or its entries went meanwhile (e.g. a FLUSHALL): next round
+            return False
+        return streams.compare_ids(streams.decode(oldest), mark) > 0
     return True
 
 

@@ -71,8 +71,8 @@ class Command(BaseCommand):
                 metrics.RELAY_PUBLISHED.labels("sweep").inc(published)
                 health.relay_heartbeat(get_redis())
                 if time.monotonic() >= next_reconcile:
-                    reconciler.round(get_redis())
                     next_reconcile = time.monotonic() + every
+                    self._reconcile(reconciler)
                 if time.monotonic() >= next_maintenance:
                     self._maintain(keep, cap, scanned)
                     next_maintenance = time.monotonic() + 60
@@ -103,6 +103,18 @@ class Command(BaseCommand):
                     waiting = f", {relay.pending_count()} events wait"
             log.warning("%s unreachable%s; retrying with back-off: %s", source, waiting, exc)
         return source
+
+    @staticmethod
+    def _reconcile(reconciler: reconcile.Reconciler) -> None:
+        """The catch-all round (chat/reconcile.py). Best effort: Redis and database errors are
+        the sweep's to retry, but anything else it meets (Redis changing under it) is logged
+        and left to the next round instead of stopping the relay's publishing."""
+        try:
+            reconciler.round(get_redis())
+        except (redis.RedisError, DatabaseError):
+            raise
+        except Exception:
+            log.exception("reconciliation round failed; trying again next round")
 
     @staticmethod
     def _check(watch: loss.RelayWatch) -> None:
