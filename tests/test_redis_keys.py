@@ -9,6 +9,7 @@ while a realistic flow runs against the embedded Redis with a non-default prefix
 from __future__ import annotations
 
 import codecs
+import json
 import re
 import threading
 import uuid
@@ -27,6 +28,7 @@ from chat.models import Message
 from config import redis_keys
 from config.redis_client import get_redis
 from ops import health
+from tests.test_production_settings import DOCUMENTED, _run
 
 PREFIX = "acme"
 _ARG = re.compile(rb'"((?:[^"\\]|\\.)*)"')
@@ -154,3 +156,33 @@ def test_default_prefix_keeps_todays_names():
 def test_unusable_prefixes_are_refused(value):
     with pytest.raises(ImproperlyConfigured):
         redis_keys.check_prefix(value, name="PARLEY_REDIS_PREFIX")
+
+
+_SHOW = (
+    "import json; from config.settings import production as s; print(json.dumps([s.PARLEY_REDIS"
+    "_PREFIX, s.PARLEY_STREAM_PREFIX, s.CHANNEL_LAYERS['default']['CONFIG']['prefix']]))"
+)
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({}, ["parley", "", "parley"]),  # today's names
+        ({"PARLEY_REDIS_PREFIX": "acme"}, ["acme", "acme:", "acme"]),
+        ({"PARLEY_REDIS_PREFIX": "acme", "PARLEY_STREAM_PREFIX": ""}, ["acme", "", "acme"]),
+    ],
+)
+def test_the_streams_and_the_channel_layer_follow_the_prefix(env, names, tmp_path):
+    result = _run(["-c", _SHOW], {**DOCUMENTED, **env}, tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == names
+
+
+@pytest.mark.parametrize("variable", ["PARLEY_REDIS_PREFIX", "PARLEY_STREAM_PREFIX"])
+def test_a_deployment_with_an_unusable_prefix_does_not_start(variable, tmp_path):
+    result = _run(["-c", _SHOW], {**DOCUMENTED, variable: "{acme}"}, tmp_path)
+
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"django.core.exceptions.ImproperlyConfigured: {variable}="), last
