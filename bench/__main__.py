@@ -1,5 +1,6 @@
 """Parley's benchmarks: push against polling and against the raw WebSocket limit.
 
+    .venv/bin/python -m bench streams   (events/s one Redis Stream carries: bench/streams.py)
     .venv/bin/python -m bench [--quick] [--scenarios fanout,throughput,idle,scaleout,catchup]
                               [--servers daphne,uvicorn]
 
@@ -72,6 +73,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["streams"]:  # events/s one Redis Stream carries (bench/streams.py)
+        from bench import streams
+
+        return streams.main(argv[1:])
     args = parse_args(argv)
     cfg = Config.make(
         args.quick,

@@ -32,12 +32,15 @@ from broker import streams
 from broker.models import ProcessedEvent, RedisState, SubscriberState
 from broker.registry import Subscriber
 from chat.events import stream_key
+from config import redis_keys
 from config.redis_client import follow_primary
 from ops import metrics
 
 log = logging.getLogger("parley.broker")
 
-MARKER_KEY = "parley:redis-marker"
+
+def marker_key() -> str:
+    return redis_keys.key("redis-marker")
 
 
 def report(reason: str, *, process: str) -> None:
@@ -61,7 +64,7 @@ def new_marker(client: redis.Redis) -> str:
     """Write a new marker token to Redis and, with the server's identity, to the database
     (Redis first: a crash in between reads as a loss, so the repair runs again, not never)."""
     token = uuid.uuid4().hex
-    client.set(MARKER_KEY, token)
+    client.set(marker_key(), token)
     server_id, _ = _identify(client)
     RedisState.objects.filter(pk=state().pk).update(marker=token, server_id=server_id)
     return token
@@ -77,7 +80,7 @@ def _identify(client: redis.Redis) -> tuple[str, str | None]:
     pipe = client.pipeline(transaction=False)
     pipe.info("server")
     pipe.info("replication")
-    pipe.get(MARKER_KEY)
+    pipe.get(marker_key())
     server, replication, marker = pipe.execute()
     if replication.get("role") != "master":
         client.connection_pool.disconnect()

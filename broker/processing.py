@@ -19,7 +19,7 @@ from django.utils import timezone
 from broker import bulk, streams
 from broker.models import DeadLetter, ProcessedEvent, SubscriberState
 from broker.registry import Subscriber
-from chat.events import Event, dumps
+from chat.events import Event, dumps, stream_key
 
 log = logging.getLogger("parley.broker")
 
@@ -164,7 +164,7 @@ class Processor:
             by_topic.setdefault(entry.topic, []).append(entry.stream_id)
         pipe = self.redis.pipeline(transaction=False)
         for topic, ids in by_topic.items():
-            pipe.xack(topic, self.sub.group, *ids)
+            pipe.xack(stream_key(topic), self.sub.group, *ids)
         pipe.hdel(
             streams.attempts_key(self.sub.name), *(f"{e.topic}|{e.stream_id}" for e in entries)
         )

@@ -17,10 +17,13 @@ from django.conf import settings
 
 from broker import streams
 from chat.events import stream_key
+from config import redis_keys
 
 log = logging.getLogger("parley.broker")
 
-DROPPED_KEY = "parley:stream:dropped"
+
+def dropped_key() -> str:
+    return redis_keys.key("stream", "dropped")
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ def trim_topic(client: redis.Redis, topic: str) -> TrimResult:
         if streams.compare_ids(hard_from, keep_from) > 0:
             dropped = streams.count_range(client, key, keep_from, f"({hard_from}")
             keep_from = hard_from
-            client.hincrby(DROPPED_KEY, topic, dropped)
+            client.hincrby(dropped_key(), topic, dropped)
             log.error(
                 "stream %s over its hard cap (%d > %d): dropped %d events not yet consumed",
                 topic,

@@ -9,6 +9,7 @@ from redis.retry import Retry
 
 from broker.registry import Subscriber
 from chat.events import stream_key
+from config import redis_keys
 from config.redis_client import connect
 
 
@@ -25,21 +26,22 @@ def blocking_client() -> redis.Redis:
 
 def dead_stream(subscriber: str) -> str:
     """Where a subscriber's dead letters are appended (the database keeps them for redrive)."""
-    return f"parley:dead:{subscriber}"
+    return redis_keys.key("dead", subscriber)
 
 
 def attempts_key(subscriber: str) -> str:
     """Hash of failed attempts per pending entry ("topic|stream id"); survives worker crashes."""
-    return f"parley:sub:{subscriber}:attempts"
+    return redis_keys.key("sub", subscriber, "attempts")
 
 
 def worker_key(subscriber: str, consumer: str = "*") -> str:
     """A live worker's heartbeat (expires when the worker stops refreshing it)."""
-    return f"parley:sub:{subscriber}:worker:{consumer}"
+    return redis_keys.key("sub", subscriber, "worker", consumer)
 
 
-# Hash: subscriber -> time.time() of its latest worker heartbeat (read by /readyz, ops/health.py).
-WORKERS_SEEN_KEY = "parley:workers:seen"
+def workers_seen_key() -> str:
+    """Hash: subscriber -> time.time() of its latest worker heartbeat (/readyz, ops/health.py)."""
+    return redis_keys.key("workers", "seen")
 
 
 def ensure_group(client: redis.Redis, sub: Subscriber, topic: str, start: str) -> bool:

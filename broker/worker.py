@@ -195,8 +195,8 @@ class Worker:
         info = {"pid": os.getpid(), "host": socket.gethostname(), "since": now}
         pipe = self.redis.pipeline(transaction=False)
         pipe.set(streams.worker_key(self.sub.name, self.consumer), json.dumps(info), ex=10)
-        pipe.hset(streams.WORKERS_SEEN_KEY, self.sub.name, repr(now))  # for /readyz
-        pipe.get(loss.MARKER_KEY)
+        pipe.hset(streams.workers_seen_key(), self.sub.name, repr(now))  # for /readyz
+        pipe.get(loss.marker_key())
         marker = pipe.execute()[-1]
         reason = self.marker.changed(marker)
         if reason:

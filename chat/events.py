@@ -11,6 +11,8 @@ import uuid
 from datetime import datetime
 from typing import Any, TypedDict
 
+from config import redis_keys
+
 SCHEMA_VERSION = 1
 
 # Topics: one Redis Stream each.
@@ -114,8 +116,9 @@ ACCESS_GROUP = "access"
 
 
 def stream_key(topic: str) -> str:
-    """The Redis Stream that carries a topic."""
-    return topic
+    """The Redis Stream that carries a topic: the topic's name, with PARLEY_STREAM_PREFIX
+    (empty by default; config/redis_keys.py)."""
+    return redis_keys.stream(topic)
 
 
 def message_data(message: Any) -> MessageData:

@@ -29,6 +29,7 @@ import redis
 from django.conf import settings
 
 from chat import online, ratelimit
+from config import redis_keys
 
 log = logging.getLogger("parley.limits")
 
@@ -82,7 +83,7 @@ def rate_limited_detail() -> str:
 
 
 def _sockets_key(user_id: int) -> str:
-    return f"parley:sockets:{user_id}"
+    return redis_keys.key("sockets", user_id)
 
 
 async def admit_socket(consumer) -> bool:

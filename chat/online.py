@@ -25,6 +25,7 @@ from redis import asyncio as aioredis
 
 from chat.events import dumps
 from config import redis_client as redis_clients
+from config import redis_keys
 from config.loops import per_loop
 
 log = logging.getLogger("parley.online")
@@ -48,7 +49,7 @@ def _signals_channel(room_id: int) -> str:
 
 
 def _key(room_id: int) -> str:
-    return f"parley:online:{room_id}"
+    return redis_keys.key("online", room_id)
 
 
 def redis_client() -> aioredis.Redis:

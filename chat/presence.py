@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from chat import events, online, outbox
 from chat.models import Room
+from config import redis_keys
 from config.db import db
 
 log = logging.getLogger("parley.presence")
@@ -64,8 +65,10 @@ return session
 
 
 def _keys(room: Room, user: AbstractBaseUser) -> tuple[str, str]:
-    base = f"parley:presence:{room.pk}:{user.pk}"
-    return f"{base}:sockets", f"{base}:session"
+    """The user's socket set and presence session in the room; the script's third key (the
+    minute's session count) extends the first, so all three share one hash tag (Cluster)."""
+    tag = f"presence:{room.pk}:{user.pk}"
+    return redis_keys.tagged(tag, "sockets"), redis_keys.tagged(tag, "session")
 
 
 async def socket_opened(*, user: AbstractBaseUser, room: Room, session: str) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import redis
 from django.conf import settings
 
+from config import redis_keys
 from config.redis_client import get_redis
 
 log = logging.getLogger("parley.ratelimit")
@@ -37,7 +38,7 @@ def retry_after(window: int) -> int:
 
 
 def _key(scope: str, user_id: int | str, window: int) -> str:
-    return f"parley:rate:{scope}:{user_id}:{int(time.time() // window)}"
+    return redis_keys.key("rate", scope, user_id, int(time.time() // window))
 
 
 def allow(scope: str, user_id: int | str, *, limit: int, window: int) -> bool:

@@ -23,13 +23,22 @@ from django.utils import timezone
 
 from chat import events
 from chat.models import OutboxEvent
+from config import redis_keys
 from config.redis_client import get_redis
 from ops import metrics
 
 log = logging.getLogger("parley.relay")
 
-# Highest change number published per room (hash field = room id).
-PUBLISHED_SEQ_KEY = "parley:published-change"
+
+def published_key(stream: str) -> str:
+    """Highest change number published per room (hash field = room id) on ``stream``.
+
+    Tagged with the stream's name, so the publish script's two keys share one Cluster slot.
+    Only chat.message events carry change numbers, so a guard per stream guards what the one
+    ``parley:published-change`` hash before it did; an upgrade starts with an empty guard, as
+    after a Redis loss: at most a duplicate, which ledgers and sockets' change checks drop."""
+    return redis_keys.tagged(stream, "published-change")
+
 
 _PUBLISH = """
 if ARGV[2] ~= '' then
@@ -84,12 +93,13 @@ def publish_rows(rows: list[OutboxEvent], client: redis.Redis | None = None) -> 
     calls = []
     for row in rows:
         event = row.event
+        stream = events.stream_key(row.topic)
         group_channel, live = _live_message(row)
         layer_message = layer.serialize(live) if live is not None else ""
         group_channel = layer.group_channel_name(group_channel) if live is not None else ""
         calls.append(
             (
-                [events.stream_key(row.topic), PUBLISHED_SEQ_KEY],
+                [stream, published_key(stream)],
                 [
                     row.room_id if row.room_id is not None else "",
                     row.change if row.change is not None else "",

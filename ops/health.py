@@ -5,14 +5,14 @@ may probe it every second. Its checks:
 
 - ``database``: the query below answered.
 - ``redis``: the pipeline answered.
-- ``relay``: the relay's heartbeat (``RELAY_HEARTBEAT_KEY``, written after every sweep) is
+- ``relay``: the relay's heartbeat (``relay_heartbeat_key()``, written after every sweep) is
   younger than ``PARLEY_HEALTH["RELAY_STALE_SECONDS"]``.
 - ``outbox``: the oldest unpublished outbox row is younger than ``OUTBOX_MAX_AGE_SECONDS``
   (one row read by the partial index ``outbox_pending``).
 - ``draining``: this process has not been told to stop (``start_draining``: SIGTERM, ops.drain).
   A draining process answers 503 at once, touching neither the database nor Redis.
 - ``subscribers``: every subscriber named in ``PARLEY_HEALTH["SUBSCRIBERS"]`` (default: all
-  registered) has a worker whose heartbeat (``WORKERS_SEEN_KEY``) is younger than
+  registered) has a worker whose heartbeat (``broker.streams.workers_seen_key``) is younger than
   ``WORKER_STALE_SECONDS``.
 
 Heartbeats are wall-clock times written by other processes, possibly other hosts: their clocks
@@ -27,11 +27,16 @@ from typing import TypedDict
 from django.conf import settings
 from django.db import connection
 
-from broker.streams import WORKERS_SEEN_KEY
+from broker.streams import workers_seen_key
 from chat.models import OutboxEvent
+from config import redis_keys
 from config.redis_client import get_redis
 
-RELAY_HEARTBEAT_KEY = "parley:relay:heartbeat"  # time.time() of the relay's last sweep
+
+def relay_heartbeat_key() -> str:
+    """time.time() of the relay's last sweep."""
+    return redis_keys.key("relay", "heartbeat")
+
 
 _draining = False  # per process: set once, by start_draining(), never cleared
 
@@ -102,8 +107,8 @@ def readiness() -> Readiness:
         }
     try:
         pipe = get_redis().pipeline(transaction=False)
-        pipe.get(RELAY_HEARTBEAT_KEY)
-        pipe.hgetall(WORKERS_SEEN_KEY)
+        pipe.get(relay_heartbeat_key())
+        pipe.hgetall(workers_seen_key())
         relay_beat, seen = pipe.execute()
     except Exception as exc:
         checks["redis"] = {"ok": False, "error": repr(exc)}
@@ -133,4 +138,4 @@ def required_subscribers() -> list[str]:
 
 def relay_heartbeat(client) -> None:
     """Written by the relay after each sweep (expires, so a dead relay's beat vanishes)."""
-    client.set(RELAY_HEARTBEAT_KEY, repr(time.time()), ex=600)
+    client.set(relay_heartbeat_key(), repr(time.time()), ex=600)

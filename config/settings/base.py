@@ -10,7 +10,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from config import embedded_redis, redis_url
+from config import embedded_redis, redis_keys, redis_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -125,6 +125,19 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Redis: channel layer (live push) and streams (durable topics) ----------------------------
 REDIS_URL = env.str("REDIS_URL", default="") or embedded_redis.ensure_default()
 
+# Every key Parley writes starts with this prefix (config/redis_keys.py): deployments that
+# share a Redis give each its own. Streams take PARLEY_STREAM_PREFIX, by default none for the
+# default prefix (today's stream names) and "<prefix>:" for any other. Changing either on a
+# running deployment is a Redis loss to Parley (broker/loss.py notices and repairs it).
+PARLEY_REDIS_PREFIX = redis_keys.check_prefix(
+    env.str("PARLEY_REDIS_PREFIX", default=redis_keys.DEFAULT_PREFIX), name="PARLEY_REDIS_PREFIX"
+)
+PARLEY_STREAM_PREFIX = redis_keys.check_prefix(
+    env.str("PARLEY_STREAM_PREFIX", default=redis_keys.default_stream_prefix(PARLEY_REDIS_PREFIX)),
+    name="PARLEY_STREAM_PREFIX",
+    empty=True,
+)
+
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "chat.layers.ParleyChannelLayer",
@@ -143,7 +156,8 @@ CHANNEL_LAYERS = {
                     **({"socket_keepalive": True} if REDIS_URL.startswith("redis") else {}),
                 ),
             ],
-            "prefix": env.str("PARLEY_LAYER_PREFIX", default="parley"),
+            # Pub/sub channel names (no keys): the same prefix unless set apart.
+            "prefix": env.str("PARLEY_LAYER_PREFIX", default=PARLEY_REDIS_PREFIX),
         },
     },
 }

@@ -90,5 +90,5 @@ def test_over_the_hard_cap_unconsumed_events_are_dropped_loudly(client, caplog):
 
     assert kept(client) == ids[6:]  # the hard cap, 20
     assert result.dropped_unconsumed == 6
-    assert int(client.hget(retention.DROPPED_KEY, TOPIC)) == 6
+    assert int(client.hget(retention.dropped_key(), TOPIC)) == 6
     assert "dropped 6 events not yet consumed" in caplog.text

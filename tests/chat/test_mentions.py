@@ -121,7 +121,7 @@ def test_the_same_event_delivered_twice_makes_one_mention(mentions_worker, alice
 
     # A re-send of the same outbox row: the stream now holds the event twice.
     row = OutboxEvent.objects.get(topic=events.TOPIC_MESSAGE)
-    get_redis().delete(relay.PUBLISHED_SEQ_KEY)
+    get_redis().delete(relay.published_key("chat.message"))
     assert relay.publish_rows([row]) == 1
     assert lag(SUB) == 1
 

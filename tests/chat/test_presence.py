@@ -9,7 +9,7 @@ import pytest
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from chat import events
+from chat import events, presence
 from chat.models import OutboxEvent
 from config.redis_client import get_redis
 from tests.support.ws import open_socket
@@ -67,9 +67,9 @@ async def test_connect_disconnect_churn_writes_bounded_rows(lobby, bob, monkeypa
 
 async def test_sockets_of_a_dead_process_stop_counting(lobby, bob):
     # A socket of a killed process: its entry expired a second ago, its session was recorded.
-    base = f"parley:presence:{lobby.pk}:{bob.pk}"
-    get_redis().zadd(f"{base}:sockets", {"dead": time.time() - 1})
-    get_redis().set(f"{base}:session", "dead")
+    sockets, session = presence._keys(lobby, bob)
+    get_redis().zadd(sockets, {"dead": time.time() - 1})
+    get_redis().set(session, "dead")
     sock, _ = await open_socket(bob)
     await sock.disconnect()
     rows = await _presence_rows()

@@ -17,7 +17,7 @@ def _leave_pending(room, author, bodies):
     for body in bodies:
         Message.objects.create(room=room, author=author, body=body)
     OutboxEvent.objects.update(published_at=None)
-    relay.get_redis().delete(relay.PUBLISHED_SEQ_KEY, "chat.message")
+    relay.get_redis().delete(relay.published_key("chat.message"), "chat.message")
 
 
 @pytest.mark.django_db(transaction=True)
