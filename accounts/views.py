@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.export import aexport_chunks
@@ -26,11 +27,11 @@ def tokens(request: HttpRequest) -> HttpResponse:
         name = request.POST.get("name", "").strip()[:100] or "default"
         expires = request.POST.get("expires", "")
         if expires and expires not in LIFETIMES:
-            messages.error(request, "Choose an expiry from the list.")
+            messages.error(request, _("Choose an expiry from the list."))
             status = 400
         else:
             expires_at = timezone.now() + parse_lifetime(expires) if expires else None
-            _, new_token = create_token(user=request.user, name=name, expires_at=expires_at)
+            _record, new_token = create_token(user=request.user, name=name, expires_at=expires_at)
     return render(
         request,
         "accounts/tokens.html",
@@ -47,9 +48,9 @@ def tokens(request: HttpRequest) -> HttpResponse:
 @require_POST
 def revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     if revoke_token(token_id=token_id, user=request.user):
-        messages.success(request, "Token revoked.")
+        messages.success(request, _("Token revoked."))
     else:
-        messages.error(request, "No such active token.")
+        messages.error(request, _("No such active token."))
     return redirect("tokens")
 
 
