@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
-from accounts.models import ApiToken
+from accounts.models import ApiToken, Preference
 from analytics import erasure
 from chat import departure
 from chat.errors import Refused
@@ -43,6 +43,24 @@ class Deletion:
     rooms_handed_over: list[tuple[str, str | None]]  # (room slug, new owner's username or None)
     tokens: int
     sessions: int
+
+
+def set_theme(*, user: AbstractBaseUser, theme: str) -> str:
+    """Keep ``user``'s colour theme: "light" or "dark", or "system" to follow the browser's
+    prefers-color-scheme again. Returns the stored value ("" for system). Raises AccountError
+    (``bad_request``) for anything else, changing nothing."""
+    if theme not in (*Preference.THEMES, "system"):
+        raise AccountError("bad_request", "theme must be light, dark or system")
+    stored = "" if theme == "system" else theme
+    Preference.objects.update_or_create(user=user, defaults={"theme": stored})
+    return stored
+
+
+def user_theme(user: AbstractBaseUser) -> str:
+    """``user``'s chosen theme, "" when none (follow the system) or anonymous."""
+    if not user.is_authenticated:
+        return ""
+    return Preference.objects.filter(user=user).values_list("theme", flat=True).first() or ""
 
 
 def placeholder_user() -> AbstractBaseUser:

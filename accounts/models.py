@@ -38,3 +38,18 @@ class ApiToken(models.Model):
     @property
     def is_expired(self) -> bool:
         return self.expires_at is not None and self.expires_at <= timezone.now()
+
+
+class Preference(models.Model):
+    """A user's page preferences, kept on the server so they follow the user to any browser.
+    No row: every default (the theme follows the system)."""
+
+    THEMES = ("light", "dark")
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preference"
+    )
+    # "light" or "dark" as chosen with the header's toggle; "": follow prefers-color-scheme.
+    theme = models.CharField(
+        max_length=8, blank=True, default="", choices=[("", "system"), *((t, t) for t in THEMES)]
+    )

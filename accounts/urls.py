@@ -6,4 +6,5 @@ urlpatterns = [
     path("tokens/", views.tokens, name="tokens"),
     path("tokens/<int:token_id>/revoke/", views.revoke, name="token-revoke"),
     path("export/", views.export, name="account-export"),
+    path("theme/", views.theme, name="account-theme"),
 ]

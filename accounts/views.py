@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.actions import AccountError, set_theme
 from accounts.export import aexport_chunks
 from accounts.models import ApiToken
 from accounts.tokens import create_token, parse_lifetime, revoke_token
@@ -73,3 +74,16 @@ def export(request: HttpRequest) -> HttpResponse:
     name = f"parley-{user.get_username()}.json".replace('"', "")
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
+
+
+@login_required
+@require_POST
+def theme(request: HttpRequest) -> HttpResponse:
+    """Keep the caller's theme (form field ``theme``: light, dark or system), for every browser
+    they use; the pages read it (accounts.context_processors). 400 with nothing changed for
+    another value. Session and CSRF token, like every form of the pages."""
+    try:
+        stored = set_theme(user=request.user, theme=request.POST.get("theme", ""))
+    except AccountError as exc:
+        return JsonResponse({"code": exc.code, "detail": exc.detail}, status=400)
+    return JsonResponse({"theme": stored or "system"})

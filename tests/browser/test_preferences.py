@@ -1,0 +1,25 @@
+"""The theme toggle keeps the choice on the server: another browser (a fresh context, nothing in
+its localStorage) opens in it; an anonymous page keeps using the browser's own choice."""
+
+from __future__ import annotations
+
+import pytest
+
+from accounts.models import Preference
+from tests.browser.conftest import DESKTOP
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
+
+
+def test_theme_toggle_follows_the_user_to_another_browser(open_page, lobby, alice):
+    page = open_page("/rooms/lobby/", alice, viewport=DESKTOP)  # light system scheme
+    assert page.get_attribute("html", "data-theme") == "light"
+    page.click("#theme-toggle")
+    page.wait_for_selector("html[data-theme-saved='dark']")  # the server answered
+    assert Preference.objects.get(user=alice).theme == "dark"
+    other = open_page("/rooms/lobby/", alice, viewport=DESKTOP)  # another browser, light system
+    assert other.get_attribute("html", "data-theme") == "dark"
+    assert other.get_attribute("#theme-toggle", "aria-pressed") == "true"
+    other.click("#theme-toggle")
+    other.wait_for_selector("html[data-theme-saved='light']")
+    assert Preference.objects.get(user=alice).theme == "light"
