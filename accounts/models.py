@@ -53,3 +53,6 @@ class Preference(models.Model):
     theme = models.CharField(
         max_length=8, blank=True, default="", choices=[("", "system"), *((t, t) for t in THEMES)]
     )
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: theme {self.theme or 'system'}"
