@@ -21,10 +21,10 @@ def as_bob(bob) -> Client:
 def test_room_page_follows_accept_language(as_bob, lobby):
     french = as_bob.get("/rooms/lobby/", **FRENCH)
     assert french["Content-Language"] == "fr"
-    assert '<html lang="fr">' in french.text and ">Envoyer</button>" in french.text
+    assert '<html lang="fr"' in french.text and ">Envoyer</button>" in french.text
     assert "Accept-Language" in french["Vary"]
     english = as_bob.get("/rooms/lobby/", HTTP_ACCEPT_LANGUAGE="en-US")
-    assert '<html lang="en">' in english.text and ">Send</button>" in english.text
+    assert '<html lang="en"' in english.text and ">Send</button>" in english.text
     # A language Parley does not have falls back to English.
     assert ">Send</button>" in as_bob.get("/rooms/lobby/", HTTP_ACCEPT_LANGUAGE="ja").text
 
@@ -47,3 +47,11 @@ def test_the_api_stays_english_without_content_language(as_bob):
     response = as_bob.get("/api/rooms/", **FRENCH)
     assert response.status_code == 200
     assert "Content-Language" not in response
+
+
+def test_login_and_token_pages_are_translated(as_bob):
+    login = Client().get("/accounts/login/", **FRENCH).text
+    assert "<h1>Se connecter</h1>" in login
+    assert 'Nouveau ici ? <a href="/accounts/signup/">' in login
+    tokens = as_bob.get("/account/tokens/", **FRENCH).text
+    assert "<title>Jetons d’API · Parley</title>" in tokens and "Pas encore de jeton." in tokens
