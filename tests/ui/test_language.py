@@ -55,3 +55,12 @@ def test_login_and_token_pages_are_translated(as_bob):
     assert 'Nouveau ici ? <a href="/accounts/signup/">' in login
     tokens = as_bob.get("/account/tokens/", **FRENCH).text
     assert "<title>Jetons d’API · Parley</title>" in tokens and "Pas encore de jeton." in tokens
+
+
+def test_staff_dashboard_is_translated(bob):
+    bob.is_staff = True
+    bob.save(update_fields=["is_staff"])
+    client = Client()
+    client.force_login(bob)
+    page = client.get("/analytics/dashboard/", **FRENCH).text
+    assert "<h1>Tableau de bord</h1>" in page and "Latence de diffusion p50" in page
