@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
+from accounts import avatars
 from accounts.models import ApiToken, Preference
 from analytics import erasure
 from chat import departure
@@ -54,6 +55,25 @@ def set_theme(*, user: AbstractBaseUser, theme: str) -> str:
     stored = "" if theme == "system" else theme
     Preference.objects.update_or_create(user=user, defaults={"theme": stored})
     return stored
+
+
+def set_avatar(*, user: AbstractBaseUser, data: bytes | None) -> int:
+    """Keep ``user``'s avatar: ``data`` is the uploaded file (checked and re-encoded by
+    accounts.avatars), None removes it (initials again). Returns the new avatar version.
+    Raises AccountError (``bad_request``) for a file that is not an acceptable picture,
+    changing nothing."""
+    picture = None
+    if data is not None:
+        try:
+            picture = avatars.normalise(data)
+        except avatars.AvatarRefused as exc:
+            raise AccountError("bad_request", str(exc)) from exc
+    with transaction.atomic():
+        preference, _ = Preference.objects.select_for_update().get_or_create(user=user)
+        preference.avatar = picture
+        preference.avatar_version += 1
+        preference.save(update_fields=["avatar", "avatar_version"])
+    return preference.avatar_version
 
 
 def user_theme(user: AbstractBaseUser) -> str:

@@ -53,6 +53,10 @@ class Preference(models.Model):
     theme = models.CharField(
         max_length=8, blank=True, default="", choices=[("", "system"), *((t, t) for t in THEMES)]
     )
+    # The uploaded picture as re-encoded by accounts.avatars (a small PNG), or null: initials.
+    avatar = models.BinaryField(null=True, blank=True, editable=False)
+    # Changes with every upload, so pages can let browsers cache /avatars/<name>.png?v=N forever.
+    avatar_version = models.PositiveIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"{self.user_id}: theme {self.theme or 'system'}"

@@ -14,6 +14,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.avatars import avatar_urls
 from chat import actions, limits, selectors
 from chat.forms import InviteForm, RoomForm, SignUpForm
 from chat.models import Membership, Mention, Room
@@ -148,6 +149,8 @@ def room(request: HttpRequest, slug: str) -> HttpResponse:
         "csrfToken": get_token(request),
         "messagesUrl": reverse("room-messages", kwargs={"slug": room.slug}),  # the REST API
         "readUrl": reverse("room-read", kwargs={"slug": room.slug}),
+        # Uploaded pictures of the members who have one (the others: initials).
+        "avatars": avatar_urls([m.user.get_username() for m in members]),
     }
     context = {
         "room": room,

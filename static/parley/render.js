@@ -13,7 +13,14 @@ export function hueOf(name) {
   return hash % 360;
 }
 
-function avatar(name) {
+function avatar(name, url) {
+  if (url) {
+    const img = document.createElement("img"); // the server's re-encoded PNG, same origin
+    img.className = "avatar";
+    img.alt = "";
+    img.src = url;
+    return img;
+  }
   const el = document.createElement("span");
   el.className = "avatar";
   el.setAttribute("aria-hidden", "true");
@@ -44,9 +51,10 @@ export function dayOf(iso) {
 
 /**
  * Fill ``item`` (an <li>) with ``message``. ``mine`` and ``mentionsMe`` are the viewer's
- * checks; data-author and data-at let the list group items and place date separators.
+ * checks, ``avatarUrl`` the author's uploaded picture (else initials); data-author and data-at
+ * let the list group items and place date separators.
  */
-export function renderMessage(item, message, { mine, mentioned }) {
+export function renderMessage(item, message, { mine, mentioned, avatarUrl }) {
   const head = document.createElement("div");
   head.className = "msg-head";
   const who = document.createElement("b");
@@ -58,7 +66,7 @@ export function renderMessage(item, message, { mine, mentioned }) {
   body.className = "body";
   if (message.deleted_at) body.textContent = _("message deleted");
   else body.append(renderBody(message.body));
-  item.replaceChildren(avatar(message.author), head, body);
+  item.replaceChildren(avatar(message.author, avatarUrl), head, body);
   if (message.edited_at && !message.deleted_at) {
     const note = document.createElement("small");
     note.className = "edited";

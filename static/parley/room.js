@@ -46,6 +46,7 @@ function paint(item, message) {
   renderMessage(item, message, {
     mine: message.author === data.me,
     mentioned: mentionsMe(message.body || ""),
+    avatarUrl: data.avatars[message.author],
   });
   if (message.seq !== undefined) item.append(toolsFor(message, data));
   if (message.seq === data.firstUnread) {
