@@ -4,6 +4,7 @@ small PNG made by Parley (never the uploaded bytes), with nosniff and a sandboxi
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -11,6 +12,7 @@ from django.test import Client
 from PIL import Image
 
 from accounts.avatars import AVATAR_MAX_BYTES, AVATAR_SIZE
+from accounts.export import export_chunks
 from accounts.models import Preference
 
 pytestmark = pytest.mark.django_db
@@ -94,3 +96,12 @@ def test_remove_login_and_unknown(alice, bob):
     assert _client(bob).get("/account/avatars/nobody.png").status_code == 404
     assert Client().get("/account/avatars/alice.png").status_code == 302  # login first
     assert Client().post("/account/avatar/", {}).status_code == 302
+
+
+def test_the_data_export_names_the_avatar_and_theme(alice):
+    client = _client(alice)
+    _upload(client, _picture())
+    client.post("/account/theme/", {"theme": "dark"})
+    profile = json.loads("".join(export_chunks(alice)))["profile"]  # what /account/export/ sends
+    assert profile["theme"] == "dark"
+    assert profile["avatar"].startswith("/account/avatars/alice.png?v=")
