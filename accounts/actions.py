@@ -16,7 +16,8 @@ from django.db import transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
-from accounts.models import ApiToken
+from accounts import avatars
+from accounts.models import ApiToken, Preference
 from analytics import erasure
 from chat import departure
 from chat.errors import Refused
@@ -43,6 +44,43 @@ class Deletion:
     rooms_handed_over: list[tuple[str, str | None]]  # (room slug, new owner's username or None)
     tokens: int
     sessions: int
+
+
+def set_theme(*, user: AbstractBaseUser, theme: str) -> str:
+    """Keep ``user``'s colour theme: "light" or "dark", or "system" to follow the browser's
+    prefers-color-scheme again. Returns the stored value ("" for system). Raises AccountError
+    (``bad_request``) for anything else, changing nothing."""
+    if theme not in (*Preference.THEMES, "system"):
+        raise AccountError("bad_request", "theme must be light, dark or system")
+    stored = "" if theme == "system" else theme
+    Preference.objects.update_or_create(user=user, defaults={"theme": stored})
+    return stored
+
+
+def set_avatar(*, user: AbstractBaseUser, data: bytes | None) -> int:
+    """Keep ``user``'s avatar: ``data`` is the uploaded file (checked and re-encoded by
+    accounts.avatars), None removes it (initials again). Returns the new avatar version.
+    Raises AccountError (``bad_request``) for a file that is not an acceptable picture,
+    changing nothing."""
+    picture = None
+    if data is not None:
+        try:
+            picture = avatars.normalise(data)
+        except avatars.AvatarRefused as exc:
+            raise AccountError("bad_request", str(exc)) from exc
+    with transaction.atomic():
+        preference, _ = Preference.objects.select_for_update().get_or_create(user=user)
+        preference.avatar = picture
+        preference.avatar_version += 1
+        preference.save(update_fields=["avatar", "avatar_version"])
+    return preference.avatar_version
+
+
+def user_theme(user: AbstractBaseUser) -> str:
+    """``user``'s chosen theme, "" when none (follow the system) or anonymous."""
+    if not user.is_authenticated:
+        return ""
+    return Preference.objects.filter(user=user).values_list("theme", flat=True).first() or ""
 
 
 def placeholder_user() -> AbstractBaseUser:

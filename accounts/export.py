@@ -17,6 +17,8 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
+from accounts.actions import user_theme
+from accounts.avatars import avatar_urls
 from accounts.models import ApiToken
 from chat import events
 from chat.models import Membership, Mention, Message
@@ -80,6 +82,9 @@ def _profile(user: AbstractBaseUser) -> dict:
         "date_joined": _iso(getattr(user, "date_joined", None)),
         "last_login": _iso(user.last_login),
         "is_staff": bool(getattr(user, "is_staff", False)),
+        # Kept preferences: the theme ("" follows the system) and the avatar's URL (or null).
+        "theme": user_theme(user),
+        "avatar": avatar_urls([user.get_username()]).get(user.get_username()),
     }
 
 

@@ -38,3 +38,25 @@ class ApiToken(models.Model):
     @property
     def is_expired(self) -> bool:
         return self.expires_at is not None and self.expires_at <= timezone.now()
+
+
+class Preference(models.Model):
+    """A user's page preferences, kept on the server so they follow the user to any browser.
+    No row: every default (the theme follows the system)."""
+
+    THEMES = ("light", "dark")
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preference"
+    )
+    # "light" or "dark" as chosen with the header's toggle; "": follow prefers-color-scheme.
+    theme = models.CharField(
+        max_length=8, blank=True, default="", choices=[("", "system"), *((t, t) for t in THEMES)]
+    )
+    # The uploaded picture as re-encoded by accounts.avatars (a small PNG), or null: initials.
+    avatar = models.BinaryField(null=True, blank=True, editable=False)
+    # Changes with every upload, so pages can let browsers cache /avatars/<name>.png?v=N forever.
+    avatar_version = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: theme {self.theme or 'system'}"

@@ -8,10 +8,13 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.actions import AccountError, set_avatar, set_theme
+from accounts.avatars import AVATAR_MAX_BYTES
 from accounts.export import aexport_chunks
-from accounts.models import ApiToken
+from accounts.models import ApiToken, Preference
 from accounts.tokens import create_token, parse_lifetime, revoke_token
 
 # The lifetimes the page offers (any other value is refused and creates nothing).
@@ -21,16 +24,22 @@ LIFETIMES = {"7d": "in 7 days", "30d": "in 30 days", "90d": "in 90 days", "365d"
 @login_required
 @require_http_methods(["GET", "POST"])
 def tokens(request: HttpRequest) -> HttpResponse:
+    """The account page: API tokens (POST creates one), the avatar, the data download."""
     new_token, status = None, 200
     if request.method == "POST":
         name = request.POST.get("name", "").strip()[:100] or "default"
         expires = request.POST.get("expires", "")
         if expires and expires not in LIFETIMES:
-            messages.error(request, "Choose an expiry from the list.")
+            messages.error(request, _("Choose an expiry from the list."))
             status = 400
         else:
             expires_at = timezone.now() + parse_lifetime(expires) if expires else None
-            _, new_token = create_token(user=request.user, name=name, expires_at=expires_at)
+            _record, new_token = create_token(user=request.user, name=name, expires_at=expires_at)
+    return _account_page(request, new_token=new_token, status=status)
+
+
+def _account_page(request: HttpRequest, *, new_token: str | None, status: int) -> HttpResponse:
+    preference = Preference.objects.filter(user=request.user).only("avatar_version").first()
     return render(
         request,
         "accounts/tokens.html",
@@ -38,6 +47,10 @@ def tokens(request: HttpRequest) -> HttpResponse:
             "tokens": ApiToken.objects.filter(user=request.user),
             "new_token": new_token,
             "lifetimes": LIFETIMES.items(),
+            "avatar_version": preference.avatar_version if preference else 0,
+            "has_avatar": Preference.objects.filter(
+                user=request.user, avatar__isnull=False
+            ).exists(),
         },
         status=status,
     )
@@ -47,9 +60,9 @@ def tokens(request: HttpRequest) -> HttpResponse:
 @require_POST
 def revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     if revoke_token(token_id=token_id, user=request.user):
-        messages.success(request, "Token revoked.")
+        messages.success(request, _("Token revoked."))
     else:
-        messages.error(request, "No such active token.")
+        messages.error(request, _("No such active token."))
     return redirect("tokens")
 
 
@@ -71,4 +84,57 @@ def export(request: HttpRequest) -> HttpResponse:
     response = StreamingHttpResponse(aexport_chunks(user), content_type="application/json")
     name = f"parley-{user.get_username()}.json".replace('"', "")
     response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+@login_required
+@require_POST
+def theme(request: HttpRequest) -> HttpResponse:
+    """Keep the caller's theme (form field ``theme``: light, dark or system), for every browser
+    they use; the pages read it (accounts.context_processors). 400 with nothing changed for
+    another value. Session and CSRF token, like every form of the pages."""
+    try:
+        stored = set_theme(user=request.user, theme=request.POST.get("theme", ""))
+    except AccountError as exc:
+        return JsonResponse({"code": exc.code, "detail": exc.detail}, status=400)
+    return JsonResponse({"theme": stored or "system"})
+
+
+@login_required
+@require_POST
+def avatar_upload(request: HttpRequest) -> HttpResponse:
+    """Set the caller's avatar from the ``avatar`` file (``remove`` set: back to initials).
+    A file that is not an acceptable picture: the account page with 400 and the reason; the
+    kept avatar is unchanged."""
+    upload = request.FILES.get("avatar")
+    if "remove" in request.POST:
+        set_avatar(user=request.user, data=None)
+        messages.success(request, _("Avatar removed."))
+        return redirect("tokens")
+    try:
+        # Read one byte over the limit at most: a huge upload is refused, not loaded.
+        data = upload.read(AVATAR_MAX_BYTES + 1) if upload else b""
+        set_avatar(user=request.user, data=data)
+    except AccountError as exc:
+        messages.error(request, exc.detail)
+        return _account_page(request, new_token=None, status=400)
+    messages.success(request, _("Avatar saved."))
+    return redirect("tokens")
+
+
+@login_required
+@require_GET
+def avatar(request: HttpRequest, username: str) -> HttpResponse:
+    """A user's avatar: always the PNG re-encoded by accounts.avatars, never uploaded bytes,
+    with nosniff and a sandboxing CSP. 404 when the user has none. ``?v=`` (the version the
+    pages add) makes it cacheable for good."""
+    preference = Preference.objects.filter(user__username=username, avatar__isnull=False).first()
+    if preference is None:
+        return HttpResponse(status=404)
+    response = HttpResponse(bytes(preference.avatar), content_type="image/png")
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = (
+        "private, max-age=31536000, immutable" if request.GET.get("v") else "private, no-cache"
+    )
     return response

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 import uuid
 from collections import Counter
 from datetime import datetime
@@ -10,7 +9,7 @@ from datetime import datetime
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from analytics import erasure
+from analytics import erasure, latency
 from analytics.models import (
     BehaviourRecord,
     ConnectionSession,
@@ -21,7 +20,6 @@ from analytics.models import (
 from broker import bulk
 from chat import events
 
-LATENCY_BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 _ROOM_COUNTERS = {
     events.MESSAGE_CREATED: "messages",
     events.ROOM_JOINED: "joins",
@@ -122,13 +120,8 @@ def _session(event: events.Event, user: str, at: datetime) -> None:
 
 def _add_latencies(minute: datetime, values: list[float]) -> None:
     row, _ = LatencyMinute.objects.select_for_update().get_or_create(minute=minute)
-    histogram = dict(row.histogram)
-    for value in values:
-        index = bisect.bisect_left(LATENCY_BUCKETS_MS, value)
-        bound = str(LATENCY_BUCKETS_MS[index]) if index < len(LATENCY_BUCKETS_MS) else "inf"
-        histogram[bound] = histogram.get(bound, 0) + 1
     row.count += len(values)
     row.total_ms += sum(values)
     row.max_ms = max(row.max_ms, *values)
-    row.histogram = histogram
+    row.buckets = latency.add(row.buckets, values)
     row.save()

@@ -51,8 +51,10 @@ class PushLatencySerializer(serializers.Serializer):
     count = serializers.IntegerField()
     mean_ms = serializers.FloatField(allow_null=True)
     max_ms = serializers.FloatField(allow_null=True)
-    p50_ms_at_most = serializers.FloatField(allow_null=True)
-    p95_ms_at_most = serializers.FloatField(allow_null=True)
+    p50_ms = serializers.FloatField(allow_null=True, help_text="measured median, within 0.5 %")
+    p95_ms = serializers.FloatField(
+        allow_null=True, help_text="measured 95th percentile, within 0.5 %"
+    )
 
 
 class SummarySerializer(serializers.Serializer):

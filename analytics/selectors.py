@@ -8,7 +8,8 @@ from typing import Any
 from django.db.models import Avg, Count, Q, Sum
 from django.utils import timezone
 
-from analytics.aggregates import LATENCY_BUCKETS_MS, minute_of
+from analytics.aggregates import minute_of
+from analytics.latency import percentiles
 from analytics.models import ConnectionSession, LatencyMinute, RoomMinute, UserMinute
 
 
@@ -71,29 +72,17 @@ def summary(*, minutes: int = 60, now: datetime | None = None) -> dict[str, Any]
 
 
 def latency(*, since: datetime) -> dict[str, Any]:
-    """Push latency (event created -> processed by analytics) over the window."""
+    """Push latency (event created -> processed by analytics) over the window: p50 and p95 are
+    the measured nearest-rank percentiles within 0.5 % (analytics.latency), not bucket bounds.
+    Minutes recorded before the fine histogram existed count in ``count`` and the mean only."""
     rows = list(LatencyMinute.objects.filter(minute__gte=since))
     count = sum(r.count for r in rows)
-    histogram: dict[str, int] = {}
-    for row in rows:
-        for bound, n in row.histogram.items():
-            histogram[bound] = histogram.get(bound, 0) + n
+    max_ms = max((r.max_ms for r in rows), default=None)
+    quantiles = percentiles((r.buckets for r in rows), (0.50, 0.95), max_ms=max_ms)
     return {
         "count": count,
         "mean_ms": (sum(r.total_ms for r in rows) / count) if count else None,
-        "max_ms": max((r.max_ms for r in rows), default=None),
-        "p50_ms_at_most": _percentile_bound(histogram, count, 0.50),
-        "p95_ms_at_most": _percentile_bound(histogram, count, 0.95),
+        "max_ms": max_ms,
+        "p50_ms": quantiles[0.50],
+        "p95_ms": quantiles[0.95],
     }
-
-
-def _percentile_bound(histogram: dict[str, int], count: int, q: float) -> float | None:
-    """The histogram bucket bound at or under which the q-quantile lies."""
-    if not count:
-        return None
-    seen = 0
-    for bound in [*map(str, LATENCY_BUCKETS_MS), "inf"]:
-        seen += histogram.get(bound, 0)
-        if seen >= q * count:
-            return float(bound)
-    return float("inf")

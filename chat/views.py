@@ -11,8 +11,10 @@ from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.avatars import avatar_urls
 from chat import actions, limits, selectors
 from chat.forms import InviteForm, RoomForm, SignUpForm
 from chat.models import Membership, Mention, Room
@@ -147,6 +149,8 @@ def room(request: HttpRequest, slug: str) -> HttpResponse:
         "csrfToken": get_token(request),
         "messagesUrl": reverse("room-messages", kwargs={"slug": room.slug}),  # the REST API
         "readUrl": reverse("room-read", kwargs={"slug": room.slug}),
+        # Uploaded pictures of the members who have one (the others: initials).
+        "avatars": avatar_urls([m.user.get_username() for m in members]),
     }
     context = {
         "room": room,
@@ -188,7 +192,7 @@ def join(request: HttpRequest, slug: str) -> HttpResponse:
 def leave(request: HttpRequest, slug: str) -> HttpResponse:
     room = _readable_room(request, slug)
     if actions.leave_room(user=request.user, room=room):
-        messages.success(request, f"You left {room.title}.")
+        messages.success(request, _("You left %(title)s.") % {"title": room.title})
     return _back(request, reverse("home"))
 
 
@@ -198,7 +202,7 @@ def invite(request: HttpRequest, slug: str) -> HttpResponse:
     room = _readable_room(request, slug)
     form = InviteForm(request.POST)
     if not form.is_valid():
-        for error in form.errors.get("username", ["Give a username."]):
+        for error in form.errors.get("username", [_("Give a username.")]):
             messages.error(request, error)
         return redirect("room", room.slug)
     try:
@@ -208,7 +212,8 @@ def invite(request: HttpRequest, slug: str) -> HttpResponse:
     except actions.ActionError as exc:
         messages.error(request, exc.detail)
     else:
-        messages.success(request, f"{membership.user.get_username()} is a member now.")
+        name = membership.user.get_username()
+        messages.success(request, _("%(name)s is a member now.") % {"name": name})
     return redirect("room", room.slug)
 
 
@@ -222,7 +227,7 @@ def remove_member(request: HttpRequest, slug: str) -> HttpResponse:
     except actions.ActionError as exc:
         messages.error(request, exc.detail)
     else:
-        messages.success(request, f"{username} is no longer a member.")
+        messages.success(request, _("%(name)s is no longer a member.") % {"name": username})
     return redirect("room", room.slug)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.locale import LocaleMiddleware
 from django.utils.deprecation import MiddlewareMixin
 
 HEADER = "Content-Security-Policy"
@@ -97,3 +98,19 @@ class RateLimitHeadersMiddleware(MiddlewareMixin):
 
 
 _BODY_HEADERS = {"content-type", "content-length", "content-encoding", "content-disposition"}
+
+
+class PageLocaleMiddleware(LocaleMiddleware):
+    """Django's LocaleMiddleware for the pages only: a page is in the browser's language
+    (Accept-Language, one of LANGUAGES), with ``Content-Language`` and ``Vary: Accept-Language``.
+    The API (``/api/``) stays in English, its documented headers unchanged: its messages are
+    for programs, and its clients choose no language."""
+
+    def process_request(self, request: HttpRequest) -> None:
+        if not request.path.startswith("/api/"):
+            super().process_request(request)
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if request.path.startswith("/api/"):
+            return response
+        return super().process_response(request, response)

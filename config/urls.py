@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.i18n import JavaScriptCatalog
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -7,6 +8,8 @@ urlpatterns = [
     path("account/", include("accounts.urls")),
     path("analytics/", include("analytics.urls")),
     path("api/", include("config.api_urls")),
+    # The JS strings' translations as a script file (CSP: script-src 'self', no inline script).
+    path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("", include("chat.urls")),
 ]
 

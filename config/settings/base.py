@@ -49,6 +49,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "config.text_input.RejectInvalidText",  # NUL or non-UTF-8 in path, query, form: 400
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "config.middleware.PageLocaleMiddleware",  # pages in the Accept-Language one of LANGUAGES
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -92,6 +93,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "accounts.context_processors.preferences",  # the reader's kept theme
             ],
         },
     },
@@ -352,7 +354,11 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
-LANGUAGE_CODE = "en-us"
+LANGUAGE_CODE = "en"
+# The page language follows the browser's Accept-Language (LocaleMiddleware). English is the source
+# text; French proves every user-facing string goes through gettext (locale/, .mo committed).
+LANGUAGES = [("en", "English"), ("fr", "Français")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -1,6 +1,8 @@
 // The staff dashboard: figures and server-made SVG charts replaced on every push from
 // /ws/dashboard/ (sent when analytics processes events; nothing is polled).
 
+import { _ } from "./i18n.js";
+
 const state = document.getElementById("dash-state");
 let attempt = 0;
 
@@ -35,12 +37,12 @@ function connect() {
     if (data.type !== "dashboard") return;
     attempt = 0;
     state.dataset.state = "live";
-    state.textContent = "live";
+    state.textContent = _("live");
     render(data);
   };
   socket.onclose = (event) => {
     state.dataset.state = "offline";
-    state.textContent = "offline — reconnecting";
+    state.textContent = _("offline — reconnecting");
     if (event.code === 4401 || event.code === 4403) return;
     const ceiling = Math.min(15000, 500 * 2 ** attempt++);
     setTimeout(connect, ceiling / 2 + Math.random() * ceiling / 2);

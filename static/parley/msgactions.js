@@ -2,6 +2,7 @@
 // owner and moderators and staff: anyone's), copy a link to it (/rooms/<slug>/?seq=N). On a
 // desktop the toolbar shows on hover and on keyboard focus; on a phone a long press opens it.
 // Every change goes through the REST API; the live frames then update every open page.
+import { _ } from "./i18n.js";
 import { apiRequest } from "./api.js";
 
 /** The toolbar of one message, for what this viewer may do with it. */
@@ -9,7 +10,7 @@ export function toolsFor(message, { me, canModerate, slug }) {
   const tools = document.createElement("div");
   tools.className = "msg-tools";
   tools.setAttribute("role", "group");
-  tools.setAttribute("aria-label", "Message actions");
+  tools.setAttribute("aria-label", _("Message actions"));
   const add = (action, label) => {
     const button = document.createElement("button");
     button.type = "button";
@@ -18,13 +19,13 @@ export function toolsFor(message, { me, canModerate, slug }) {
     button.textContent = label;
     tools.append(button);
   };
-  if (!message.deleted_at && message.author === me) add("edit", "Edit");
-  if (!message.deleted_at && (message.author === me || canModerate)) add("delete", "Delete");
+  if (!message.deleted_at && message.author === me) add("edit", _("Edit"));
+  if (!message.deleted_at && (message.author === me || canModerate)) add("delete", _("Delete"));
   const link = document.createElement("a");
   link.className = "tool";
   link.dataset.action = "link";
   link.href = `/rooms/${encodeURIComponent(slug)}/?seq=${message.seq}`;
-  link.textContent = "Copy link";
+  link.textContent = _("Copy link");
   tools.append(link);
   return tools;
 }
@@ -67,7 +68,7 @@ export class MessageActions {
       event.preventDefault();
       const link = new URL(tool.getAttribute("href"), location.href).href;
       navigator.clipboard?.writeText(link).then(
-        () => this.onStatus("Link copied"),
+        () => this.onStatus(_("Link copied")),
         () => this.onStatus(`Link: ${link}`),
       );
       item.dataset.copied = link;
@@ -79,7 +80,7 @@ export class MessageActions {
   }
 
   async remove(seq) {
-    if (!window.confirm("Delete this message? Everyone in the room sees it as deleted.")) return;
+    if (!window.confirm(_("Delete this message? Everyone in the room sees it as deleted."))) return;
     try {
       const message = await apiRequest(this.url(seq), { method: "DELETE", csrfToken: this.data.csrfToken });
       this._repaint(message);
@@ -100,15 +101,15 @@ export class MessageActions {
     box.value = message.body;
     box.maxLength = 4000;
     box.rows = Math.min(8, message.body.split("\n").length + 1);
-    box.setAttribute("aria-label", "Edit the message");
+    box.setAttribute("aria-label", _("Edit the message"));
     const save = document.createElement("button");
     save.type = "submit";
     save.className = "btn btn-primary";
-    save.textContent = "Save";
+    save.textContent = _("Save");
     const cancel = document.createElement("button");
     cancel.type = "button";
     cancel.className = "btn";
-    cancel.textContent = "Cancel";
+    cancel.textContent = _("Cancel");
     const error = document.createElement("p");
     error.className = "edit-error";
     error.setAttribute("role", "alert");

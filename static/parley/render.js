@@ -1,6 +1,7 @@
 // How a message looks, wherever it is shown: author and avatar (once per group of consecutive
 // messages by one author), local time (full date on hover), the body (markdown.js: a safe
 // Markdown subset and links, sanitized), the "edited" mark, a quiet tombstone once deleted.
+import { _ } from "./i18n.js";
 import { renderBody } from "./markdown.js";
 
 const GROUP_GAP_MS = 5 * 60 * 1000; // a message within 5 minutes of the last joins its group
@@ -12,7 +13,14 @@ export function hueOf(name) {
   return hash % 360;
 }
 
-function avatar(name) {
+function avatar(name, url) {
+  if (url) {
+    const img = document.createElement("img"); // the server's re-encoded PNG, same origin
+    img.className = "avatar";
+    img.alt = "";
+    img.src = url;
+    return img;
+  }
   const el = document.createElement("span");
   el.className = "avatar";
   el.setAttribute("aria-hidden", "true");
@@ -34,8 +42,8 @@ export function dayOf(iso) {
   const day = new Date(iso);
   const today = new Date();
   const yesterday = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
-  if (day.toDateString() === today.toDateString()) return "Today";
-  if (day.toDateString() === yesterday.toDateString()) return "Yesterday";
+  if (day.toDateString() === today.toDateString()) return _("Today");
+  if (day.toDateString() === yesterday.toDateString()) return _("Yesterday");
   return day.toLocaleDateString([], {
     weekday: "long", year: "numeric", month: "long", day: "numeric",
   });
@@ -43,9 +51,10 @@ export function dayOf(iso) {
 
 /**
  * Fill ``item`` (an <li>) with ``message``. ``mine`` and ``mentionsMe`` are the viewer's
- * checks; data-author and data-at let the list group items and place date separators.
+ * checks, ``avatarUrl`` the author's uploaded picture (else initials); data-author and data-at
+ * let the list group items and place date separators.
  */
-export function renderMessage(item, message, { mine, mentioned }) {
+export function renderMessage(item, message, { mine, mentioned, avatarUrl }) {
   const head = document.createElement("div");
   head.className = "msg-head";
   const who = document.createElement("b");
@@ -55,13 +64,13 @@ export function renderMessage(item, message, { mine, mentioned }) {
   if (message.created_at) head.append(timeOf(message.created_at));
   const body = document.createElement("div");
   body.className = "body";
-  if (message.deleted_at) body.textContent = "message deleted";
+  if (message.deleted_at) body.textContent = _("message deleted");
   else body.append(renderBody(message.body));
-  item.replaceChildren(avatar(message.author), head, body);
+  item.replaceChildren(avatar(message.author, avatarUrl), head, body);
   if (message.edited_at && !message.deleted_at) {
     const note = document.createElement("small");
     note.className = "edited";
-    note.textContent = "(edited)";
+    note.textContent = _("(edited)");
     note.title = new Date(message.edited_at).toLocaleString();
     const last = body.lastElementChild; // on the message's last line, not below it
     (last && last.tagName === "P" ? last : body).append(" ", note);

@@ -3,6 +3,7 @@
 // the connection banner, where the room opens (first unread or ?seq=N), and the read position
 // as messages are actually seen. Message bodies are always text, never HTML (render.js).
 
+import { _, fmt, ngettext } from "./i18n.js";
 import { RoomConnection } from "./client.js";
 import { MessageActions, toolsFor } from "./msgactions.js";
 import { ReadMark } from "./reading.js";
@@ -45,6 +46,7 @@ function paint(item, message) {
   renderMessage(item, message, {
     mine: message.author === data.me,
     mentioned: mentionsMe(message.body || ""),
+    avatarUrl: data.avatars[message.author],
   });
   if (message.seq !== undefined) item.append(toolsFor(message, data));
   if (message.seq === data.firstUnread) {
@@ -203,8 +205,8 @@ const scheduleRead = () => reader.schedule();
 
 // --- connection -----------------------------------------------------------------------------
 
-const LABELS = { connecting: "connecting…", reconnecting: "reconnecting…", offline: "offline",
-                 live: "live", refused: "refused", closed: "closed" };
+const LABELS = { connecting: _("connecting…"), reconnecting: _("reconnecting…"), offline: _("offline"),
+                 live: _("live"), refused: _("refused"), closed: _("closed") };
 
 function showState(value) {
   stateLine.dataset.state = value;
@@ -212,8 +214,8 @@ function showState(value) {
   const down = value === "offline" || value === "reconnecting";
   banner.dataset.state = value;
   banner.textContent = value === "refused"
-    ? "You can no longer read this room."
-    : "Connection lost. Reconnecting…";
+    ? _("You can no longer read this room.")
+    : _("Connection lost. Reconnecting…");
   banner.hidden = !(down || value === "refused");
   // Who is online is what the server last said: stale while the connection is down.
   document.getElementById("online").classList.toggle("stale", value !== "live");
@@ -252,16 +254,16 @@ function refused(frame) {
   const reason = document.createElement("p");
   reason.className = "reason";
   reason.setAttribute("role", "alert");
-  reason.textContent = `Not sent: ${frame.detail}`;
+  reason.textContent = fmt(_("Not sent: %(detail)s"), { detail: frame.detail });
   const retry = document.createElement("button");
   retry.type = "button";
   retry.className = "btn retry";
-  retry.textContent = "Retry";
+  retry.textContent = _("Retry");
   retry.addEventListener("click", () => { pending.remove(); post(pending.dataset.text); });
   const discard = document.createElement("button");
   discard.type = "button";
   discard.className = "btn-quiet discard";
-  discard.textContent = "Discard";
+  discard.textContent = _("Discard");
   discard.addEventListener("click", () => { pending.remove(); input.focus(); });
   reason.append(" ", retry, " ", discard);
   pending.append(reason);
@@ -269,7 +271,7 @@ function refused(frame) {
 
 function announce(message) {
   if (conn.syncing || message.author === data.me) return; // history is not read out
-  say(`${message.author}: ${message.deleted_at ? "message deleted" : message.body}`);
+  say(`${message.author}: ${message.deleted_at ? _("message deleted") : message.body}`);
   document.dispatchEvent(new CustomEvent("parley:message", { detail: message }));
 }
 
@@ -338,7 +340,8 @@ function forgetTypist(username) {
 function renderTyping() {
   const names = [...typists.keys()];
   typingLine.textContent = names.length === 0 ? ""
-    : `${names.join(", ")} ${names.length === 1 ? "is" : "are"} typing…`;
+    : fmt(ngettext("%(names)s is typing…", "%(names)s are typing…", names.length),
+      { names: names.join(", ") });
 }
 
 // --- sending --------------------------------------------------------------------------------

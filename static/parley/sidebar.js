@@ -5,6 +5,7 @@
 // page's one /ws/me/ socket and re-dispatches what it hears as document events for the page's
 // own script (rooms.js): "parley:counts" (the rooms read after a (re)connect) and
 // "parley:activity" ({room, seq}).
+import { _, fmt } from "./i18n.js";
 import { apiRequest } from "./api.js";
 import { MeConnection, readCounts } from "./me.js";
 
@@ -42,7 +43,7 @@ const previewDue = new Map(); // slug -> timer of the pending preview fetch
 
 function showPreview(row, message) {
   row.querySelector(".side-preview").textContent = message.deleted_at
-    ? "message deleted" : `${message.author}: ${message.body}`;
+    ? _("message deleted") : `${message.author}: ${message.body}`;
 }
 
 /** Another room's newest message, for its preview (activity frames carry only its seq). */
@@ -93,7 +94,7 @@ function showNotifyButton() {
   if (!notifyButton || !("Notification" in window)) return;
   notifyButton.hidden = false;
   notifyButton.setAttribute("aria-pressed", String(notifying()));
-  notifyButton.textContent = notifying() ? "Notifications on" : "Notify me";
+  notifyButton.textContent = notifying() ? _("Notifications on") : _("Notify me");
 }
 
 notifyButton?.addEventListener("click", async () => {
@@ -168,14 +169,14 @@ new MeConnection({
     showCount(row, seq);
     if (room !== current) refreshPreview(row);
     if (room !== current && row.closest("#side-dms")) {
-      notify(row.querySelector(".side-name").textContent, "New direct message", `/rooms/${room}/`);
+      notify(row.querySelector(".side-name").textContent, _("New direct message"), `/rooms/${room}/`);
     }
   },
   onMention(message) {
     const badge = document.getElementById("mention-badge");
     badge.textContent = String(Number(badge.textContent) + 1);
     badge.hidden = false;
-    if (message) notify(`${message.author} mentioned you`, message.body, `/rooms/${message.room}/?seq=${message.seq}`);
+    if (message) notify(fmt(_("%(author)s mentioned you"), { author: message.author }), message.body, `/rooms/${message.room}/?seq=${message.seq}`);
   },
 }).start();
 showTitle();

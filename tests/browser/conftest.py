@@ -70,16 +70,18 @@ def server(tmp_path):
 def open_page(browser, server):
     """Open a page of the server, logged in as ``user`` (or anonymous), in a phone viewport
     (or ``viewport``, e.g. DESKTOP); ``dark`` opens it with the system's dark colour scheme;
-    ``touch`` as a phone with a touch screen."""
+    ``touch`` as a phone with a touch screen; ``locale`` is the browser's language (its
+    Accept-Language header and ``navigator.language``)."""
     contexts = []
     base = f"http://127.0.0.1:{server.port}"
 
-    def open_page(path: str, user=None, viewport=PHONE, dark=False, touch=False):
+    def open_page(path: str, user=None, viewport=PHONE, dark=False, touch=False, locale="en-US"):
         context = browser.new_context(
             viewport=viewport,
             color_scheme="dark" if dark else "light",
             has_touch=touch,
             is_mobile=touch,  # a touch screen's coarse pointer and no hover
+            locale=locale,
         )
         contexts.append(context)
         if user is not None:
