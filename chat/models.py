@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import models, transaction
 from django.db.models import Q
 from django.db.models.functions import Lower
 
-from broker import bulk
+from database import sql
 
 
 class Room(models.Model):
@@ -44,23 +44,11 @@ class Room(models.Model):
         gapless and unique, and a room's changes commit in their order. Returns (seq, change),
         the last ones taken; seq is the room's newest seq when ``new_message`` is false.
         """
-        # One statement (UPDATE ... RETURNING, PostgreSQL and SQLite >= 3.35), written out: it
-        # runs for every post, and building it with the ORM cost more CPU than running it.
-        table, seq, change, pk = (
-            connection.ops.quote_name(name)
-            for name in (cls._meta.db_table, "last_seq", "last_change", "id")
-        )
-        bump = f"{change} = {change} + %s" + (f", {seq} = {seq} + %s" if new_message else "")
-        params = [count, count] if new_message else [count]
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {table} SET {bump} WHERE {pk} = %s RETURNING {seq}, {change}",  # noqa: S608
-                [*params, room_id],
-            )
-            row = cursor.fetchone()
+        # One statement (UPDATE ... RETURNING), written out: it runs for every post.
+        row = sql.allocate(room_id, count, new_messages=new_message)
         if row is None:
             raise cls.DoesNotExist(f"room {room_id} does not exist")
-        return row[0], row[1]
+        return row
 
 
 class Membership(models.Model):
@@ -161,7 +149,7 @@ class Message(models.Model):
             first_seq, first_change = last_seq - len(messages) + 1, last_change - len(messages) + 1
             for i, message in enumerate(messages):
                 message.seq, message.change = first_seq + i, first_change + i
-            bulk.insert_instances(messages)
+            sql.insert_instances(messages)
             outbox.record_many(
                 [(events.message_created(m), m.change) for m in messages], room_id=room_id
             )

@@ -8,9 +8,9 @@ from functools import partial
 from django.db import transaction
 from django.utils.dateparse import parse_datetime
 
-from broker import bulk
 from chat import events, relay
 from chat.models import OutboxEvent
+from database import sql
 
 
 def record(event: events.Event, *, room_id: int | None, change: int | None = None) -> OutboxEvent:
@@ -34,7 +34,7 @@ def record_many(
     Up to a relay page of rows is handed to the publisher as written; more (a departed user's
     thousands of messages) are read back in pages, so memory does not grow until commit."""
     rows = [_row(event, room_id=room_id, change=change) for event, change in events_and_changes]
-    bulk.insert_instances(rows)
+    sql.insert_instances(rows)
     written = rows if len(rows) <= relay.BATCH else None
     transaction.on_commit(partial(relay.flush_after_commit, room_id, written))
 

@@ -18,13 +18,13 @@ from datetime import timedelta
 
 import redis
 from channels.layers import get_channel_layer
-from django.db import connection
 from django.utils import timezone
 
 from chat import events
 from chat.models import OutboxEvent
 from config import redis_keys
 from config.redis_client import get_redis
+from database import sql
 from ops import metrics
 
 log = logging.getLogger("parley.relay")
@@ -112,7 +112,7 @@ def publish_rows(rows: list[OutboxEvent], client: redis.Redis | None = None) -> 
             )
         )
     results = _execute(client, calls)
-    _mark_published([r.pk for r in rows])
+    sql.mark_published([r.pk for r in rows], timezone.now())
     return sum(1 for r in results if r == 1)
 
 
@@ -144,41 +144,13 @@ def _live_message(row: OutboxEvent) -> tuple[str, dict | None]:
     }
 
 
-# The two statements every post runs, written out (building them with the ORM cost more CPU
-# than running them). ``_OUTBOX`` is the quoted table name.
-_OUTBOX = connection.ops.quote_name(OutboxEvent._meta.db_table)
-
-
-def _mark_published(ids: list[int]) -> None:
-    now = OutboxEvent._meta.get_field("published_at").get_db_prep_value(timezone.now(), connection)
-    with connection.cursor() as cursor:
-        placeholders = ", ".join(["%s"] * len(ids))
-        cursor.execute(
-            f"UPDATE {_OUTBOX} SET published_at = %s WHERE id IN ({placeholders})",  # noqa: S608
-            [now, *ids],
-        )
-
-
-def _pending_ids(room_id: int | None, limit: int) -> list[int]:
-    """The oldest ``limit`` pending events of a room (of no room: None), by the partial index
-    ``outbox_pending_by_room``."""
-    room = "room_id IS NULL" if room_id is None else "room_id = %s"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT id FROM {_OUTBOX} WHERE {room} AND published_at IS NULL "  # noqa: S608
-            "ORDER BY id LIMIT %s",
-            [limit] if room_id is None else [room_id, limit],
-        )
-        return [row[0] for row in cursor.fetchall()]
-
-
 def flush_room(room_id: int | None, written: list[OutboxEvent] | None = None) -> int:
     """Publish every pending event of one room (or of no room), in order.
 
     ``written``: rows the caller has just committed, still in memory. When they are all that
     is pending, they are published as they are, without reading them back."""
     if written:
-        if _pending_ids(room_id, len(written) + 1) == [row.pk for row in written]:
+        if sql.outbox_pending_ids(room_id, len(written) + 1) == [row.pk for row in written]:
             return publish_rows(written)
     published = 0
     while True:
