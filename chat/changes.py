@@ -50,8 +50,7 @@ def change_messages(
         for i, (message, _) in enumerate(changed):
             message.change = last - len(changed) + 1 + i
         sql.update_instances([m for m, _ in changed], CHANGED_FIELDS)
-        outbox.record_many(
-            [(events.message_changed(type, m, ts=at), m.change) for m, type in changed],
-            room_id=room.pk,
+        outbox.record(
+            *(events.message_changed(type, m, ts=at) for m, type in changed), room_id=room.pk
         )
     return [m for m, _ in changed]

@@ -18,6 +18,7 @@ from datetime import timedelta
 
 import redis
 from channels.layers import get_channel_layer
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from chat import events
@@ -152,16 +153,7 @@ def flush_room(room_id: int | None, written: list[OutboxEvent] | None = None) ->
     if written:
         if sql.outbox_pending_ids(room_id, len(written) + 1) == [row.pk for row in written]:
             return publish_rows(written)
-    published = 0
-    while True:
-        rows = list(
-            OutboxEvent.objects.filter(room_id=room_id, published_at__isnull=True).order_by("id")[
-                :BATCH
-            ]
-        )
-        published += publish_rows(rows)
-        if len(rows) < BATCH:
-            return published
+    return _flush(OutboxEvent.objects.filter(room_id=room_id))
 
 
 def flush_after_commit(room_id: int | None, written: list[OutboxEvent] | None = None) -> None:
@@ -178,15 +170,18 @@ def flush_after_commit(room_id: int | None, written: list[OutboxEvent] | None = 
 def flush_pending(*, older_than: float = 0.0) -> int:
     """The relay's sweep: publish everything still pending (oldest first). Raises RedisError."""
     cutoff = timezone.now() - timedelta(seconds=older_than)
+    return _flush(OutboxEvent.objects.filter(created_at__lte=cutoff))
+
+
+def _flush(rows: QuerySet[OutboxEvent]) -> int:
+    """The one flush: publish the pending ones of ``rows``, oldest first, a page at a time;
+    return how many were new on Redis."""
+    pending = rows.filter(published_at__isnull=True).order_by("id")
     published = 0
     while True:
-        rows = list(
-            OutboxEvent.objects.filter(published_at__isnull=True, created_at__lte=cutoff).order_by(
-                "id"
-            )[:BATCH]
-        )
-        published += publish_rows(rows)
-        if len(rows) < BATCH:
+        page = list(pending[:BATCH])
+        published += publish_rows(page)
+        if len(page) < BATCH:
             return published
 
 
