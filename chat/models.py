@@ -152,8 +152,8 @@ class Message(models.Model):
             raise ValueError("a new message's seq is assigned by its room; leave it unset")
         for message in messages:
             check_body(message.body)
-        try:
-            with transaction.atomic():
+        with transaction.atomic():
+            try:
                 last_seq, last_change = Room.allocate(
                     room_id, new_message=True, count=len(messages)
                 )
@@ -163,11 +163,11 @@ class Message(models.Model):
                     message.seq, message.change = first_seq + i, first_change + i
                 sql.insert_instances(messages)
                 outbox.record(*(events.message_created(m) for m in messages), room_id=room_id)
-        except BaseException:
-            for message in messages:  # nothing was written: the messages may be written again
-                message.pk, message.seq, message.change = None, None, 0
-                message._state.adding = True
-            raise
+            except BaseException:
+                for message in messages:  # rolled back: the messages may be written again
+                    message.pk, message.seq, message.change = None, None, 0
+                    message._state.adding = True
+                raise
         return messages
 
     def delete(self, *args, **kwargs):
