@@ -115,8 +115,9 @@ class Message(models.Model):
         return f"{self.room}#{self.seq}"
 
     def save(self, *args, **kwargs) -> None:
-        """Save; a new message is written by ``create_batch`` (a batch of one): it gets its seq
-        and change number, its body is checked, and its ``message.created`` event is recorded.
+        """Save; a new message has its body checked (ActionError, as a post would be refused) and
+        is written by ``create_batch`` (a batch of one): it gets its seq and change number and
+        its ``message.created`` event.
 
         This is the safety net that makes *every* insert publish — the post action, the admin,
         a shell's ``Message.objects.create()`` — because the event is written to the outbox in
@@ -129,18 +130,19 @@ class Message(models.Model):
             return
         if kwargs.get("using", DEFAULT_DB_ALIAS) != DEFAULT_DB_ALIAS:
             raise ValueError("messages are written to the default database")
+        check_body(self.body)
         Message.create_batch([self])
 
     @classmethod
     def create_batch(cls, messages: list[Message]) -> list[Message]:
         """Insert new messages of one room, in their order: the one write of new messages.
 
-        In one transaction: each body is checked (``chat.validation.check_body``, ActionError),
-        the room hands out the next seqs and change numbers (``Room.allocate``), the rows are
-        written with one INSERT and their ``message.created`` events with another
-        (``outbox.record``, published after commit). Raises IntegrityError (nothing written, the
-        messages left unsaved) if an (author, client_id) pair already exists. Sends no model
-        signals."""
+        In one transaction: the room hands out the next seqs and change numbers
+        (``Room.allocate``), the rows are written with one INSERT and their ``message.created``
+        events with another (``outbox.record``, published after commit). Raises IntegrityError
+        (nothing written, the messages left unsaved) if an (author, client_id) pair already
+        exists. Sends no model signals. The bodies are the caller's to check
+        (``chat.validation.check_body``): the post action and ``save()`` do."""
         from chat import events, outbox  # outbox imports this module
 
         if not messages:
@@ -150,8 +152,6 @@ class Message(models.Model):
             raise ValueError("a batch is new messages of one room")
         if any(m.seq is not None for m in messages):
             raise ValueError("a new message's seq is assigned by its room; leave it unset")
-        for message in messages:
-            check_body(message.body)
         with transaction.atomic():
             try:
                 last_seq, last_change = Room.allocate(
