@@ -149,8 +149,10 @@ def room(request: HttpRequest, slug: str) -> HttpResponse:
         "csrfToken": get_token(request),
         "messagesUrl": reverse("room-messages", kwargs={"slug": room.slug}),  # the REST API
         "readUrl": reverse("room-read", kwargs={"slug": room.slug}),
-        # Uploaded pictures of the members who have one (the others: initials).
+        # Uploaded pictures of the members who have one (the others: initials); anyone else
+        # the page meets later is looked up at avatarsUrl (static/parley/avatars.js).
         "avatars": avatar_urls([m.user.get_username() for m in members]),
+        "avatarsUrl": reverse("avatar-lookup"),
     }
     context = {
         "room": room,

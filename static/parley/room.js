@@ -4,10 +4,11 @@
 // as messages are actually seen. Message bodies are always text, never HTML (render.js).
 
 import { _, fmt, ngettext } from "./i18n.js";
+import { Avatars } from "./avatars.js";
 import { RoomConnection } from "./client.js";
 import { MessageActions, toolsFor } from "./msgactions.js";
 import { ReadMark } from "./reading.js";
-import { regroup, renderMessage } from "./render.js";
+import { avatarOf, regroup, renderMessage } from "./render.js";
 
 const data = JSON.parse(document.getElementById("room-data").textContent);
 const list = document.getElementById("messages"); // saved messages, in seq order
@@ -40,13 +41,25 @@ function mentionsMe(body) {
 
 const actions = new MessageActions({ list, data, paint, onStatus: say });
 
+// The members' pictures came with the page; anyone else's is looked up when first met, then
+// put on their messages already shown (and their posts still being sent).
+const avatars = new Avatars({
+  known: data.avatars,
+  lookupUrl: data.avatarsUrl,
+  asked: [...document.querySelectorAll("#member-list li[data-username]")].map((li) => li.dataset.username),
+  onFound(name, url) {
+    for (const item of document.querySelectorAll(`li.msg[data-author="${CSS.escape(name)}"]`)) {
+      item.querySelector(".avatar")?.replaceWith(avatarOf(name, url));
+    }
+  },
+});
 function paint(item, message) {
   actions.remember(message);
   if (item.classList.contains("editing")) return; // the saved edit repaints it
   renderMessage(item, message, {
     mine: message.author === data.me,
     mentioned: mentionsMe(message.body || ""),
-    avatarUrl: data.avatars[message.author],
+    avatarUrl: avatars.url(message.author),
   });
   if (message.seq !== undefined) item.append(toolsFor(message, data));
   if (message.seq === data.firstUnread) {
@@ -292,6 +305,7 @@ const conn = new RoomConnection({
   presence: true,
   onPresence(users) {
     document.getElementById("online-list").textContent = users.join(", ") || "nobody";
+    for (const name of users) avatars.url(name); // someone new: their picture before their post
     for (const item of document.querySelectorAll("#member-list li[data-username]")) {
       item.classList.toggle("is-online", users.includes(item.dataset.username));
     }
@@ -353,7 +367,7 @@ function post(text) {
   item.dataset.status = "pending";
   item.dataset.text = text;
   renderMessage(item, { author: data.me, body: text, created_at: new Date().toISOString() },
-                { mine: true, mentioned: false });
+                { mine: true, mentioned: false, avatarUrl: avatars.url(data.me) });
   followingBottom(() => outbox.append(item), true);
 }
 
