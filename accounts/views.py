@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.actions import AccountError, set_avatar, set_theme
@@ -19,7 +20,12 @@ from accounts.models import ApiToken, Preference
 from accounts.tokens import create_token, parse_lifetime, revoke_token
 
 # The lifetimes the page offers (any other value is refused and creates nothing).
-LIFETIMES = {"7d": "in 7 days", "30d": "in 30 days", "90d": "in 90 days", "365d": "in a year"}
+LIFETIMES = {
+    "7d": gettext_lazy("in 7 days"),
+    "30d": gettext_lazy("in 30 days"),
+    "90d": gettext_lazy("in 90 days"),
+    "365d": gettext_lazy("in a year"),
+}
 # Names one avatar lookup answers for at most (a page asks for the few it has just met).
 AVATAR_LOOKUP_MAX = 50
 

@@ -8,6 +8,7 @@ import { Avatars } from "./avatars.js";
 import { RoomConnection } from "./client.js";
 import { MessageActions, toolsFor } from "./msgactions.js";
 import { ReadMark } from "./reading.js";
+import { refusalText } from "./refusals.js";
 import { avatarOf, regroup, renderMessage } from "./render.js";
 
 const data = JSON.parse(document.getElementById("room-data").textContent);
@@ -53,6 +54,7 @@ const avatars = new Avatars({
     }
   },
 });
+
 function paint(item, message) {
   actions.remember(message);
   if (item.classList.contains("editing")) return; // the saved edit repaints it
@@ -267,7 +269,7 @@ function refused(frame) {
   const reason = document.createElement("p");
   reason.className = "reason";
   reason.setAttribute("role", "alert");
-  reason.textContent = fmt(_("Not sent: %(detail)s"), { detail: frame.detail });
+  reason.textContent = fmt(_("Not sent: %(detail)s"), { detail: refusalText(frame.detail, data.refusals) });
   const retry = document.createElement("button");
   retry.type = "button";
   retry.className = "btn retry";
@@ -304,7 +306,7 @@ const conn = new RoomConnection({
   onError: refused,
   presence: true,
   onPresence(users) {
-    document.getElementById("online-list").textContent = users.join(", ") || "nobody";
+    document.getElementById("online-list").textContent = users.join(", ") || _("nobody");
     for (const name of users) avatars.url(name); // someone new: their picture before their post
     for (const item of document.querySelectorAll("#member-list li[data-username]")) {
       item.classList.toggle("is-online", users.includes(item.dataset.username));
@@ -368,6 +370,11 @@ function post(text) {
   item.dataset.text = text;
   renderMessage(item, { author: data.me, body: text, created_at: new Date().toISOString() },
                 { mine: true, mentioned: false, avatarUrl: avatars.url(data.me) });
+  const sending = document.createElement("small"); // until acknowledged (then repainted)
+  sending.className = "sending";
+  sending.textContent = _("sending…");
+  const last = item.querySelector(".body").lastElementChild; // on the last line, as "(edited)"
+  (last?.tagName === "P" ? last : item.querySelector(".body")).append(" ", sending);
   followingBottom(() => outbox.append(item), true);
 }
 
