@@ -98,3 +98,11 @@ def test_the_room_page_gives_its_script_the_translated_refusals(client, alice, l
     assert data(HTTP_ACCEPT_LANGUAGE="en")["refusals"] == {}
     french = data(**FRENCH)["refusals"]
     assert french["you are not a member of this room"] == "vous n’êtes pas membre de ce salon"
+
+
+@pytest.mark.django_db
+def test_not_found_is_a_page_of_the_site_in_the_readers_language(client, mallory, secret_room):
+    client.force_login(mallory)
+    page = client.get("/rooms/secret/", **FRENCH)
+    assert page.status_code == 404
+    assert "<h1>Introuvable</h1>" in page.text and 'href="/"' in page.text
