@@ -3,13 +3,14 @@
 // the connection banner, where the room opens (first unread or ?seq=N), and the read position
 // as messages are actually seen. Message bodies are always text, never HTML (render.js).
 
-import { _, fmt, ngettext } from "./i18n.js";
+import { _, fmt } from "./i18n.js";
 import { Avatars } from "./avatars.js";
 import { RoomConnection } from "./client.js";
 import { MessageActions, toolsFor } from "./msgactions.js";
 import { ReadMark } from "./reading.js";
 import { refusalText } from "./refusals.js";
-import { avatarOf, regroup, renderMessage } from "./render.js";
+import { regroup, renderMessage } from "./render.js";
+import { TypingLine } from "./typing.js";
 
 const data = JSON.parse(document.getElementById("room-data").textContent);
 const list = document.getElementById("messages"); // saved messages, in seq order
@@ -42,17 +43,11 @@ function mentionsMe(body) {
 
 const actions = new MessageActions({ list, data, paint, onStatus: say });
 
-// The members' pictures came with the page; anyone else's is looked up when first met, then
-// put on their messages already shown (and their posts still being sent).
+// The members' pictures came with the page; anyone else's is looked up when first met.
 const avatars = new Avatars({
   known: data.avatars,
   lookupUrl: data.avatarsUrl,
   asked: [...document.querySelectorAll("#member-list li[data-username]")].map((li) => li.dataset.username),
-  onFound(name, url) {
-    for (const item of document.querySelectorAll(`li.msg[data-author="${CSS.escape(name)}"]`)) {
-      item.querySelector(".avatar")?.replaceWith(avatarOf(name, url));
-    }
-  },
 });
 
 function paint(item, message) {
@@ -290,11 +285,13 @@ function announce(message) {
   document.dispatchEvent(new CustomEvent("parley:message", { detail: message }));
 }
 
+const typing = new TypingLine(document.getElementById("typing"));
+
 const conn = new RoomConnection({
   slug: data.slug,
   afterSeq: data.historyFrom,
   onMessage(message) {
-    forgetTypist(message.author);
+    typing.forget(message.author);
     followingBottom(() => upsert(message));
     announce(message);
     scheduleRead();
@@ -312,7 +309,7 @@ const conn = new RoomConnection({
       item.classList.toggle("is-online", users.includes(item.dataset.username));
     }
   },
-  onTyping: showTyping,
+  onTyping: (username) => typing.show(username),
   onState(value) {
     showState(value);
     if (value === "live") {
@@ -332,33 +329,6 @@ const conn = new RoomConnection({
 });
 conn.start();
 window.parleyRoom = conn; // for the console and the browser tests
-
-// --- typing --------------------------------------------------------------------------------
-
-const typingLine = document.getElementById("typing");
-const typists = new Map(); // username -> timer that forgets them
-const TYPING_SHOWN_MS = 4000;
-
-function showTyping(username) {
-  clearTimeout(typists.get(username));
-  typists.set(username, setTimeout(() => forgetTypist(username), TYPING_SHOWN_MS));
-  renderTyping();
-}
-
-/** Their message arrived (or they stopped): they are no longer typing. */
-function forgetTypist(username) {
-  if (!typists.has(username)) return;
-  clearTimeout(typists.get(username));
-  typists.delete(username);
-  renderTyping();
-}
-
-function renderTyping() {
-  const names = [...typists.keys()];
-  typingLine.textContent = names.length === 0 ? ""
-    : fmt(ngettext("%(names)s is typing…", "%(names)s are typing…", names.length),
-      { names: names.join(", ") });
-}
 
 // --- sending --------------------------------------------------------------------------------
 
