@@ -17,7 +17,8 @@ from tests.support.ws import session_cookie
 CHROMIUM = os.environ.get("PARLEY_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # .ci/run runs the two suites at once in one checkout: each names its own folder.
 ARTIFACTS = Path(
-    os.environ.get("PARLEY_TEST_ARTIFACTS") or Path(__file__).resolve().parents[2] / "test-artifacts"
+    os.environ.get("PARLEY_TEST_ARTIFACTS")
+    or Path(__file__).resolve().parents[2] / "test-artifacts"
 )
 # As root, in a closed network: no sandbox, and no background calls to Google's hosts.
 CHROMIUM_ARGS = [
