@@ -23,8 +23,9 @@ def _refusal_details() -> list[str]:
     """A sample of each detail chat's modules refuse an action with: the text as written, each
     value the code puts in replaced by a sample one (repr'd where the code repr's it)."""
     details = []
-    for name in ("actions.py", "errors.py", "idempotency.py"):
-        for node in ast.walk(ast.parse((CHAT / name).read_text())):
+    actions = sorted((CHAT / "actions").glob("*.py"))
+    for path in [*actions, CHAT / "validation.py", CHAT / "errors.py", CHAT / "idempotency.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
             if not (isinstance(node, ast.Call) and getattr(node.func, "id", "") == "ActionError"):
                 continue
             detail = node.args[1]
