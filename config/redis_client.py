@@ -57,10 +57,9 @@ def connect_async(url: str, **options) -> aioredis.Redis:
     spec = parse_sentinel(url)
     if spec is None:
         return aioredis.Redis.from_url(url, **options)
-    manager = aioredis.sentinel.Sentinel(
-        spec.sentinels, socket_timeout=SENTINEL_TIMEOUT, socket_connect_timeout=SENTINEL_TIMEOUT
+    return _async_sentinel(spec).master_for(
+        spec.service, db=spec.db, password=spec.password, **options
     )
-    return manager.master_for(spec.service, db=spec.db, password=spec.password, **options)
 
 
 def async_pool(url: str, *, max_connections: int, timeout: float, **options):
@@ -70,12 +69,9 @@ def async_pool(url: str, *, max_connections: int, timeout: float, **options):
         return aioredis.BlockingConnectionPool.from_url(
             url, max_connections=max_connections, timeout=timeout, **options
         )
-    manager = aioredis.sentinel.Sentinel(
-        spec.sentinels, socket_timeout=SENTINEL_TIMEOUT, socket_connect_timeout=SENTINEL_TIMEOUT
-    )
     return _BlockingSentinelPool(
         spec.service,
-        manager,
+        _async_sentinel(spec),
         db=spec.db,
         password=spec.password,
         max_connections=max_connections,
@@ -104,6 +100,12 @@ class _BlockingSentinelPool(
 
 def _sentinel(spec: SentinelURL) -> Sentinel:
     return Sentinel(
+        spec.sentinels, socket_timeout=SENTINEL_TIMEOUT, socket_connect_timeout=SENTINEL_TIMEOUT
+    )
+
+
+def _async_sentinel(spec: SentinelURL) -> aioredis.sentinel.Sentinel:
+    return aioredis.sentinel.Sentinel(
         spec.sentinels, socket_timeout=SENTINEL_TIMEOUT, socket_connect_timeout=SENTINEL_TIMEOUT
     )
 
