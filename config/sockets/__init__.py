@@ -21,7 +21,7 @@ Two things need more of a connection than ASGI's ``send`` offers:
 Each adapter checks what it needs of its server's private state once, and declines with one
 log line rather than raising (``base.Adapter``): the consumer then uses ``send`` as any ASGI
 application would. ``parley_frames_direct`` (ops/metrics.py) counts the frames written through
-an adapter; tests/chat/test_fast_path.py asserts that the fast path is taken on both servers at
+an adapter; tests/chat/test_servers.py asserts that the fast path is taken on both servers at
 the pinned versions.
 """
 
