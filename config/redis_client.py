@@ -62,7 +62,9 @@ def connect_async(url: str, **options) -> aioredis.Redis:
     )
 
 
-def async_pool(url: str, *, max_connections: int, timeout: float, **options):
+def async_pool(
+    url: str, *, max_connections: int, timeout: float, **options
+) -> aioredis.BlockingConnectionPool:
     """A bounded asyncio pool that makes a burst wait up to ``timeout`` for a connection."""
     spec = parse_sentinel(url)
     if spec is None:

@@ -35,7 +35,7 @@ __all__ = ["ClientGone", "Connection", "Disconnected", "connection", "text_frame
 _ADAPTERS = (uvicorn.adopt, daphne.adopt)
 
 
-def connection(send, receive=None) -> Connection | None:
+def connection(send: object, receive: object = None) -> Connection | None:
     """The connection behind the server's own ``send`` and ``receive`` (the ASGI callables of
     an accepted WebSocket), or None for a server no adapter knows, or whose adapter declined."""
     for adopt in _ADAPTERS:

@@ -34,7 +34,7 @@ except ImportError:  # daphne is not this process' server
     WebSocketProtocol = None
 
 
-def adopt(send, receive) -> Connection | None:
+def adopt(send: object, receive: object) -> Connection | None:
     """The adapter on the daphne connection behind ``send`` and ``receive``; None if they are
     not daphne's, or the adapter declined."""
     if (

@@ -26,7 +26,7 @@ except ImportError:  # uvicorn is an option
     WebSocketsSansIOProtocol = None
 
 
-def adopt(send, receive) -> Connection | None:
+def adopt(send: object, receive: object) -> Connection | None:
     """The adapter on the uvicorn connection behind ``send``; None if it is not uvicorn's, or
     the adapter declined."""
     owner = getattr(send, "__self__", None)
