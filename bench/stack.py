@@ -324,9 +324,9 @@ class ParleyStack(Stack):
             return conn.execute(query, params).fetchall()
 
     def redis_client(self):
-        import redis
+        from config.redis_client import connect
 
-        return redis.Redis(unix_socket_path=self.redis.socket_path, socket_timeout=10)
+        return connect(self.redis.url, socket_timeout=10)
 
     # --- users, tokens, rooms through the product's interfaces ---------------------------------
     def create_users(self, count: int, prefix: str = "bench") -> list[str]:

@@ -49,11 +49,10 @@ def _event(room: int, change: int) -> str:
 
 def _publisher(url: str, worker: int, count: int, start: multiprocessing.Event) -> None:
     """Publish ``count`` events of rooms of its own through the relay's script."""
-    import redis
-
     from chat import events, relay
+    from config.redis_client import connect
 
-    client = redis.Redis.from_url(url)
+    client = connect(url)
     stream = events.stream_key(events.TOPIC_MESSAGE)
     keys = [stream, relay.published_key(stream)]
     frame = _event(0, 0)
@@ -87,11 +86,10 @@ def measure_publish(url: str, processes: int, total: int) -> float:
 
 def measure_consume(url: str, batch: int) -> tuple[float, int]:
     """Events/s of XREADGROUP (``batch``) + XACK over what the stream holds."""
-    import redis
-
     from chat import events
+    from config.redis_client import connect
 
-    client = redis.Redis.from_url(url)
+    client = connect(url)
     stream = events.stream_key(events.TOPIC_MESSAGE)
     client.xgroup_create(stream, "bench", id="0")
     done = 0
@@ -120,11 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     import django
 
     django.setup()
-    import redis
     from django.conf import settings
 
+    from config.redis_client import connect
+
     batch = settings.PARLEY_BROKER["BATCH"]
-    client = redis.Redis.from_url(server.url)
+    client = connect(server.url)
     results: dict = {"cpus": os.cpu_count(), "loadavg": os.getloadavg(), "events": args.events}
     try:
         for n in [int(x) for x in args.publishers.split(",")]:

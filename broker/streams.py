@@ -1,27 +1,13 @@
-"""Redis Stream plumbing shared by workers, commands and stats: clients, groups, key names."""
+"""Redis Stream plumbing shared by workers, commands and stats: groups, key names (clients:
+config/redis_client.py)."""
 
 from __future__ import annotations
 
 import redis
-from django.conf import settings
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from broker.registry import Subscriber
 from chat.events import stream_key
 from config import redis_keys
-from config.redis_client import connect
-
-
-def blocking_client() -> redis.Redis:
-    """A client for blocking reads: its socket timeout outlasts the longest XREADGROUP BLOCK."""
-    block_s = settings.PARLEY_BROKER["BLOCK_MS"] / 1000
-    return connect(
-        settings.REDIS_URL,
-        socket_timeout=block_s + 5,
-        socket_connect_timeout=2,
-        retry=Retry(NoBackoff(), 1),
-    )
 
 
 def dead_stream(subscriber: str) -> str:

@@ -32,7 +32,7 @@ from broker import groups, loss, streams
 from broker.processing import TRANSIENT, BadEntry, Entry, Processor, parse
 from broker.registry import Subscriber
 from chat.events import stream_key
-from config.redis_client import follow_primary
+from config.redis_client import blocking_client, follow_primary
 
 log = logging.getLogger("parley.broker")
 
@@ -48,7 +48,7 @@ class Worker:
         self.linger = conf["LINGER_MS"] / 1000
         self.claim_idle_ms = conf["CLAIM_IDLE_MS"]
         self.retry_base = conf["RETRY_BASE_SECONDS"]
-        self.redis = streams.blocking_client()
+        self.redis = blocking_client()
         self.processor = Processor(sub, self.redis, worker=self.consumer)
         self.topic_of = {stream_key(t): t for t in sub.topics}
         self.retries: list[tuple[float, str, str]] = []  # (due, topic, stream id)

@@ -20,8 +20,6 @@ import time
 
 import redis
 from channels.layers import get_channel_layer
-from django.conf import settings
-from redis import asyncio as aioredis
 
 from chat.events import dumps
 from config import redis_client as redis_clients
@@ -33,9 +31,6 @@ log = logging.getLogger("parley.online")
 TTL_SECONDS = 60
 REFRESH_SECONDS = 25
 TYPING_EVERY_SECONDS = 2.0  # a socket's typing signals are forwarded at most this often
-POOL_SIZE = 20  # Redis connections per process for presence
-
-_clients: dict[asyncio.AbstractEventLoop, aioredis.Redis] = {}
 
 
 def signals_group(room_id: int) -> str:
@@ -52,24 +47,8 @@ def _key(room_id: int) -> str:
     return redis_keys.key("online", room_id)
 
 
-def redis_client() -> aioredis.Redis:
-    """This event loop's client for ephemeral state (presence, socket counts)."""
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None:
-        # A bounded pool that makes a burst wait for a connection: redis-py's default pool
-        # fails with "Too many connections" past 100, which 1,000 sockets connecting at once
-        # reach (measured by the benchmark).
-        pool = redis_clients.async_pool(
-            settings.REDIS_URL,
-            max_connections=POOL_SIZE,
-            timeout=5,
-            socket_timeout=2,
-            socket_connect_timeout=1,
-        )
-        client = aioredis.Redis(connection_pool=pool)
-        _clients[loop] = client
-    return client
+# This event loop's client for ephemeral state (presence, socket counts): config/redis_client.py.
+redis_client = redis_clients.ephemeral_client
 
 
 async def enter(

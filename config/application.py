@@ -12,7 +12,9 @@ session wrapper, a lazy session and a lazy user: about 6 KiB of every idle socke
 Here one frame and one copy of the scope stay. What a consumer sees is the same but for
 ``scope["session"]`` and ``scope["cookies"]``, which are gone: the session is read to find the
 user and then dropped (no consumer uses it, and a WebSocket response never carries a session
-cookie, so there is nothing to save).
+cookie, so there is nothing to save); and ``scope["path_remaining"]``, which only nested
+routers read. Routes are matched by Django's public ``resolve`` (URLRouter's matching reads
+Django's undocumented ``pattern.match``).
 
 Authentication: a bearer token (``Authorization`` header, or a ``bearer.<token>`` subprotocol;
 accounts.authentication) takes precedence over the session cookie, and a presented token that
@@ -29,7 +31,7 @@ from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.http import parse_cookie
-from django.urls.exceptions import Resolver404
+from django.urls import Resolver404, resolve
 
 from accounts.authentication import token_in
 from accounts.tokens import token_for
@@ -39,10 +41,18 @@ from ops import drain, metrics
 from ops import http as ops_http
 
 
+class _Routes:
+    """The WebSocket routes as a URLconf: Django's ``resolve`` takes any object with
+    ``urlpatterns`` (and caches its resolver per object)."""
+
+    def __init__(self, routes) -> None:
+        self.urlpatterns = list(routes)
+
+
 class Application:
     def __init__(self, http, websocket_routes) -> None:
         self.http = http
-        self.routes = websocket_routes
+        self.routes = _Routes(websocket_routes)
         self.origin_allowed = BrowserOriginCheck()
 
     async def __call__(self, scope, receive, send):
@@ -56,7 +66,7 @@ class Application:
             raise ValueError(f"No application configured for scope type {kind!r}")
         if not self.origin_allowed(scope):
             return await WebsocketDenier()(scope, receive, send)
-        app, remaining, args, kwargs = self._route(scope)
+        app, args, kwargs = self._route(scope)
         user, credential, expires = await _user(scope)
         # The scope's only copy: the server's dict is not changed.
         scope = {
@@ -64,41 +74,40 @@ class Application:
             "user": user,
             "credential": credential,  # re-checked when access changes (chat.access)
             "credential_expires": expires,  # a token's expiry: the socket closes then
-            "path_remaining": remaining,
             "url_route": {"args": args, "kwargs": kwargs},
         }
+        # channels' ``as_asgi()`` keeps the consumer class and its arguments on the function it
+        # returns (``consumer_class``, ``consumer_initkwargs``: set by channels, not documented).
+        # Made from them here, the consumer runs without that function's frame (an idle
+        # socket's memory, above); without them the function is called as any ASGI app.
         consumer_class = getattr(app, "consumer_class", None)
+        initkwargs = getattr(app, "consumer_initkwargs", None)
         sockets = metrics.OPEN_SOCKETS.labels(_socket_kind(consumer_class))
         sockets.inc()
         try:
-            if consumer_class is None:
+            if consumer_class is None or initkwargs is None:
                 return await app(scope, receive, send)
-            # Consumer.as_asgi(): without its wrapper's frame
-            consumer = consumer_class(**app.consumer_initkwargs)
+            consumer = consumer_class(**initkwargs)
             with drain.track(consumer):  # closed with 1012 on a graceful restart
                 return await consumer(scope, receive, send)
         finally:
             sockets.dec()
 
     def _route(self, scope) -> tuple:
-        """(consumer app, remaining path, args, kwargs) of the route matching the path, as
-        channels' URLRouter matches it; ValueError when none does (the server closes)."""
+        """(consumer app, args, kwargs) of the route matching the path (Django's resolver, as
+        channels' URLRouter matches: the root path stripped, route defaults in kwargs);
+        ValueError when none does (the server closes)."""
         path = scope["path"]
         root_path = scope.get("root_path", "")
         if root_path:
             if not path.startswith(root_path):
                 raise ValueError(f"No route found for path {path!r}.")
             path = path[len(root_path) :]
-        path = path.lstrip("/")
-        for route in self.routes:
-            try:
-                match = route.pattern.match(path)
-            except Resolver404:
-                continue
-            if match:
-                remaining, args, kwargs = match
-                return route.callback, remaining, tuple(args), {**kwargs, **route.default_args}
-        raise ValueError(f"No route found for path {path!r}.")
+        try:
+            match = resolve("/" + path.lstrip("/"), urlconf=self.routes)
+        except Resolver404:
+            raise ValueError(f"No route found for path {path!r}.") from None
+        return match.func, tuple(match.args), match.kwargs
 
 
 def _socket_kind(consumer_class) -> str:

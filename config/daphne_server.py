@@ -13,7 +13,7 @@ A WebSocket may be closed with 1012 or 1001 (``_RestartCloseProtocol``), and SIG
 process (``_GracefulSigterm``) before daphne stops it.
 
 This reaches into daphne through three points, both checked by
-tests/test_http_deadline.py at the pinned daphne (>=4.2,<5): ``daphne.server.HTTPFactory``
+tests/test_http_deadline.py at the pinned daphne (>=4.2,<4.3): ``daphne.server.HTTPFactory``
 (the factory ``Server.run`` builds) and the per-connection ``requestFactory`` (daphne's
 ``WebRequest``, whose ``process`` runs when a request is complete and ``finish`` when its
 response is), and the connection's ``makeConnection`` (IProtocol) to learn its transport.

@@ -1,6 +1,25 @@
-"""Redis clients from ``REDIS_URL``: the write path's shared client, and factories for the
-others (workers' blocking reads, presence's async pool) that follow a Sentinel failover when
-the URL names a Sentinel-managed primary (config/redis_url.py)."""
+"""Every Redis client Parley makes, from ``REDIS_URL``: the only module that creates one.
+
+``REDIS_URL`` is one server or a Sentinel-managed primary (config/redis_url.py); with
+``REDIS_URL`` unset, settings start or reuse the embedded Redis (config/embedded_redis.py) and
+export its URL, so every client below reaches it too. Clients carry connections only: every key
+name (``PARLEY_REDIS_PREFIX``, streams, hash tags) is built by config/redis_keys.py, every
+channel-layer channel name by chat/layers.py (``PARLEY_LAYER_PREFIX``).
+
+- ``get_redis()``: the write path, commands and probes (sync, one per process, thread-safe);
+  fails fast (1 s to connect, 2 s to read, one immediate retry).
+- ``blocking_client()``: a subscriber worker's own (sync); its read timeout outlasts a
+  blocking XREADGROUP.
+- ``ephemeral_client()``: presence, typing and socket counts (asyncio, one per event loop); a
+  bounded pool that makes a burst wait for a connection.
+- ``subscriber_client(url)``: the channel layer's one pub/sub connection per event loop
+  (asyncio, chat/hub.py); no read timeout, since an idle subscription reads nothing for hours.
+- ``channel_layer_host(url)``: not a client but channels-redis' host entry, with the same
+  options, from which channels-redis makes its own connections (group_send, channels).
+
+With a Sentinel URL every client asks the sentinels for the primary when it (re)connects, so
+it follows a failover (``follow_primary`` also drops idle connections to a former primary).
+"""
 
 from __future__ import annotations
 
@@ -15,10 +34,12 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-from config.redis_url import SentinelURL, parse_sentinel
+from config.loops import per_loop
+from config.redis_url import SentinelURL, layer_host, parse_sentinel
 
 # Asking the sentinels for the primary: a sentinel that does not answer within this is skipped.
 SENTINEL_TIMEOUT = 1.0
+EPHEMERAL_POOL_SIZE = 20  # asyncio connections per process for presence and socket counts
 
 
 def connect(url: str, **options) -> redis.Redis:
@@ -31,19 +52,28 @@ def connect(url: str, **options) -> redis.Redis:
     return _sentinel(spec).master_for(spec.service, db=spec.db, password=spec.password, **options)
 
 
-def async_pool(url: str, *, max_connections: int, timeout: float, **options):
+def connect_async(url: str, **options) -> aioredis.Redis:
+    """An asyncio client of ``url`` (a Sentinel URL: its connections find the primary)."""
+    spec = parse_sentinel(url)
+    if spec is None:
+        return aioredis.Redis.from_url(url, **options)
+    return _async_sentinel(spec).master_for(
+        spec.service, db=spec.db, password=spec.password, **options
+    )
+
+
+def async_pool(
+    url: str, *, max_connections: int, timeout: float, **options
+) -> aioredis.BlockingConnectionPool:
     """A bounded asyncio pool that makes a burst wait up to ``timeout`` for a connection."""
     spec = parse_sentinel(url)
     if spec is None:
         return aioredis.BlockingConnectionPool.from_url(
             url, max_connections=max_connections, timeout=timeout, **options
         )
-    manager = aioredis.sentinel.Sentinel(
-        spec.sentinels, socket_timeout=SENTINEL_TIMEOUT, socket_connect_timeout=SENTINEL_TIMEOUT
-    )
     return _BlockingSentinelPool(
         spec.service,
-        manager,
+        _async_sentinel(spec),
         db=spec.db,
         password=spec.password,
         max_connections=max_connections,
@@ -65,7 +95,9 @@ class _BlockingSentinelPool(
     aioredis.sentinel.SentinelConnectionPool, aioredis.BlockingConnectionPool
 ):
     """redis-py has a blocking pool and a Sentinel pool, not both: this is both (the Sentinel
-    pool's primary lookup, the blocking pool's wait for a free connection)."""
+    pool's primary lookup, the blocking pool's wait for a free connection). It relies on the
+    two classes cooperating through their MRO, hence redis' upper bound in pyproject.toml;
+    tests/test_sentinel.py runs it against real sentinels."""
 
 
 def _sentinel(spec: SentinelURL) -> Sentinel:
@@ -74,6 +106,13 @@ def _sentinel(spec: SentinelURL) -> Sentinel:
     )
 
 
+def _async_sentinel(spec: SentinelURL) -> aioredis.sentinel.Sentinel:
+    return aioredis.sentinel.Sentinel(
+        spec.sentinels, socket_timeout=SENTINEL_TIMEOUT, socket_connect_timeout=SENTINEL_TIMEOUT
+    )
+
+
+# --- the shared write-path client --------------------------------------------------------------
 @functools.cache
 def _client(url: str) -> redis.Redis:
     # Fail fast: a post must not wait out redis-py's default retry back-off while Redis is down
@@ -89,6 +128,7 @@ def _client(url: str) -> redis.Redis:
 
 
 def get_redis() -> redis.Redis:
+    """The process' shared client (thread-safe pool): one per ``REDIS_URL``."""
     return _client(settings.REDIS_URL)
 
 
@@ -98,3 +138,55 @@ def _reset(*, setting: str, **kwargs) -> None:
 
 
 setting_changed.connect(_reset)
+
+
+# --- the other clients -------------------------------------------------------------------------
+def blocking_client() -> redis.Redis:
+    """A client of its own for blocking reads: its socket timeout outlasts the longest
+    XREADGROUP BLOCK (``PARLEY_BROKER["BLOCK_MS"]``)."""
+    block_s = settings.PARLEY_BROKER["BLOCK_MS"] / 1000
+    return connect(
+        settings.REDIS_URL,
+        socket_timeout=block_s + 5,
+        socket_connect_timeout=2,
+        retry=Retry(NoBackoff(), 1),
+    )
+
+
+def _ephemeral() -> aioredis.Redis:
+    # A bounded pool that makes a burst wait for a connection: redis-py's default pool fails
+    # with "Too many connections" past 100, which 1,000 sockets connecting at once reach
+    # (measured by the benchmark).
+    pool = async_pool(
+        settings.REDIS_URL,
+        max_connections=EPHEMERAL_POOL_SIZE,
+        timeout=5,
+        socket_timeout=2,
+        socket_connect_timeout=1,
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
+# This event loop's client for ephemeral state (presence, typing, socket counts).
+ephemeral_client = per_loop(_ephemeral)
+
+
+def _connection_options(url: str) -> dict:
+    """Options of a connection that stays subscribed: no read timeout (redis-py 8's default
+    5 s would cut an idle subscription; tests/chat/test_idle.py guards this), a bounded
+    connect, and TCP keepalive (a unix socket takes no keepalive option)."""
+    return {
+        "socket_timeout": None,
+        "socket_connect_timeout": 2,
+        **({"socket_keepalive": True} if url.startswith("redis") else {}),
+    }
+
+
+def subscriber_client(url: str) -> aioredis.Redis:
+    """A client for the channel layer's pub/sub connection on the running event loop."""
+    return connect_async(url, **_connection_options(url))
+
+
+def channel_layer_host(url: str) -> dict:
+    """channels-redis' host entry for ``url``: what it builds its own connections from."""
+    return layer_host(url, **_connection_options(url))

@@ -122,6 +122,7 @@ class ClientGoneSafeSend:
         ):
             return False
         frames.sent += 1
+        frames.direct += 1
         if self.slow_check is None and conn.unsent() > settings.PARLEY["SLOW_CLIENT_LIMIT_BYTES"]:
             grace = settings.PARLEY["SLOW_CLIENT_GRACE_SECONDS"]
             self.slow_check = asyncio.get_running_loop().call_later(grace, self._check_slow)

@@ -36,6 +36,11 @@ OPEN_SOCKETS = Gauge(
     multiprocess_mode="livesum",
 )
 FRAMES_SENT = Counter("parley_frames_sent", "WebSocket frames written to clients.")
+FRAMES_DIRECT = Counter(
+    "parley_frames_direct",
+    "Of those, frames written through the server's adapter (config/sockets/: the fast path) "
+    "rather than the server's own send.",
+)
 DELIVERIES = Counter(
     "parley_deliveries", "Live events handed to local sockets by the channel layer's fan-out."
 )
@@ -74,17 +79,23 @@ class _Frames:
     """Frames written since the last flush (a plain int: see the module docstring)."""
 
     sent = 0
+    direct = 0  # of which written through a server adapter (config.sockets)
 
 
 frames = _Frames()
 
 
 def flush_frames() -> None:
-    """Add the frames counted since the last call to ``parley_frames_sent``."""
+    """Add the frames counted since the last call to ``parley_frames_sent`` (and
+    ``parley_frames_direct``)."""
     n = frames.sent
     if n:
         frames.sent = 0
         FRAMES_SENT.inc(n)
+    n = frames.direct
+    if n:
+        frames.direct = 0
+        FRAMES_DIRECT.inc(n)
 
 
 def fanned_out(sockets: int, message: dict) -> None:

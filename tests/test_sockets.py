@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -40,7 +41,7 @@ def test_servers_it_does_not_know_get_no_connection():
 
 
 class FakeTwistedTransport:
-    """What _DaphneConnection's reading control touches of a Twisted transport."""
+    """What DaphneConnection's reading control touches of a Twisted transport."""
 
     connected = True
 
@@ -59,11 +60,11 @@ def test_daphne_reads_no_further_ahead_of_the_application_than_a_few_frames():
     reading stops at MAX_UNREAD_FRAMES waiting and resumes once half of them are taken."""
     from types import SimpleNamespace
 
-    from config.sockets import MAX_UNREAD_FRAMES, _DaphneConnection
+    from config.sockets.daphne import MAX_UNREAD_FRAMES, DaphneConnection
 
     transport = FakeTwistedTransport()
     inbox: asyncio.Queue = asyncio.Queue()
-    conn = _DaphneConnection(SimpleNamespace(transport=transport), inbox)
+    conn = DaphneConnection(SimpleNamespace(transport=transport), inbox)
     for i in range(MAX_UNREAD_FRAMES + 1):
         inbox.put_nowait(i)
     conn.receiving()
@@ -84,10 +85,10 @@ def test_daphne_reading_resumes_only_when_no_reason_to_pause_is_left():
     meanwhile must not start reading again, nor the end of the wait while the inbox is full."""
     from types import SimpleNamespace
 
-    from config.sockets import _DRAINING, _INBOX_FULL, _DaphneConnection
+    from config.sockets.daphne import _DRAINING, _INBOX_FULL, DaphneConnection
 
     transport = FakeTwistedTransport()
-    conn = _DaphneConnection(SimpleNamespace(transport=transport), asyncio.Queue())
+    conn = DaphneConnection(SimpleNamespace(transport=transport), asyncio.Queue())
     conn._pause(_DRAINING)
     conn._pause(_INBOX_FULL)
     conn._resume(_INBOX_FULL)
@@ -97,3 +98,66 @@ def test_daphne_reading_resumes_only_when_no_reason_to_pause_is_left():
     assert not transport.reading
     conn._resume(_INBOX_FULL)
     assert transport.reading
+
+
+# --- an adapter declines rather than raising (config.sockets.base.Adapter) ----------------------
+
+
+def test_an_adapter_whose_server_lacks_an_attribute_declines_once(monkeypatch, caplog):
+    """Checked on the first connection: a missing attribute turns the adapter off for every
+    connection, with one log line."""
+    from types import SimpleNamespace
+
+    from config.sockets.uvicorn import UvicornConnection
+
+    monkeypatch.setattr(UvicornConnection, "usable", None)
+    protocol = SimpleNamespace(conn=SimpleNamespace(), transport=SimpleNamespace())
+    with caplog.at_level(logging.WARNING, logger="parley.ws"):
+        assert UvicornConnection.of(protocol) is None
+        assert UvicornConnection.of(protocol) is None
+    assert caplog.text.count("uvicorn adapter declined") == 1
+    assert "conn.send_text" in caplog.text
+
+
+def test_an_attribute_missing_at_write_time_never_escapes(monkeypatch, caplog):
+    """State the first check found but a later connection lacks: no AttributeError leaves the
+    adapter; the write is declined (nothing written) and the frame goes through the server's
+    send; later connections get no adapter."""
+    from types import SimpleNamespace
+
+    from channels.generic.websocket import AsyncWebsocketConsumer
+
+    from config.sending import ClientGoneSafeSend
+    from config.sockets.daphne import DaphneConnection
+
+    class Probe(ClientGoneSafeSend, AsyncWebsocketConsumer):
+        async def base_send(self, message: dict) -> None:
+            self.sent.append(message)
+
+    monkeypatch.setattr(DaphneConnection, "usable", True)
+    transport = SimpleNamespace(connected=True, _writeDisconnected=False, dataBuffer=b"")
+    protocol = SimpleNamespace(state=1, STATE_OPEN=1, transport=transport)  # no offset, ...
+    conn = DaphneConnection(protocol)
+    with caplog.at_level(logging.WARNING, logger="parley.ws"):
+        assert conn.write(text_frame("x")) is False
+        assert conn.unsent() == 0 and not conn.congested()
+        probe = Probe()
+        probe.sent = []
+        probe.connection = conn
+        asyncio.run(probe.send("hello"))
+    assert probe.sent == [{"type": "websocket.send", "text": "hello"}]
+    assert DaphneConnection.usable is False
+    assert caplog.text.count("daphne adapter declined") == 1
+
+
+def test_a_uvicorn_write_missing_an_attribute_is_declined(monkeypatch):
+    from types import SimpleNamespace
+
+    from config.sockets.uvicorn import UvicornConnection
+
+    monkeypatch.setattr(UvicornConnection, "usable", True)
+    conn = UvicornConnection(SimpleNamespace(conn=SimpleNamespace(extensions=[])))
+    assert conn.write(text_frame("x")) is False
+    assert conn.write_text("x") is False
+    assert not conn.congested()
+    assert UvicornConnection.usable is False

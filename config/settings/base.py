@@ -140,24 +140,17 @@ PARLEY_STREAM_PREFIX = redis_keys.check_prefix(
     empty=True,
 )
 
+redis_url.parse_sentinel(REDIS_URL)  # a malformed redis+sentinel:// URL fails at start-up
+
 CHANNEL_LAYERS = {
     "default": {
+        # channels-redis' pub/sub layer (group_send, channels) and Parley's own fan-out hub (one
+        # subscriber connection per process, reconnect announcements): chat/layers.py. Both
+        # connect to REDIS_URL (a Sentinel-managed primary too) with config/redis_client.py's
+        # options.
         "BACKEND": "chat.layers.ParleyChannelLayer",
         "CONFIG": {
-            "hosts": [
-                # REDIS_URL may name a Sentinel-managed primary (config/redis_url.py).
-                redis_url.layer_host(
-                    REDIS_URL,
-                    # Deliberate: redis-py 8's default 5 s read timeout equals the core
-                    # channels-redis layer's 5 s blocking pop and kills idle sockets. The pub/sub
-                    # layer reads with its own 0.1 s timeouts and needs no socket-level one;
-                    # tests/chat/test_idle.py guards the behaviour.
-                    socket_timeout=None,
-                    socket_connect_timeout=2,
-                    # TCP only: unix-socket connections take no keepalive option.
-                    **({"socket_keepalive": True} if REDIS_URL.startswith("redis") else {}),
-                ),
-            ],
+            "url": REDIS_URL,
             # Pub/sub channel names (no keys): the same prefix unless set apart.
             "prefix": env.str("PARLEY_LAYER_PREFIX", default=PARLEY_REDIS_PREFIX),
         },
