@@ -329,7 +329,7 @@ class RoomConsumer(ListeningConsumer):
                     await self._catch_up()
                 moved = (self.last_seq, self.last_change) != before
                 if (announce or moved) and not self.revoked:
-                    await self.send(protocol.sync_done(self.last_seq, self.last_change))
+                    await self.send(events.sync_done(self.last_seq, self.last_change))
             finally:
                 self.replaying = self.revoked  # once revoked, live events stay set aside
                 self.missed_change = 0
@@ -355,24 +355,21 @@ class RoomConsumer(ListeningConsumer):
 
     async def _signal_presence(self, users: list[str] | None) -> None:
         if users is not None:
-            frame = online.presence_frame(users)
-            await self.layer.group_send(
-                online.signals_group(self.room_id), {"type": "chat.signal", "frame": frame}
-            )
+            message = events.signal_message(events.presence_frame(users))
+            await self.layer.group_send(online.signals_group(self.room_id), message)
 
     async def _typing(self) -> None:
         now = time.monotonic()
         if now - self.last_typing < online.TYPING_EVERY_SECONDS:
             return  # throttled, silently: typing is a hint
         self.last_typing = now
-        frame = online.typing_frame(self.scope["user"].get_username())
+        frame = events.typing_frame(self.scope["user"].get_username())
         await self.layer.group_send(
-            online.signals_group(self.room_id),
-            {"type": "chat.signal", "frame": frame, "session": self.session},
+            online.signals_group(self.room_id), events.signal_message(frame, session=self.session)
         )
 
     def _on_signal(self, message: dict):
-        if message.get("type") != "chat.signal" or message.get("session") == self.session:
+        if message.get("type") != events.SIGNAL or message.get("session") == self.session:
             return None  # nobody is told of their own typing
         if self.access_dirty or self.revoked:
             return None  # ephemeral: nothing to catch up on
@@ -408,7 +405,7 @@ class RoomConsumer(ListeningConsumer):
         else:
             self.errors_in_a_row = 0
             await self._posts_answered()
-            await self.send(events.dumps({"type": "pong"}))
+            await self.send(events.pong())
 
     async def _post(self, frame: protocol.SendMessage) -> None:
         """Hand the post to this process' batch writer and go on reading: a client may send
@@ -446,7 +443,7 @@ class RoomConsumer(ListeningConsumer):
                     self.inflight.popleft()
                     self.errors_in_a_row = 0
                     self.acked_change = max(self.acked_change, change)
-                    await self.send(protocol.ack(frame.client_id, message, created=created))
+                    await self.send(events.ack(frame.client_id, message, created=created))
                 await self._release_held()
         except Exception:
             # The database failed under the batch: close, so the client reconnects and sends
@@ -485,7 +482,7 @@ class RoomConsumer(ListeningConsumer):
 
     async def _refuse(self, code: str, detail: str, **extra: object) -> None:
         self.errors_in_a_row += 1
-        await self.send(protocol.error(code, detail, **extra))
+        await self.send(events.error(code, detail, **extra))
         if self.errors_in_a_row >= settings.PARLEY["FLOOD_CLOSE_AFTER_ERRORS"]:
             await self.close(code=protocol.CLOSE_FLOOD, reason="too many rejected frames")
 
@@ -602,7 +599,7 @@ class UserConsumer(ListeningConsumer):
         self.groups_joined = [events.room_group(r) for r in room_ids] + [events.user_group(user.pk)]
         for group in self.groups_joined:
             await self.layer.listen(group, self, self._on_group_message)
-        await self.send(events.dumps({"type": "ready", "rooms": len(room_ids)}))
+        await self.send(events.ready(len(room_ids)))
 
     async def disconnect(self, code: int) -> None:
         await self._stop_listening()
@@ -674,19 +671,19 @@ class UserConsumer(ListeningConsumer):
     def _forward(self, message: dict):
         if message["type"] == "chat.event":
             if message.get("event") == events.MESSAGE_CREATED:
-                frame = {"type": "room.activity", "room": message["room"], "seq": message["seq"]}
-                return self.push({"frame": events.dumps(frame)})  # send() could wait: not here
-        elif message["type"] == "chat.signal":
+                frame = events.room_activity(message["room"], message["seq"])
+                return self.push({"frame": frame})  # send() could wait: not here
+        elif message["type"] == events.SIGNAL:
             return self.push(message)
         return None
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         retry_after = self.frame_retry_after()
         if retry_after is None:
-            await self.send(protocol.error("unknown_type", "this socket only pushes"))
+            await self.send(events.error("unknown_type", "this socket only pushes"))
             return
         detail = limits.rate_limited_detail()
-        await self.send(protocol.error("rate_limited", detail, retry_after=retry_after))
+        await self.send(events.error("rate_limited", detail, retry_after=retry_after))
         if self.frame_flood():
             await self.close(code=protocol.CLOSE_FLOOD, reason="too many frames")
 

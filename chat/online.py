@@ -23,7 +23,6 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from redis import asyncio as aioredis
 
-from chat.events import dumps
 from config import redis_client as redis_clients
 from config import redis_keys
 from config.loops import per_loop
@@ -162,11 +161,3 @@ async def _update(
         log.warning("presence not updated, Redis unreachable: %s", exc)
         return None
     return sorted({m.decode().rsplit("|", 1)[0] for m in members})
-
-
-def presence_frame(online: list[str]) -> str:
-    return dumps({"type": "presence", "online": online})
-
-
-def typing_frame(username: str) -> str:
-    return dumps({"type": "typing", "user": username})
