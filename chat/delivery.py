@@ -80,6 +80,7 @@ class RoomDelivery:
         "last_change",
         "replaying",
         "missed_change",
+        "pass_owed",
         "replay_from",
         "access_dirty",
         "stopped",
@@ -94,6 +95,7 @@ class RoomDelivery:
         self.last_change: int | None = 0
         self.replaying = True  # a replay is running or waiting to run: live events are noted
         self.missed_change = 0  # the newest change a replay was told of while it ran
+        self.pass_owed = False  # a pass over the database is owed, whatever it finds
         self.replay_from: tuple[int, int | None] = (0, 0)  # the position the replay started at
         self.access_dirty = False  # access may have changed: re-check before delivering
         self.stopped = False  # access was lost: nothing more is delivered
@@ -110,9 +112,11 @@ class RoomDelivery:
         hottest path of the fan-out: a few comparisons per socket per event."""
         if event["type"] == RECONNECTED:
             # Anything published while Redis was away is in the database, and an access
-            # change may have been missed.
+            # change may have been missed: one pass, after a re-check. (Not a change number
+            # to wait for: in a quiet room none comes, and the replay would poll until one.)
             self.access_dirty = True
-            return self._note_missed((self.last_change or 0) + 1)
+            self.pass_owed = True
+            return self._note_missed(0)
         if self.held is not None:
             self.held.append(event)
             return None
@@ -201,11 +205,13 @@ class RoomDelivery:
     def catch_up(self, newest: tuple[int, int], page_size: int) -> CatchUp:
         """The plan of a pass up to the room's position ``newest`` (seq, change), read before
         any of the pass' queries."""
+        self.pass_owed = False
         return CatchUp(self, newest, page_size)
 
     def catch_up_owed(self) -> bool:
-        """Whether live events came in beyond where the replay got to: catch up again."""
-        return not self.stopped and self.missed_change > (self.last_change or 0)
+        """Whether a pass is owed: live events came in beyond where the replay got to, or
+        Redis reconnected."""
+        return not self.stopped and (self.pass_owed or self.missed_change > (self.last_change or 0))
 
     def replay_done(self, *, announce: bool) -> str | None:
         """The ``sync.done`` frame that ends the replay, or None: always when ``announce`` (the
@@ -220,7 +226,7 @@ class RoomDelivery:
 
     def end_replay(self) -> None:
         """The replay is over, however it ended: live delivery resumes."""
-        self.missed_change = 0
+        self.missed_change, self.pass_owed = 0, False
         self.replaying = self.stopped  # once stopped, live events stay set aside
 
     # --- the socket's own posts -------------------------------------------------------------
