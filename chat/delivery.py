@@ -336,6 +336,12 @@ class CatchUp:
                 yield events.replay_frame("message.new", message)
         else:
             for message, change in page:
+                if change > self.newest_change:
+                    # Committed after the position was read: it arrives live, or in the next
+                    # pass (sent now, it would come again there, and its change would run
+                    # ahead of the position the pass ends at).
+                    self.phase = None
+                    return
                 kind = "message.deleted" if message["deleted_at"] else "message.edited"
                 yield events.replay_frame(kind, message, change)
 

@@ -1,10 +1,19 @@
-"""chat.delivery.RoomDelivery without a server: events in, verdicts and frames out, one rule
-per test."""
+"""chat.delivery.RoomDelivery without a server: events in, verdicts and frames out.
+
+The first tests feed it by hand, one rule each. The last one drives it the way the room
+consumer does, against a simulated room whose changes commit and publish at random points of
+a replay (some live events lost, some late), and checks what a client would see: message.new
+in seq order without gap or duplicate, change numbers only ever going up, every ack before the
+live copy of its message, and in the end the room as it is.
+"""
 
 from __future__ import annotations
 
 import json
+import random
 import uuid
+
+import pytest
 
 from chat import events, protocol
 from chat.delivery import (
@@ -111,6 +120,22 @@ def test_live_events_during_a_replay_are_noted_and_caught_up_before_it_ends():
     d.end_replay()
     assert d.live(live(2)) is None  # sent by the replay
     assert d.live(live(3)) is SEND
+
+
+def test_an_edit_committed_after_the_position_was_read_is_left_to_the_next_pass():
+    d = live_at(3, 3)
+    d.begin_replay()
+    d.start_replay()
+    plan = d.catch_up((3, 4), 200)  # change 4 edited message 1; 5 (message 2) came after
+    query = plan.next_query()
+    page = [(message(1, "edited"), 4), (message(2, "edited too"), 5)]
+    assert [json.loads(f)["change"] for f in plan.frames(page)] == [4]
+    assert plan.next_query(page) is None
+    plan.finish()
+    assert query == ChangesAfter(up_to_seq=3, after_change=3, limit=200)
+    assert d.last_change == 4
+    d.end_replay()
+    assert d.live(live(5, seq=2, kind=events.MESSAGE_EDITED)) is SEND  # once, live
 
 
 def test_redis_reconnecting_asks_for_an_access_check_and_one_pass():
@@ -256,3 +281,213 @@ def test_a_catch_up_that_moved_nothing_ends_without_sync_done_unless_asked():
     d.catch_up((3, 3), 200).finish()
     assert d.replay_done(announce=False) is None
     assert d.replay_done(announce=True) is not None  # a client's sync always gets one
+
+
+# --- the consumer's loop against a simulated room -----------------------------------------------
+State = dict[int, tuple[str, bool]]  # seq -> (body, deleted)
+
+
+class Room:
+    """Messages by seq, each with the change number of its latest change, as the database
+    holds them; ``published``: the live events in publication order; ``history``: the room
+    as it was after each change."""
+
+    def __init__(self) -> None:
+        self.messages: dict[int, tuple[events.MessageData, int]] = {}
+        self.seq = self.change = 0
+        self.published: list[dict] = []
+        self.history: list[tuple[int, State]] = [(0, {})]
+
+    def commit(self, rng: random.Random, *, new: bool = False) -> tuple[int, int]:
+        """One change: a new message (always when ``new``, else mostly), else an edit or a
+        delete. (seq, change)."""
+        self.change += 1
+        if new or not self.messages or rng.random() < 0.6:
+            self.seq += 1
+            seq, kind, data = self.seq, events.MESSAGE_CREATED, message(self.seq)
+        else:
+            seq = rng.choice(list(self.messages))
+            deleted = rng.random() < 0.3
+            kind = events.MESSAGE_DELETED if deleted else events.MESSAGE_EDITED
+            data = message(seq, f"m{seq} v{self.change}", deleted=deleted)
+        self.messages[seq] = (data, self.change)
+        event = live(self.change, seq=seq, kind=kind)
+        event["frame"] = events.message_frame(events.FRAME_TYPES[kind], data, self.change)
+        self.published.append(event)
+        self.history.append((self.seq, self.state()))
+        return seq, self.change
+
+    def state(self) -> State:
+        return {s: (d["body"], d["deleted_at"] is not None) for s, (d, _) in self.messages.items()}
+
+    def read(self, query: MessagesAfter | ChangesAfter) -> list:
+        rows = sorted(self.messages.items())
+        if isinstance(query, MessagesAfter):
+            page = [row for seq, row in rows if query.after_seq < seq <= query.up_to_seq]
+        else:
+            newer = [row for seq, row in rows if seq <= query.up_to_seq]
+            page = sorted((r for r in newer if r[1] > query.after_change), key=lambda r: r[1])
+        return page[: query.limit]
+
+
+class Socket:
+    """The room consumer's use of a RoomDelivery, synchronous: what it sends goes to
+    ``frames``; between any two steps the room may change and publish, our own posts may be
+    written and answered, and the layer may hand over (or lose) live events (``tick``)."""
+
+    def __init__(self, rng: random.Random, room: Room, *, lossy: bool) -> None:
+        self.rng, self.room, self.lossy = rng, room, lossy
+        self.d = RoomDelivery()
+        self.frames: list[dict] = []
+        self.heard = len(room.published)  # earlier events were published before it listened
+        self.catch_ups = 0  # catch-ups asked for and not yet run
+        self.own: set[int] = set()  # the seqs of our posts
+        self.quiet = False  # nothing more is written
+
+    def send(self, frame: str) -> None:
+        self.frames.append(json.loads(frame))
+
+    def tick(self) -> None:
+        if not self.quiet and self.rng.random() < 0.3:
+            self.room.commit(self.rng)
+        if not self.quiet and self.rng.random() < 0.2:
+            self.post()
+        while self.heard < len(self.room.published) and self.rng.random() < 0.7:
+            event = self.room.published[self.heard]
+            self.heard += 1
+            if not (self.lossy and self.rng.random() < 0.1):  # else lost on the way
+                self.act(self.d.live(event), event)
+        if self.d.oldest_post() is not None and self.rng.random() < 0.4:
+            self.answer()
+        if self.rng.random() < 0.05:  # an access change that leaves access as it was
+            self.act(self.d.access_changed(), {})
+
+    def act(self, verdict: str | None, event: dict) -> None:
+        if verdict is SEND:
+            self.frames.append(json.loads(event["frame"]))
+        elif verdict is CATCH_UP:
+            self.catch_ups += 1
+
+    def post(self) -> None:
+        seq, change = self.room.commit(self.rng, new=True)  # written now, answered later
+        self.own.add(seq)
+        self.d.post_submitted(post(uuid.uuid4()), (seq, change))
+
+    def answer(self) -> None:
+        _, (seq, change) = self.d.oldest_post()
+        self.send(self.d.post_acked(self.room.messages[seq][0], created=True, change=change))
+        while (event := self.d.release_next()) is not None:
+            self.act(self.d.deliver(event), event)
+
+    def may_send(self) -> bool:
+        """The consumer's check before each page and frame: re-check access if asked."""
+        while self.d.check_access():
+            pass  # access holds
+        return self.d.may_send()
+
+    def replay(self, resume: tuple | None, *, announce: bool = False) -> None:
+        self.d.begin_replay()
+        self.tick()  # waiting for its turn
+        assert self.may_send()
+        self.d.start_replay()
+        if resume is not None:
+            newest = self.resumed_at = (self.room.seq, self.room.change)
+            self.d.resume(*resume, newest)
+            self.catch_up(newest)
+        while self.d.catch_up_owed():
+            self.catch_up((self.room.seq, self.room.change))
+        done = self.d.replay_done(announce=announce)
+        if done is not None:
+            self.send(done)
+        self.tick()  # while sync.done is written
+        self.d.end_replay()
+
+    def catch_up(self, newest: tuple[int, int]) -> None:
+        plan = self.d.catch_up(newest, self.rng.choice([1, 2, 3, 200]))
+        query = plan.next_query()
+        while query is not None:
+            self.tick()
+            assert self.may_send()
+            page = self.room.read(query)
+            for frame in plan.frames(page):
+                self.tick()
+                assert self.may_send()
+                self.send(frame)
+            query = plan.next_query(page)
+        plan.finish()
+
+    def run_catch_ups(self) -> None:
+        while self.catch_ups:
+            self.catch_ups -= 1
+            self.replay(None)
+
+    def settle(self) -> None:
+        """Nothing more is written; every post answered, every event heard, every catch-up
+        run. A lost last event shows as a gap only later: Redis' reconnect announcement is
+        that signal here."""
+        self.quiet = True
+        while self.d.oldest_post() is not None:
+            self.answer()
+        for event in self.room.published[self.heard :]:
+            self.act(self.d.live(event), event)
+        self.heard = len(self.room.published)
+        self.act(self.d.live(RECONNECTED), RECONNECTED)
+        self.run_catch_ups()
+
+
+def apply(frames: list[dict], state: State, seq: int, own: set[int]) -> State:
+    """What a client holding ``state`` up to ``seq`` holds after ``frames``; checks the
+    delivery guarantee on the way."""
+    state, change, acked = dict(state), 0, set()
+    for frame in frames:
+        kind = frame["type"]
+        if kind == "message.ack":
+            acked.add(frame["message"]["seq"])
+            continue
+        if kind == "sync.done":
+            assert frame["change"] >= change and frame["seq"] == seq
+            change = frame["change"]
+            continue
+        data = frame["message"]
+        if "change" in frame:
+            assert frame["change"] > change, "change numbers only go up"
+            change = frame["change"]
+        if kind == "message.new":
+            assert data["seq"] == seq + 1, "message.new in seq order, no gap, no duplicate"
+            seq = data["seq"]
+            if not frame.get("replay") and seq in own:
+                assert seq in acked, "a post's ack goes out before its live copy"
+        else:
+            assert data["seq"] <= seq, "an edit or delete follows its message"
+        state[data["seq"]] = (data["body"], data["deleted_at"] is not None)
+    return state
+
+
+@pytest.mark.parametrize("lossy", [False, True], ids=["ordered", "lossy"])
+@pytest.mark.parametrize("seed", range(100))
+def test_the_consumers_loop_against_a_changing_room_converges(seed, lossy):
+    rng = random.Random(seed)
+    room = Room()
+    for _ in range(rng.randrange(0, 12)):
+        room.commit(rng)
+    # Where the client stood: nothing (with or without edits), now, or an earlier position.
+    at = rng.randrange(len(room.history))
+    held_seq, held = room.history[at]
+    resume, start = rng.choice(
+        [
+            ((0, 0), (0, {})),
+            ((0, None), (0, {})),
+            ((None, None), room.history[-1]),
+            ((held_seq, at), (held_seq, held)),
+        ]
+    )
+    sock = Socket(rng, room, lossy=lossy)
+    sock.replay(resume, announce=True)
+    assert [f["type"] for f in sock.frames].count("sync.done") == 1
+    if resume[0] is None:  # from now: from the position the replay read
+        start = room.history[sock.resumed_at[1]]
+    for _ in range(40):
+        sock.tick()
+        sock.run_catch_ups()
+    sock.settle()
+    assert apply(sock.frames, start[1], start[0], sock.own) == room.state()
