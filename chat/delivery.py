@@ -224,10 +224,16 @@ class RoomDelivery:
             return events.sync_done(self.last_seq, self.last_change)
         return None
 
-    def end_replay(self) -> None:
-        """The replay is over, however it ended: live delivery resumes."""
-        self.missed_change, self.pass_owed = 0, False
+    def end_replay(self, *, completed: bool = True) -> str | None:
+        """The replay is over (``completed``: its last frame was sent; False: it failed or
+        was cancelled). Live delivery resumes. ``CATCH_UP`` when something came in while the
+        last frame was being sent that would otherwise wait for the next live event: an event
+        beyond the position, a Redis reconnect, an access change to re-check."""
+        owed = completed and (self.catch_up_owed() or (self.access_dirty and not self.stopped))
+        if not owed:  # else what is owed is the next replay's
+            self.missed_change, self.pass_owed = 0, False
         self.replaying = self.stopped  # once stopped, live events stay set aside
+        return self._note_missed(0) if owed else None
 
     # --- the socket's own posts -------------------------------------------------------------
     def post_submitted(self, post: Any, ticket: Any) -> None:

@@ -167,6 +167,7 @@ class RoomConsumer(RoomSignals, ListeningConsumer):
         d.begin_replay()
         async with self.replay_lock:
             d.begin_replay()
+            completed = False
             try:
                 if not await self._recheck():
                     return
@@ -180,8 +181,11 @@ class RoomConsumer(RoomSignals, ListeningConsumer):
                 done = d.replay_done(announce=announce)
                 if done is not None:
                     await self.send(done)
+                completed = True
             finally:
-                d.end_replay()
+                again = d.end_replay(completed=completed)
+        if again is CATCH_UP:
+            self._start_catch_up()
 
     async def _catch_up(self, newest: tuple[int, int] | None = None) -> None:
         """One pass up to the room's position ``newest`` (read first when not given: every

@@ -63,7 +63,7 @@ def live_at(last_seq: int, last_change: int) -> RoomDelivery:
     d.resume(last_seq, last_change, (last_seq, last_change))
     d.catch_up((last_seq, last_change), 200).finish()
     assert d.replay_done(announce=True) is not None
-    d.end_replay()
+    assert d.end_replay() is None
     return d
 
 
@@ -117,9 +117,31 @@ def test_live_events_during_a_replay_are_noted_and_caught_up_before_it_ends():
     plan.finish()
     assert not d.catch_up_owed()
     assert json.loads(d.replay_done(announce=True)) == {"type": "sync.done", "seq": 2, "change": 2}
-    d.end_replay()
+    assert d.end_replay() is None
     assert d.live(live(2)) is None  # sent by the replay
     assert d.live(live(3)) is SEND
+
+
+def test_a_live_event_noted_while_sync_done_was_sent_starts_a_catch_up():
+    d = RoomDelivery()
+    d.start_replay()
+    d.resume(None, None, (4, 4))
+    d.catch_up((4, 4), 200).finish()
+    assert d.replay_done(announce=True) is not None
+    assert d.live(live(5)) is None  # arrives while sync.done is being written
+    assert d.end_replay() is CATCH_UP
+    assert d.catch_up_owed()  # the next replay's
+    assert d.end_replay(completed=False) is None  # a failed replay starts nothing
+    assert not d.catch_up_owed()
+
+
+def test_an_access_change_during_a_replays_last_frame_starts_a_re_check():
+    d = live_at(3, 3)
+    d.begin_replay()
+    d.start_replay()
+    assert d.access_changed() is None  # the replay under way re-checks before each frame...
+    assert d.end_replay() is CATCH_UP  # ...but it was sending its last: the next one does
+    assert d.check_access()
 
 
 def test_an_edit_committed_after_the_position_was_read_is_left_to_the_next_pass():
@@ -154,7 +176,7 @@ def test_redis_reconnecting_asks_for_an_access_check_and_one_pass():
     # One pass, even in a room where nothing new comes (it used to wait for change 4).
     assert not d.catch_up_owed()
     assert d.replay_done(announce=False) is None
-    d.end_replay()
+    assert d.end_replay() is None
     assert d.live(live(4)) is SEND
 
 
@@ -177,6 +199,7 @@ def test_nothing_is_delivered_once_access_is_lost():
     assert not d.check_access() and d.may_send() is False
     assert not d.catch_up_owed()
     assert d.replay_done(announce=True) is None  # no sync.done
+    assert d.end_replay() is None
 
 
 # --- posts and held events -----------------------------------------------------------------------
@@ -400,7 +423,8 @@ class Socket:
         if done is not None:
             self.send(done)
         self.tick()  # while sync.done is written
-        self.d.end_replay()
+        if self.d.end_replay() is CATCH_UP:
+            self.catch_ups += 1
 
     def catch_up(self, newest: tuple[int, int]) -> None:
         plan = self.d.catch_up(newest, self.rng.choice([1, 2, 3, 200]))
