@@ -8,5 +8,6 @@ urlpatterns = [
     path("export/", views.export, name="account-export"),
     path("theme/", views.theme, name="account-theme"),
     path("avatar/", views.avatar_upload, name="account-avatar"),
+    path("avatars/", views.avatar_lookup, name="avatar-lookup"),
     path("avatars/<str:username>.png", views.avatar, name="avatar"),
 ]

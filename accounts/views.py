@@ -1,4 +1,5 @@
-"""Account pages: a signed-in user's API tokens (list, create, revoke) and their data export."""
+"""Account pages: a signed-in user's API tokens (list, create, revoke), their avatar and their
+data export; who has an avatar, for the room page."""
 
 from __future__ import annotations
 
@@ -9,16 +10,24 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.actions import AccountError, set_avatar, set_theme
-from accounts.avatars import AVATAR_MAX_BYTES
+from accounts.avatars import AVATAR_MAX_BYTES, avatar_urls
 from accounts.export import aexport_chunks
 from accounts.models import ApiToken, Preference
 from accounts.tokens import create_token, parse_lifetime, revoke_token
 
 # The lifetimes the page offers (any other value is refused and creates nothing).
-LIFETIMES = {"7d": "in 7 days", "30d": "in 30 days", "90d": "in 90 days", "365d": "in a year"}
+LIFETIMES = {
+    "7d": gettext_lazy("in 7 days"),
+    "30d": gettext_lazy("in 30 days"),
+    "90d": gettext_lazy("in 90 days"),
+    "365d": gettext_lazy("in a year"),
+}
+# Names one avatar lookup answers for at most (a page asks for the few it has just met).
+AVATAR_LOOKUP_MAX = 50
 
 
 @login_required
@@ -138,3 +147,15 @@ def avatar(request: HttpRequest, username: str) -> HttpResponse:
         "private, max-age=31536000, immutable" if request.GET.get("v") else "private, no-cache"
     )
     return response
+
+
+@login_required
+@require_GET
+def avatar_lookup(request: HttpRequest) -> JsonResponse:
+    """``GET ?user=alice&user=bob``: ``{"avatars": {"alice": "<url>"}}``, the avatar URL of each
+    named user who has one (the others are left out). For the room page, which meets people
+    after it loaded: a member who joined since, the author of an older message. It tells no
+    more than the avatars themselves (served to any signed-in user, 404 alike for a user with
+    no avatar and for no user)."""
+    names = list(dict.fromkeys(request.GET.getlist("user")))[:AVATAR_LOOKUP_MAX]
+    return JsonResponse({"avatars": avatar_urls(names)})

@@ -17,8 +17,8 @@ from analytics.models import (
     RoomMinute,
     UserMinute,
 )
-from broker import bulk
 from chat import events
+from database import sql
 
 _ROOM_COUNTERS = {
     events.MESSAGE_CREATED: "messages",
@@ -84,9 +84,9 @@ def apply(batch: list[events.Event]) -> None:
             latencies.setdefault(minute_of(now), []).append(latency_ms)
         if event["type"] in (events.USER_CONNECTED, events.USER_DISCONNECTED):
             _session(event, user, occurred)
-    bulk.insert(BehaviourRecord, _RECORD_COLUMNS, records)
-    bulk.upsert_add(RoomMinute, ("room", "minute"), _ROOM_COUNTER_NAMES, room_counts)
-    bulk.upsert_add(
+    sql.insert(BehaviourRecord, _RECORD_COLUMNS, records)
+    sql.upsert_add(RoomMinute, ("room", "minute"), _ROOM_COUNTER_NAMES, room_counts)
+    sql.upsert_add(
         UserMinute, ("user", "minute"), ("messages",), {k: (n,) for k, n in user_counts.items()}
     )
     for minute, values in latencies.items():

@@ -3,7 +3,12 @@
 Drawn at about the size they are shown (a 360-unit wide view box for a figure 300 to 480 px
 wide), so 13-unit labels read at body size on a desktop and on a phone. Colours come from the
 page's stylesheet (classes chart-text, chart-line, chart-bar, chart-axis), so the charts follow
-the light and dark themes; the attributes are the fallback."""
+the light and dark themes; the attributes are the fallback.
+
+A chart holds data only (times, names, numbers): its title is the page's, in the reader's
+language (the caption ``labelledby`` names, templates/analytics/dashboard.html), because one
+chart is pushed alike to every dashboard open. A bar chart with nothing to show is marked
+``chart-empty`` and the page says so."""
 
 from __future__ import annotations
 
@@ -13,11 +18,12 @@ _FONT = 'class="chart-text" font-family="system-ui, sans-serif" font-size="13" f
 
 
 def line_chart(
-    points: list[tuple[str, float]], *, title: str, width: int = 360, height: int = 170
+    points: list[tuple[str, float]], *, labelledby: str, width: int = 360, height: int = 150
 ) -> str:
-    """A line over time; ``points`` are (label, value), oldest first. The first and last time
-    labels are anchored inside the chart, so they are never clipped."""
-    left, right, top, bottom = 36, 8, 26, 24
+    """A line over time; ``points`` are (label, value), oldest first; ``labelledby`` the id of
+    its title. The first and last time labels are anchored inside the chart, so they are never
+    clipped."""
+    left, right, top, bottom = 36, 8, 8, 24
     plot_w, plot_h = width - left - right, height - top - bottom
     peak = max((v for _, v in points), default=0) or 1
     step = plot_w / max(1, len(points) - 1)
@@ -37,9 +43,7 @@ def line_chart(
                 f"{escape(points[index][0])}</text>"
             )
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{escape(title)}" class="chart">'
-        f'<text x="0" y="15" {_FONT} font-weight="600">{escape(title)}</text>'
+        f"{_svg(width, height, labelledby)}"
         f'<line class="chart-axis" x1="{left}" y1="{top + plot_h}" x2="{width - right}" '
         f'y2="{top + plot_h}" stroke="#ccc"/>'
         f'<text x="{left - 6}" y="{top + 4}" text-anchor="end" {_FONT}>{_number(peak)}</text>'
@@ -50,9 +54,10 @@ def line_chart(
     )
 
 
-def bar_chart(items: list[tuple[str, float]], *, title: str, width: int = 360) -> str:
-    """Horizontal bars, largest first; ``items`` are (label, value)."""
-    left, right, top, row = 110, 44, 26, 22
+def bar_chart(items: list[tuple[str, float]], *, labelledby: str, width: int = 360) -> str:
+    """Horizontal bars, largest first; ``items`` are (label, value); ``labelledby`` the id of
+    its title."""
+    left, right, top, row = 110, 44, 4, 22
     height = top + row * max(1, len(items)) + 6
     peak = max((v for _, v in items), default=0) or 1
     bars = ""
@@ -65,12 +70,14 @@ def bar_chart(items: list[tuple[str, float]], *, title: str, width: int = 360) -
             f'height="{row - 6}" fill="#3558c8"/>'
             f'<text x="{left + length + 4:.1f}" y="{y + 15}" {_FONT}>{_number(value)}</text>'
         )
-    if not items:
-        bars = f'<text x="{left}" y="{top + 13}" {_FONT}>no data yet</text>'
+    return f"{_svg(width, height, labelledby, empty=not items)}{bars}</svg>"
+
+
+def _svg(width: int, height: int, labelledby: str, *, empty: bool = False) -> str:
+    kind = "chart chart-empty" if empty else "chart"
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{escape(title)}" class="chart">'
-        f'<text x="0" y="15" {_FONT} font-weight="600">{escape(title)}</text>{bars}</svg>'
+        f'aria-labelledby="{escape(labelledby)}" class="{kind}">'
     )
 
 

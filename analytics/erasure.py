@@ -14,7 +14,7 @@ from typing import Any
 from django.db.models import Q
 
 from analytics.models import BehaviourRecord, ConnectionSession, ForgottenUser, UserMinute
-from broker import bulk
+from database import sql
 
 # username -> (shown_as, forgotten_at)
 Forgotten = dict[str, tuple[str, datetime]]
@@ -72,7 +72,7 @@ def forget_user(*, username: str, shown_as: str, at: datetime) -> None:
             batch = []
     BehaviourRecord.objects.bulk_update(batch, ["user", "payload"])
     minutes = UserMinute.objects.filter(user=username)
-    bulk.upsert_add(
+    sql.upsert_add(
         UserMinute,
         ("user", "minute"),
         ("messages",),

@@ -11,7 +11,8 @@ from analytics import selectors
 @staff_member_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     """The live dashboard: rendered now, then updated by pushes over /ws/dashboard/."""
-    return render(request, "analytics/dashboard.html", {"snapshot": live.snapshot()})
+    context = {"snapshot": live.snapshot(), "minutes": live.WINDOW_MINUTES}
+    return render(request, "analytics/dashboard.html", context)
 
 
 @staff_member_required

@@ -16,10 +16,11 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from broker import bulk, streams
+from broker import streams
 from broker.models import DeadLetter, ProcessedEvent, SubscriberState
 from broker.registry import Subscriber
 from chat.events import Event, dumps, stream_key
+from database import sql
 
 log = logging.getLogger("parley.broker")
 
@@ -135,7 +136,7 @@ class Processor:
         now = timezone.now()
         # A plain INSERT: the unique (subscriber, event id) makes a worker that raced another
         # to the same event fail and roll back instead of applying it twice.
-        bulk.insert(
+        sql.insert(
             ProcessedEvent,
             ("subscriber", "event_id", "topic", "stream_id", "worker", "processed_at"),
             (

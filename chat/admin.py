@@ -1,5 +1,7 @@
-"""Admin: saving a new Message here publishes it like any other write path (Message.save);
-deleting one is moderation through chat.actions.delete_message (a tombstone, pushed live)."""
+"""Admin: saving a new Message here writes and publishes it like any other write path
+(Message.save: a batch of one), and its body meets the post action's rule (``Message.body``'s
+validator, chat.validation: a bad body is a form error); deleting one is moderation through
+chat.actions.delete_message (a tombstone, pushed live)."""
 
 from django.contrib import admin
 

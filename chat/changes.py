@@ -13,9 +13,9 @@ from datetime import datetime
 
 from django.db import transaction
 
-from broker import bulk
 from chat import events, outbox
 from chat.models import Message, Room
+from database import sql
 
 # What a change may write; everything else of a message is fixed once it exists.
 CHANGED_FIELDS = ["body", "change", "edited_at", "deleted_at", "author", "client_id"]
@@ -49,9 +49,8 @@ def change_messages(
         _, last = Room.allocate(room.pk, new_message=False, count=len(changed))
         for i, (message, _) in enumerate(changed):
             message.change = last - len(changed) + 1 + i
-        bulk.update_instances([m for m, _ in changed], CHANGED_FIELDS)
-        outbox.record_many(
-            [(events.message_changed(type, m, ts=at), m.change) for m, type in changed],
-            room_id=room.pk,
+        sql.update_instances([m for m, _ in changed], CHANGED_FIELDS)
+        outbox.record(
+            *(events.message_changed(type, m, ts=at) for m, type in changed), room_id=room.pk
         )
     return [m for m, _ in changed]

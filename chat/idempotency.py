@@ -20,13 +20,10 @@ import hashlib
 import uuid
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from chat.errors import ActionError, Refused
 from chat.models import Message, Room
-
-_MESSAGES = connection.ops.quote_name(Message._meta.db_table)
-
+from database import sql
 
 # uuid5 namespace of Idempotency-Key values that are not UUIDs (fixed: changing it would make
 # retries of earlier posts new messages).
@@ -92,19 +89,7 @@ def existing_client_ids(
         return {}
     # Nearly every post is new: ask for ids only, with a statement written once (the ORM
     # took ten times longer to build this query than the database to run it); load retries.
-    field = Message._meta.get_field("client_id")
-    conn = connections[DEFAULT_DB_ALIAS]  # not the thread-local proxy, read once per value
-    stored = {(a, field.get_db_prep_value(c, conn)) for a, c in wanted}
-    authors = sorted({a for a, _ in wanted})
-    client_ids = sorted({c for _, c in stored}, key=str)
-    with conn.cursor() as cursor:
-        cursor.execute(
-            f"SELECT id, author_id, client_id FROM {_MESSAGES} WHERE author_id IN "  # noqa: S608
-            f"({', '.join(['%s'] * len(authors))}) AND client_id IN "
-            f"({', '.join(['%s'] * len(client_ids))})",
-            [*authors, *client_ids],
-        )
-        ids = [pk for pk, author, client_id in cursor.fetchall() if (author, client_id) in stored]
+    ids = sql.messages_with_client_ids(wanted)
     if not ids:
         return {}
     found = Message.objects.select_related("room", "author").filter(pk__in=ids)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, models, transaction
 from django.db.models import Q
 from django.db.models.functions import Lower
 
-from broker import bulk
+from chat.validation import check_body, validate_body
+from database import sql
 
 
 class Room(models.Model):
@@ -44,23 +45,11 @@ class Room(models.Model):
         gapless and unique, and a room's changes commit in their order. Returns (seq, change),
         the last ones taken; seq is the room's newest seq when ``new_message`` is false.
         """
-        # One statement (UPDATE ... RETURNING, PostgreSQL and SQLite >= 3.35), written out: it
-        # runs for every post, and building it with the ORM cost more CPU than running it.
-        table, seq, change, pk = (
-            connection.ops.quote_name(name)
-            for name in (cls._meta.db_table, "last_seq", "last_change", "id")
-        )
-        bump = f"{change} = {change} + %s" + (f", {seq} = {seq} + %s" if new_message else "")
-        params = [count, count] if new_message else [count]
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {table} SET {bump} WHERE {pk} = %s RETURNING {seq}, {change}",  # noqa: S608
-                [*params, room_id],
-            )
-            row = cursor.fetchone()
+        # One statement (UPDATE ... RETURNING), written out: it runs for every post.
+        row = sql.allocate(room_id, count, new_messages=new_message)
         if row is None:
             raise cls.DoesNotExist(f"room {room_id} does not exist")
-        return row[0], row[1]
+        return row
 
 
 class Membership(models.Model):
@@ -92,14 +81,14 @@ class Message(models.Model):
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="messages"
     )
-    body = models.TextField()
+    body = models.TextField(validators=[validate_body])
     seq = models.PositiveBigIntegerField(editable=False)
     # The room change number of this message's latest change (see Room.last_change).
     change = models.PositiveBigIntegerField(default=0, editable=False)
     # The sender's idempotency key: the same (author, client_id) never makes a second message.
     client_id = models.UUIDField(null=True, blank=True, editable=False)
     # With a client_id: the fingerprint of the request that created the message (see
-    # chat.actions.request_fingerprint), so a retry can be told from a key reused for another
+    # chat.idempotency.request_fingerprint), so a retry can be told from a key reused for another
     # message even after an edit or delete. Null (not "": unknown, for posts without a
     # client_id and rows older than the field) also keeps the column free on existing tables.
     request_digest = models.CharField(  # noqa: DJ001
@@ -126,45 +115,59 @@ class Message(models.Model):
         return f"{self.room}#{self.seq}"
 
     def save(self, *args, **kwargs) -> None:
-        """Save; a new message also gets its seq and its ``message.created`` event.
+        """Save; a new message has its body checked (ActionError, as a post would be refused) and
+        is written by ``create_batch`` (a batch of one): it gets its seq and change number and
+        its ``message.created`` event.
 
         This is the safety net that makes *every* insert publish — the post action, the admin,
         a shell's ``Message.objects.create()`` — because the event is written to the outbox in
         the same transaction as the row and published after commit. ``bulk_create`` and raw SQL
         bypass ``save()`` and therefore publish nothing: use ``chat.actions.post_message``.
+        Saving an existing message writes only the row (edits and deletes: chat.actions).
         """
         if not self._state.adding:
             super().save(*args, **kwargs)
             return
-        if self.seq is not None:
-            raise ValueError("a new message's seq is assigned by its room; leave it unset")
-        from chat import events, outbox  # outbox imports this module
-
-        with transaction.atomic(using=kwargs.get("using")):
-            self.seq, self.change = Room.allocate(self.room_id, new_message=True)
-            super().save(*args, **kwargs)
-            outbox.record(events.message_created(self), room_id=self.room_id, change=self.change)
+        if kwargs.get("using", DEFAULT_DB_ALIAS) != DEFAULT_DB_ALIAS:
+            raise ValueError("messages are written to the default database")
+        check_body(self.body)
+        Message.create_batch([self])
 
     @classmethod
     def create_batch(cls, messages: list[Message]) -> list[Message]:
-        """Insert new messages of one room: the batch form of ``save()``, with the same seqs,
-        change numbers and outbox events in one transaction, written with a few statements
-        for the whole batch instead of a few per message. Raises IntegrityError (nothing
-        written) if a (author, client_id) pair already exists."""
+        """Insert new messages of one room, in their order: the one write of new messages.
+
+        In one transaction: the room hands out the next seqs and change numbers
+        (``Room.allocate``), the rows are written with one INSERT and their ``message.created``
+        events with another (``outbox.record``, published after commit). Raises IntegrityError
+        (nothing written, the messages left unsaved) if an (author, client_id) pair already
+        exists. Sends no model signals. The bodies are the caller's to check
+        (``chat.validation.check_body``): the post action and ``save()`` do."""
         from chat import events, outbox  # outbox imports this module
 
+        if not messages:
+            return messages
         room_id = messages[0].room_id
-        if any(m.room_id != room_id or m.seq is not None or not m._state.adding for m in messages):
-            raise ValueError("a batch is new messages of one room, seqs unset")
+        if any(m.room_id != room_id or not m._state.adding for m in messages):
+            raise ValueError("a batch is new messages of one room")
+        if any(m.seq is not None for m in messages):
+            raise ValueError("a new message's seq is assigned by its room; leave it unset")
         with transaction.atomic():
-            last_seq, last_change = Room.allocate(room_id, new_message=True, count=len(messages))
-            first_seq, first_change = last_seq - len(messages) + 1, last_change - len(messages) + 1
-            for i, message in enumerate(messages):
-                message.seq, message.change = first_seq + i, first_change + i
-            bulk.insert_instances(messages)
-            outbox.record_many(
-                [(events.message_created(m), m.change) for m in messages], room_id=room_id
-            )
+            try:
+                last_seq, last_change = Room.allocate(
+                    room_id, new_message=True, count=len(messages)
+                )
+                first_seq = last_seq - len(messages) + 1
+                first_change = last_change - len(messages) + 1
+                for i, message in enumerate(messages):
+                    message.seq, message.change = first_seq + i, first_change + i
+                sql.insert_instances(messages)
+                outbox.record(*(events.message_created(m) for m in messages), room_id=room_id)
+            except BaseException:
+                for message in messages:  # rolled back: the messages may be written again
+                    message.pk, message.seq, message.change = None, None, 0
+                    message._state.adding = True
+                raise
         return messages
 
     def delete(self, *args, **kwargs):

@@ -1,4 +1,8 @@
-"""The transactional outbox: events are written with the change, published after commit."""
+"""The transactional outbox: events are written with the change, published after commit.
+
+``record`` is the one way an event enters the outbox, for every write: new messages, edits and
+deletes, memberships, presence, access changes.
+"""
 
 from __future__ import annotations
 
@@ -8,45 +12,39 @@ from functools import partial
 from django.db import transaction
 from django.utils.dateparse import parse_datetime
 
-from broker import bulk
 from chat import events, relay
 from chat.models import OutboxEvent
+from database import sql
 
 
-def record(event: events.Event, *, room_id: int | None, change: int | None = None) -> OutboxEvent:
-    """Write ``event`` to the outbox and publish it once the transaction commits.
+def record(*recorded: events.Event, room_id: int | None) -> list[OutboxEvent]:
+    """Write the events (of one room, or of no room: None) to the outbox, in their order, with
+    one INSERT, and publish them once the transaction commits.
 
-    Must be called inside the transaction that makes the change the event describes, so the
-    event exists if and only if the change does. Publishing is attempted right after commit;
-    if Redis is unreachable then, the row stays pending and the relay publishes it later.
+    Must be called inside the transaction that makes the change the events describe, so they
+    exist if and only if the change does. Right after commit the rows are published as they
+    are, without reading them back (``relay.flush_room``; more than a relay page of rows, such as
+    a departed user's thousands of messages, are read back in pages so memory does not grow
+    until commit). If Redis is unreachable then, the rows stay pending and the relay publishes
+    them later. A message event's change number is its payload's.
     """
-    row = _row(event, room_id=room_id, change=change)
-    row.save()
-    transaction.on_commit(partial(relay.flush_after_commit, room_id))
-    return row
-
-
-def record_many(
-    events_and_changes: list[tuple[events.Event, int | None]], *, room_id: int | None
-) -> None:
-    """``record`` for several events of one room, in their order, with one INSERT.
-
-    Up to a relay page of rows is handed to the publisher as written; more (a departed user's
-    thousands of messages) are read back in pages, so memory does not grow until commit."""
-    rows = [_row(event, room_id=room_id, change=change) for event, change in events_and_changes]
-    bulk.insert_instances(rows)
+    if not recorded:
+        return []
+    rows = [_row(event, room_id=room_id) for event in recorded]
+    sql.insert_instances(rows)
     written = rows if len(rows) <= relay.BATCH else None
     transaction.on_commit(partial(relay.flush_after_commit, room_id, written))
+    return rows
 
 
-def _row(event: events.Event, *, room_id: int | None, change: int | None) -> OutboxEvent:
+def _row(event: events.Event, *, room_id: int | None) -> OutboxEvent:
     return OutboxEvent(
         event_id=uuid.UUID(event["id"]),
         topic=event["topic"],
         type=event["type"],
         room_id=room_id,
         seq=event["seq"],
-        change=change,
+        change=event["payload"]["change"] if event["topic"] == events.TOPIC_MESSAGE else None,
         event=event,
         created_at=parse_datetime(event["ts"]),
     )

@@ -18,13 +18,14 @@ from datetime import timedelta
 
 import redis
 from channels.layers import get_channel_layer
-from django.db import connection
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from chat import events
 from chat.models import OutboxEvent
 from config import redis_keys
 from config.redis_client import get_redis
+from database import sql
 from ops import metrics
 
 log = logging.getLogger("parley.relay")
@@ -112,7 +113,7 @@ def publish_rows(rows: list[OutboxEvent], client: redis.Redis | None = None) -> 
             )
         )
     results = _execute(client, calls)
-    _mark_published([r.pk for r in rows])
+    sql.mark_published([r.pk for r in rows], timezone.now())
     return sum(1 for r in results if r == 1)
 
 
@@ -144,52 +145,15 @@ def _live_message(row: OutboxEvent) -> tuple[str, dict | None]:
     }
 
 
-# The two statements every post runs, written out (building them with the ORM cost more CPU
-# than running them). ``_OUTBOX`` is the quoted table name.
-_OUTBOX = connection.ops.quote_name(OutboxEvent._meta.db_table)
-
-
-def _mark_published(ids: list[int]) -> None:
-    now = OutboxEvent._meta.get_field("published_at").get_db_prep_value(timezone.now(), connection)
-    with connection.cursor() as cursor:
-        placeholders = ", ".join(["%s"] * len(ids))
-        cursor.execute(
-            f"UPDATE {_OUTBOX} SET published_at = %s WHERE id IN ({placeholders})",  # noqa: S608
-            [now, *ids],
-        )
-
-
-def _pending_ids(room_id: int | None, limit: int) -> list[int]:
-    """The oldest ``limit`` pending events of a room (of no room: None), by the partial index
-    ``outbox_pending_by_room``."""
-    room = "room_id IS NULL" if room_id is None else "room_id = %s"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT id FROM {_OUTBOX} WHERE {room} AND published_at IS NULL "  # noqa: S608
-            "ORDER BY id LIMIT %s",
-            [limit] if room_id is None else [room_id, limit],
-        )
-        return [row[0] for row in cursor.fetchall()]
-
-
 def flush_room(room_id: int | None, written: list[OutboxEvent] | None = None) -> int:
     """Publish every pending event of one room (or of no room), in order.
 
     ``written``: rows the caller has just committed, still in memory. When they are all that
     is pending, they are published as they are, without reading them back."""
     if written:
-        if _pending_ids(room_id, len(written) + 1) == [row.pk for row in written]:
+        if sql.outbox_pending_ids(room_id, len(written) + 1) == [row.pk for row in written]:
             return publish_rows(written)
-    published = 0
-    while True:
-        rows = list(
-            OutboxEvent.objects.filter(room_id=room_id, published_at__isnull=True).order_by("id")[
-                :BATCH
-            ]
-        )
-        published += publish_rows(rows)
-        if len(rows) < BATCH:
-            return published
+    return _flush(OutboxEvent.objects.filter(room_id=room_id))
 
 
 def flush_after_commit(room_id: int | None, written: list[OutboxEvent] | None = None) -> None:
@@ -206,15 +170,18 @@ def flush_after_commit(room_id: int | None, written: list[OutboxEvent] | None = 
 def flush_pending(*, older_than: float = 0.0) -> int:
     """The relay's sweep: publish everything still pending (oldest first). Raises RedisError."""
     cutoff = timezone.now() - timedelta(seconds=older_than)
+    return _flush(OutboxEvent.objects.filter(created_at__lte=cutoff))
+
+
+def _flush(rows: QuerySet[OutboxEvent]) -> int:
+    """The one flush: publish the pending ones of ``rows``, oldest first, a page at a time;
+    return how many were new on Redis."""
+    pending = rows.filter(published_at__isnull=True).order_by("id")
     published = 0
     while True:
-        rows = list(
-            OutboxEvent.objects.filter(published_at__isnull=True, created_at__lte=cutoff).order_by(
-                "id"
-            )[:BATCH]
-        )
-        published += publish_rows(rows)
-        if len(rows) < BATCH:
+        page = list(pending[:BATCH])
+        published += publish_rows(page)
+        if len(page) < BATCH:
             return published
 
 

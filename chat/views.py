@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.avatars import avatar_urls
-from chat import actions, limits, selectors
+from chat import actions, limits, refusals, selectors
 from chat.forms import InviteForm, RoomForm, SignUpForm
 from chat.models import Membership, Mention, Room
 
@@ -34,7 +34,7 @@ def signup(request: HttpRequest) -> HttpResponse:
         return redirect("home")
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and not limits.allow_signup(request.META.get("REMOTE_ADDR", "")):
-        refused = "Too many sign-ups from your address. Please try again later."
+        refused = _("Too many sign-ups from your address. Please try again later.")
         context = {"form": SignUpForm(), "refused": refused}  # nothing checked nor created
         response = render(request, "registration/signup.html", context, status=429)
         response["Retry-After"] = str(limits.SIGNUP_WINDOW_SECONDS)
@@ -101,7 +101,7 @@ def create_room(request: HttpRequest) -> HttpResponse:
         try:
             room = actions.create_room(creator=request.user, **form.cleaned_data)
         except actions.ActionError as exc:
-            form.add_error("slug" if exc.code == "already_exists" else None, exc.detail)
+            form.add_error("slug" if exc.code == "already_exists" else None, refusals.text(exc))
         else:
             return redirect("room", room.slug)
     return _home(request, form, status=400)
@@ -122,7 +122,7 @@ def room(request: HttpRequest, slug: str) -> HttpResponse:
     room = _readable_room(request, slug)
     target = request.GET.get("seq")
     if target is not None and not target.isdigit():
-        return HttpResponseBadRequest("seq must be a message number", content_type="text/plain")
+        return HttpResponseBadRequest(_("seq must be a message number"), content_type="text/plain")
     membership = Membership.objects.filter(user=request.user, room=room).first()
     role = membership.role if membership else None
     is_direct = _is_direct(room)
@@ -149,8 +149,12 @@ def room(request: HttpRequest, slug: str) -> HttpResponse:
         "csrfToken": get_token(request),
         "messagesUrl": reverse("room-messages", kwargs={"slug": room.slug}),  # the REST API
         "readUrl": reverse("room-read", kwargs={"slug": room.slug}),
-        # Uploaded pictures of the members who have one (the others: initials).
+        # Uploaded pictures of the members who have one (the others: initials); anyone else
+        # the page meets later is looked up at avatarsUrl (static/parley/avatars.js).
         "avatars": avatar_urls([m.user.get_username() for m in members]),
+        "avatarsUrl": reverse("avatar-lookup"),
+        # A refusal's detail in the reader's language (chat.refusals; empty in English).
+        "refusals": refusals.for_scripts(),
     }
     context = {
         "room": room,
@@ -183,7 +187,7 @@ def join(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         actions.join_room(user=request.user, room=room)
     except actions.ActionError as exc:
-        messages.error(request, exc.detail)
+        messages.error(request, refusals.text(exc))
     return _back(request, reverse("room", args=[room.slug]))
 
 
@@ -210,7 +214,7 @@ def invite(request: HttpRequest, slug: str) -> HttpResponse:
             inviter=request.user, room=room, username=form.cleaned_data["username"]
         )
     except actions.ActionError as exc:
-        messages.error(request, exc.detail)
+        messages.error(request, refusals.text(exc))
     else:
         name = membership.user.get_username()
         messages.success(request, _("%(name)s is a member now.") % {"name": name})
@@ -225,7 +229,7 @@ def remove_member(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         actions.remove_member(remover=request.user, room=room, username=username)
     except actions.ActionError as exc:
-        messages.error(request, exc.detail)
+        messages.error(request, refusals.text(exc))
     else:
         messages.success(request, _("%(name)s is no longer a member.") % {"name": username})
     return redirect("room", room.slug)
@@ -254,7 +258,7 @@ def direct(request: HttpRequest, username: str | None = None) -> HttpResponse:
     try:
         room = actions.open_direct_room_with(user=request.user, username=username)
     except actions.ActionError as exc:
-        messages.error(request, exc.detail)
+        messages.error(request, refusals.text(exc))
         return redirect("home")
     return redirect("room", room.slug)
 

@@ -25,12 +25,11 @@ import time
 from typing import TypedDict
 
 from django.conf import settings
-from django.db import connection
 
 from broker.streams import workers_seen_key
-from chat.models import OutboxEvent
 from config import redis_keys
 from config.redis_client import get_redis
+from database import sql
 
 
 def relay_heartbeat_key() -> str:
@@ -51,13 +50,6 @@ def draining() -> bool:
     return _draining
 
 
-_OUTBOX = connection.ops.quote_name(OutboxEvent._meta.db_table)
-_OLDEST_PENDING = (
-    f"SELECT created_at FROM {_OUTBOX} WHERE published_at IS NULL "  # noqa: S608
-    "ORDER BY id LIMIT 1"
-)
-
-
 class Check(TypedDict, total=False):
     ok: bool
     error: str
@@ -76,14 +68,9 @@ def _age(now: float, then: bytes | str | None) -> float | None:
 
 def oldest_pending_age(now: float) -> float | None:
     """Seconds since the oldest unpublished outbox row was written (None: nothing pending)."""
-    with connection.cursor() as cursor:
-        cursor.execute(_OLDEST_PENDING)
-        row = cursor.fetchone()
-    if row is None:
+    created = sql.oldest_pending_created_at()
+    if created is None:
         return None
-    created = row[0]
-    if isinstance(created, str):  # SQLite's raw column
-        created = OutboxEvent._meta.get_field("created_at").to_python(created)
     return round(max(0.0, now - created.timestamp()), 3)
 
 

@@ -13,7 +13,7 @@ if not os.environ.get("REDIS_URL"):
     )
 
 from .base import *  # noqa: E402, F403
-from .base import DATABASES, PARLEY, PARLEY_BROKER, PARLEY_SUBSCRIBERS, env  # noqa: E402
+from .base import DATABASES, PARLEY, PARLEY_BROKER, PARLEY_DRAIN, PARLEY_SUBSCRIBERS, env  # noqa: E402
 
 DEBUG = False
 SECRET_KEY = env.str("SECRET_KEY", default="parley-test-only-not-secret")
@@ -28,6 +28,9 @@ PARLEY["RELAY_RECONCILE_SECONDS"] = 1.0
 PARLEY["RATE_LIMIT_FRAMES"] = env.int("PARLEY_RATE_LIMIT_FRAMES", default=100_000)
 PARLEY["MAX_SOCKETS_PER_USER"] = env.int("PARLEY_MAX_SOCKETS_PER_USER", default=10_000)
 PARLEY["SIGNUPS_PER_HOUR"] = env.int("PARLEY_SIGNUPS_PER_HOUR", default=10_000)
+# A server process the tests stop has no load balancer to wait for: SIGTERM drains at once
+# (5 s per stopped server otherwise). tests/ops/test_drain.py and the nginx test set their own.
+PARLEY_DRAIN["DELAY_SECONDS"] = env.float("PARLEY_DRAIN_SECONDS", default=0.0)
 
 # Subscribers that exist only here (tests/support/subscribers.py): adding one touches no producer.
 PARLEY_SUBSCRIBERS = {

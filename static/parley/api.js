@@ -1,5 +1,5 @@
 // One way the pages call the REST API: same-origin cookies, the CSRF token on writes, JSON in and
-// out; a refusal throws an Error with the API's own "detail" (shown to the reader as it is).
+// out; a refusal throws an Error with the API's own "detail" (its message) and "code".
 
 export async function apiRequest(url, { method = "GET", csrfToken, payload, keepalive = false } = {}) {
   const headers = { Accept: "application/json" };
@@ -13,6 +13,11 @@ export async function apiRequest(url, { method = "GET", csrfToken, payload, keep
     body: payload === undefined ? undefined : JSON.stringify(payload),
   });
   const answer = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(answer.detail || `${url}: HTTP ${response.status}`);
+  if (!response.ok) {
+    const error = new Error(answer.detail || `${url}: HTTP ${response.status}`);
+    error.code = answer.code;
+    error.detail = answer.detail;
+    throw error;
+  }
   return answer;
 }

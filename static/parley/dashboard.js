@@ -11,10 +11,11 @@ function render(data) {
     const cell = document.getElementById(`fig-${name}`);
     if (cell) cell.textContent = value === null ? "–" : String(value);
   }
-  // The charts are SVG made by the server from escaped text (analytics/charts.py).
+  // The charts are SVG made by the server from escaped text (analytics/charts.py), data only:
+  // each figure keeps its caption, the title in the reader's language.
   for (const [name, svg] of Object.entries(data.charts)) {
-    const figure = document.getElementById(`chart-${name}`);
-    if (figure) figure.innerHTML = svg;
+    const box = document.querySelector(`#chart-${name} .chart-box`);
+    if (box) box.innerHTML = svg;
   }
   const rows = Object.entries(data.subscribers).map(([name, s]) => {
     const row = document.createElement("tr");

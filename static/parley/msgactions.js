@@ -2,8 +2,9 @@
 // owner and moderators and staff: anyone's), copy a link to it (/rooms/<slug>/?seq=N). On a
 // desktop the toolbar shows on hover and on keyboard focus; on a phone a long press opens it.
 // Every change goes through the REST API; the live frames then update every open page.
-import { _ } from "./i18n.js";
+import { _, fmt } from "./i18n.js";
 import { apiRequest } from "./api.js";
+import { refusalText } from "./refusals.js";
 
 /** The toolbar of one message, for what this viewer may do with it. */
 export function toolsFor(message, { me, canModerate, slug }) {
@@ -69,7 +70,7 @@ export class MessageActions {
       const link = new URL(tool.getAttribute("href"), location.href).href;
       navigator.clipboard?.writeText(link).then(
         () => this.onStatus(_("Link copied")),
-        () => this.onStatus(`Link: ${link}`),
+        () => this.onStatus(fmt(_("Link: %(link)s"), { link })),
       );
       item.dataset.copied = link;
     } else if (tool.dataset.action === "edit") {
@@ -85,7 +86,7 @@ export class MessageActions {
       const message = await apiRequest(this.url(seq), { method: "DELETE", csrfToken: this.data.csrfToken });
       this._repaint(message);
     } catch (error) {
-      this.onStatus(`Not deleted: ${error.message}`);
+      this.onStatus(fmt(_("Not deleted: %(reason)s"), { reason: this._reason(error) }));
     }
   }
 
@@ -134,7 +135,7 @@ export class MessageActions {
         item.classList.remove("editing");
         this._repaint(saved);
       } catch (failure) {
-        error.textContent = `Not saved: ${failure.message}`;
+        error.textContent = fmt(_("Not saved: %(reason)s"), { reason: this._reason(failure) });
       }
     });
   }
@@ -143,6 +144,11 @@ export class MessageActions {
   lastOwn() {
     const mine = [...this.list.querySelectorAll("li.msg.mine:not(.deleted)")];
     return mine.length ? Number(mine[mine.length - 1].dataset.seq) : null;
+  }
+
+  /** Why the server refused, in the reader's language. */
+  _reason(error) {
+    return error.detail ? refusalText(error.detail, this.data.refusals) : error.message;
   }
 
   _repaint(message) {

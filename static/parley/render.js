@@ -13,7 +13,8 @@ export function hueOf(name) {
   return hash % 360;
 }
 
-function avatar(name, url) {
+/** The avatar of ``name``: their uploaded picture at ``url``, else initials on their colour. */
+export function avatarOf(name, url) {
   if (url) {
     const img = document.createElement("img"); // the server's re-encoded PNG, same origin
     img.className = "avatar";
@@ -66,7 +67,7 @@ export function renderMessage(item, message, { mine, mentioned, avatarUrl }) {
   body.className = "body";
   if (message.deleted_at) body.textContent = _("message deleted");
   else body.append(renderBody(message.body));
-  item.replaceChildren(avatar(message.author, avatarUrl), head, body);
+  item.replaceChildren(avatarOf(message.author, avatarUrl), head, body);
   if (message.edited_at && !message.deleted_at) {
     const note = document.createElement("small");
     note.className = "edited";

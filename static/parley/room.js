@@ -3,11 +3,14 @@
 // the connection banner, where the room opens (first unread or ?seq=N), and the read position
 // as messages are actually seen. Message bodies are always text, never HTML (render.js).
 
-import { _, fmt, ngettext } from "./i18n.js";
+import { _, fmt } from "./i18n.js";
+import { Avatars } from "./avatars.js";
 import { RoomConnection } from "./client.js";
 import { MessageActions, toolsFor } from "./msgactions.js";
 import { ReadMark } from "./reading.js";
+import { refusalText } from "./refusals.js";
 import { regroup, renderMessage } from "./render.js";
+import { TypingLine } from "./typing.js";
 
 const data = JSON.parse(document.getElementById("room-data").textContent);
 const list = document.getElementById("messages"); // saved messages, in seq order
@@ -40,13 +43,20 @@ function mentionsMe(body) {
 
 const actions = new MessageActions({ list, data, paint, onStatus: say });
 
+// The members' pictures came with the page; anyone else's is looked up when first met.
+const avatars = new Avatars({
+  known: data.avatars,
+  lookupUrl: data.avatarsUrl,
+  asked: [...document.querySelectorAll("#member-list li[data-username]")].map((li) => li.dataset.username),
+});
+
 function paint(item, message) {
   actions.remember(message);
   if (item.classList.contains("editing")) return; // the saved edit repaints it
   renderMessage(item, message, {
     mine: message.author === data.me,
     mentioned: mentionsMe(message.body || ""),
-    avatarUrl: data.avatars[message.author],
+    avatarUrl: avatars.url(message.author),
   });
   if (message.seq !== undefined) item.append(toolsFor(message, data));
   if (message.seq === data.firstUnread) {
@@ -254,7 +264,7 @@ function refused(frame) {
   const reason = document.createElement("p");
   reason.className = "reason";
   reason.setAttribute("role", "alert");
-  reason.textContent = fmt(_("Not sent: %(detail)s"), { detail: frame.detail });
+  reason.textContent = fmt(_("Not sent: %(detail)s"), { detail: refusalText(frame.detail, data.refusals) });
   const retry = document.createElement("button");
   retry.type = "button";
   retry.className = "btn retry";
@@ -275,11 +285,13 @@ function announce(message) {
   document.dispatchEvent(new CustomEvent("parley:message", { detail: message }));
 }
 
+const typing = new TypingLine(document.getElementById("typing"));
+
 const conn = new RoomConnection({
   slug: data.slug,
   afterSeq: data.historyFrom,
   onMessage(message) {
-    forgetTypist(message.author);
+    typing.forget(message.author);
     followingBottom(() => upsert(message));
     announce(message);
     scheduleRead();
@@ -291,12 +303,13 @@ const conn = new RoomConnection({
   onError: refused,
   presence: true,
   onPresence(users) {
-    document.getElementById("online-list").textContent = users.join(", ") || "nobody";
+    document.getElementById("online-list").textContent = users.join(", ") || _("nobody");
+    for (const name of users) avatars.url(name); // someone new: their picture before their post
     for (const item of document.querySelectorAll("#member-list li[data-username]")) {
       item.classList.toggle("is-online", users.includes(item.dataset.username));
     }
   },
-  onTyping: showTyping,
+  onTyping: (username) => typing.show(username),
   onState(value) {
     showState(value);
     if (value === "live") {
@@ -317,33 +330,6 @@ const conn = new RoomConnection({
 conn.start();
 window.parleyRoom = conn; // for the console and the browser tests
 
-// --- typing --------------------------------------------------------------------------------
-
-const typingLine = document.getElementById("typing");
-const typists = new Map(); // username -> timer that forgets them
-const TYPING_SHOWN_MS = 4000;
-
-function showTyping(username) {
-  clearTimeout(typists.get(username));
-  typists.set(username, setTimeout(() => forgetTypist(username), TYPING_SHOWN_MS));
-  renderTyping();
-}
-
-/** Their message arrived (or they stopped): they are no longer typing. */
-function forgetTypist(username) {
-  if (!typists.has(username)) return;
-  clearTimeout(typists.get(username));
-  typists.delete(username);
-  renderTyping();
-}
-
-function renderTyping() {
-  const names = [...typists.keys()];
-  typingLine.textContent = names.length === 0 ? ""
-    : fmt(ngettext("%(names)s is typing…", "%(names)s are typing…", names.length),
-      { names: names.join(", ") });
-}
-
 // --- sending --------------------------------------------------------------------------------
 
 function post(text) {
@@ -353,7 +339,12 @@ function post(text) {
   item.dataset.status = "pending";
   item.dataset.text = text;
   renderMessage(item, { author: data.me, body: text, created_at: new Date().toISOString() },
-                { mine: true, mentioned: false });
+                { mine: true, mentioned: false, avatarUrl: avatars.url(data.me) });
+  const sending = document.createElement("small"); // until acknowledged (then repainted)
+  sending.className = "sending";
+  sending.textContent = _("sending…");
+  const last = item.querySelector(".body").lastElementChild; // on the last line, as "(edited)"
+  (last?.tagName === "P" ? last : item.querySelector(".body")).append(" ", sending);
   followingBottom(() => outbox.append(item), true);
 }
 

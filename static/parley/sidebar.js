@@ -7,6 +7,7 @@
 // "parley:activity" ({room, seq}).
 import { _, fmt } from "./i18n.js";
 import { apiRequest } from "./api.js";
+import { renderBody } from "./markdown.js";
 import { MeConnection, readCounts } from "./me.js";
 
 const sidebar = document.getElementById("sidebar");
@@ -41,9 +42,21 @@ function showTitle() {
 const PREVIEW_EVERY_MS = 500; // a busy room's preview: at most one fetch per half second
 const previewDue = new Map(); // slug -> timer of the pending preview fetch
 
+/** A body as one line of plain text: what the reader sees of it, without its Markdown marks. */
+function plainText(body) {
+  const fragment = renderBody(body);
+  for (const block of fragment.querySelectorAll("p, li, pre, blockquote, br")) block.after(" ");
+  return fragment.textContent.replace(/\s+/g, " ").trim();
+}
+
 function showPreview(row, message) {
   row.querySelector(".side-preview").textContent = message.deleted_at
-    ? _("message deleted") : `${message.author}: ${message.body}`;
+    ? _("message deleted") : `${message.author}: ${plainText(message.body)}`;
+}
+
+// The server wrote each preview as typed; shown as it reads.
+for (const preview of sidebar.querySelectorAll(".side-preview[data-body]")) {
+  showPreview(preview.closest(".side-room"), { author: preview.dataset.author, body: preview.dataset.body });
 }
 
 /** Another room's newest message, for its preview (activity frames carry only its seq). */

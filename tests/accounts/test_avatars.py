@@ -105,3 +105,12 @@ def test_the_data_export_names_the_avatar_and_theme(alice):
     profile = json.loads("".join(export_chunks(alice)))["profile"]  # what /account/export/ sends
     assert profile["theme"] == "dark"
     assert profile["avatar"].startswith("/account/avatars/alice.png?v=")
+
+
+def test_the_room_page_looks_up_who_has_an_avatar(alice, bob):
+    _upload(_client(alice), _picture())
+    answer = _client(bob).get("/account/avatars/", {"user": ["alice", "bob", "nobody"]})
+    assert answer.status_code == 200
+    version = Preference.objects.get(user=alice).avatar_version
+    assert answer.json() == {"avatars": {"alice": f"/account/avatars/alice.png?v={version}"}}
+    assert Client().get("/account/avatars/", {"user": "alice"}).status_code == 302  # log in

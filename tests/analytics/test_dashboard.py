@@ -123,10 +123,19 @@ def test_no_snapshot_is_computed_while_no_dashboard_is_open(monkeypatch):
 
 
 def test_chart_text_is_escaped():
-    svg = charts.bar_chart([("<script>alert(1)</script>", 3)], title="t & <b>")
-    assert "<script>" not in svg and "&lt;script&gt;" in svg and "t &amp; &lt;b&gt;" in svg
-    line = charts.line_chart([("10:00", 1), ("10:01", 4)], title="x")
+    svg = charts.bar_chart([("<script>alert(1)</script>", 3)], labelledby='t" & <b>')
+    assert "<script>" not in svg and "&lt;script&gt;" in svg
+    assert 'aria-labelledby="t&quot; &amp; &lt;b&gt;"' in svg
+    line = charts.line_chart([("10:00", 1), ("10:01", 4)], labelledby="x")
     assert line.startswith("<svg") and "<polyline" in line
+
+
+def test_charts_hold_data_only_their_titles_are_the_pages():
+    # One chart is pushed alike to every open dashboard: no words in it, whatever the language.
+    empty = charts.bar_chart([], labelledby="chart-rooms-title")
+    assert 'class="chart chart-empty"' in empty and "<text" not in empty
+    line = charts.line_chart([("10:00", 1)], labelledby="chart-messages-title")
+    assert 'aria-labelledby="chart-messages-title"' in line and "font-weight" not in line
 
 
 @pytest.mark.django_db

@@ -15,7 +15,11 @@ from tests.support.procs import Daphne
 from tests.support.ws import session_cookie
 
 CHROMIUM = os.environ.get("PARLEY_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+# .ci/run runs the two suites at once in one checkout: each names its own folder.
+ARTIFACTS = Path(
+    os.environ.get("PARLEY_TEST_ARTIFACTS")
+    or Path(__file__).resolve().parents[2] / "test-artifacts"
+)
 # As root, in a closed network: no sandbox, and no background calls to Google's hosts.
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -50,7 +54,7 @@ def browser():
 
 @pytest.fixture
 def artifacts() -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
 
 

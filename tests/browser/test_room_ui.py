@@ -40,7 +40,7 @@ def _in_view(page, selector: str) -> bool:
 def test_sidebar_follows_activity_with_unread_counts_and_tab_title(open_page, lobby, alice, bob):
     garden = actions.create_room(creator=bob, slug="garden", title="Garden")
     actions.join_room(user=alice, room=garden)
-    actions.post_message(author=bob, room=lobby, body="hello lobby")
+    actions.post_message(author=bob, room=lobby, body="hello **lobby**")
     actions.open_direct_room(user=alice, other=bob)
     page = _room(open_page, alice)
     page.wait_for_selector("html[data-me='live']")
@@ -49,9 +49,10 @@ def test_sidebar_follows_activity_with_unread_counts_and_tab_title(open_page, lo
         "#side-rooms .side-room", "els => els.map(e => e.dataset.slug)"
     ) == ["lobby", "garden"]
     assert page.inner_text("#side-dms .side-name") == "bob"
+    # Previews read as the message does, without its Markdown marks (as written, then live).
     assert "bob: hello lobby" in page.inner_text("#side-rooms .side-room[data-slug='lobby']")
 
-    actions.post_message(author=bob, room=garden, body="in the garden")
+    actions.post_message(author=bob, room=garden, body="in the _garden_")
     garden_badge = "#side-rooms .side-room[data-slug='garden'] .badge.unread"
     expect(page.locator(garden_badge)).to_have_text("1")
     assert page.eval_on_selector_all(

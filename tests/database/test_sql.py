@@ -1,0 +1,151 @@
+"""Every statement of database/sql.py, run on the database the suite runs on (CI runs the suite on
+SQLite and on PostgreSQL): what it writes or reads, read back through the ORM."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from analytics.models import RoomMinute
+from broker.models import ProcessedEvent
+from chat.models import Message, OutboxEvent, Room
+from database import sql
+
+pytestmark = pytest.mark.django_db
+
+T0 = datetime(2026, 11, 26, 5, 40, tzinfo=UTC)
+
+
+def _outbox(room: Room | None, n: int = 1) -> list[OutboxEvent]:
+    """``n`` unpublished outbox rows of ``room`` (None: of no room), written with the ORM."""
+    return [
+        OutboxEvent.objects.create(
+            topic="chat.room", type="room.joined", room=room, event={"n": i}, created_at=T0
+        )
+        for i in range(n)
+    ]
+
+
+# --- bulk writes of any model -------------------------------------------------------------------
+def test_insert_writes_rows_and_a_conflict_raises():
+    event_id = uuid.uuid4()
+    names = ("subscriber", "event_id", "topic", "stream_id", "worker", "processed_at")
+    rows = [
+        ("s", event_id, "chat.message", "1-0", "w", T0),
+        ("t", event_id, "chat.room", "2-0", "w", T0),
+    ]
+    assert sql.insert(ProcessedEvent, names, rows) == 2
+    stored = ProcessedEvent.objects.order_by("subscriber")
+    assert [(p.subscriber, p.event_id, p.topic, p.processed_at) for p in stored] == [
+        ("s", event_id, "chat.message", T0),
+        ("t", event_id, "chat.room", T0),
+    ]
+    with pytest.raises(IntegrityError), transaction.atomic():  # unique (subscriber, event_id)
+        sql.insert(ProcessedEvent, names, rows[:1])
+
+
+def test_insert_chunks_past_the_parameter_limit():
+    names = ("subscriber", "event_id", "topic", "stream_id", "worker", "processed_at")
+    rows = [("s", uuid.uuid4(), "t", f"{i}-0", "w", T0) for i in range(1200)]
+    assert sql.insert(ProcessedEvent, names, rows) == 1200
+    assert ProcessedEvent.objects.count() == 1200
+
+
+def test_insert_instances_sets_primary_keys_in_order(lobby, alice):
+    rows = [
+        OutboxEvent(
+            event_id=uuid.uuid4(), topic="chat.room", type="room.left", room=lobby if i else None,
+            seq=None, change=i, event={"i": i, "text": "é"}, created_at=T0,
+        )
+        for i in range(3)
+    ]  # fmt: skip
+    sql.insert_instances(rows)
+    assert all(not row._state.adding for row in rows)
+    stored = {row.pk: row for row in OutboxEvent.objects.all()}
+    assert [(stored[r.pk].event_id, stored[r.pk].event, stored[r.pk].room_id) for r in rows] == [
+        (r.event_id, r.event, r.room_id) for r in rows
+    ]
+    assert [r.pk for r in rows] == sorted(r.pk for r in rows)
+    message = Message(room=lobby, author=alice, body="hi", seq=1, client_id=uuid.uuid4())
+    sql.insert_instances([message])  # auto_now_add applied
+    stored = Message.objects.get(pk=message.pk)
+    assert (stored.client_id, stored.created_at) == (message.client_id, message.created_at)
+    sql.insert_instances([])
+
+
+def test_update_instances_writes_the_named_fields_only(lobby, alice, bob):
+    a = Message.objects.create(room=lobby, author=alice, body="a")
+    b = Message.objects.create(room=lobby, author=alice, body="b")
+    a.body, a.edited_at, a.author, a.client_id = "a2", T0, bob, uuid.uuid4()
+    b.body, b.seq = "b2", 99  # seq not named: not written
+    sql.update_instances([a, b], ["body", "edited_at", "author", "client_id"])
+    stored = {m.pk: m for m in Message.objects.all()}
+    assert (stored[a.pk].body, stored[a.pk].edited_at, stored[a.pk].author_id) == ("a2", T0, bob.pk)
+    assert stored[a.pk].client_id == a.client_id
+    assert (stored[b.pk].body, stored[b.pk].seq) == ("b2", 2)
+
+
+def test_upsert_add_creates_and_adds():
+    other = T0 + timedelta(minutes=1)
+    keys, counters = ("room", "minute"), ("messages", "joins", "leaves", "connects")
+    sql.upsert_add(RoomMinute, keys, counters, {("lobby", T0): (2, 1, 0, 0)})
+    sql.upsert_add(
+        RoomMinute, keys, counters, {("lobby", T0): (3, 0, 0, 1), ("lobby", other): (1, 1, 0, 0)}
+    )
+    stored = RoomMinute.objects.order_by("minute").values_list("minute", "messages", "joins")
+    assert list(stored) == [(T0, 5, 1), (other, 1, 1)]
+
+
+# --- the statements of every post ---------------------------------------------------------------
+def test_allocate_takes_seqs_and_changes(lobby):
+    assert sql.allocate(lobby.pk, 3, new_messages=True) == (3, 3)
+    assert sql.allocate(lobby.pk, 2, new_messages=False) == (3, 5)
+    assert sql.allocate(lobby.pk, 1, new_messages=True) == (4, 6)
+    room = Room.objects.get(pk=lobby.pk)
+    assert (room.last_seq, room.last_change) == (4, 6)
+    assert sql.allocate(10**9, 1, new_messages=True) is None
+
+
+def test_outbox_pending_ids_of_a_room_and_of_no_room(lobby, secret_room):
+    OutboxEvent.objects.all().delete()  # the fixtures' room.joined rows
+    mine, others, roomless = _outbox(lobby, 3), _outbox(secret_room), _outbox(None, 2)
+    OutboxEvent.objects.filter(pk=mine[0].pk).update(published_at=T0)
+    assert sql.outbox_pending_ids(lobby.pk, 10) == [mine[1].pk, mine[2].pk]
+    assert sql.outbox_pending_ids(lobby.pk, 1) == [mine[1].pk]
+    assert sql.outbox_pending_ids(secret_room.pk, 10) == [others[0].pk]
+    assert sql.outbox_pending_ids(None, 10) == [r.pk for r in roomless]
+
+
+def test_mark_published_sets_the_given_rows_only(lobby):
+    OutboxEvent.objects.all().delete()
+    rows = _outbox(lobby, 1203)  # more ids than one statement takes on SQLite
+    at = timezone.now()
+    sql.mark_published([r.pk for r in rows[:-1]], at)
+    assert list(OutboxEvent.objects.filter(published_at=None)) == [rows[-1]]
+    published = OutboxEvent.objects.exclude(published_at=None)
+    assert set(published.values_list("published_at", flat=True)) == {at}
+
+
+def test_oldest_pending_created_at():
+    assert sql.oldest_pending_created_at() is None
+    first, second = _outbox(None, 2)
+    OutboxEvent.objects.filter(pk=second.pk).update(created_at=T0 - timedelta(hours=1))
+    assert sql.oldest_pending_created_at() == T0  # the oldest by id, as an aware datetime
+    OutboxEvent.objects.filter(pk=first.pk).update(published_at=T0)
+    assert sql.oldest_pending_created_at() == T0 - timedelta(hours=1)
+
+
+def test_messages_with_client_ids_matches_whole_pairs(lobby, alice, bob):
+    ids = [uuid.uuid4() for _ in range(3)]
+    a0 = Message.objects.create(room=lobby, author=alice, body="a0", client_id=ids[0])
+    b1 = Message.objects.create(room=lobby, author=bob, body="b1", client_id=ids[1])
+    Message.objects.create(room=lobby, author=bob, body="none")
+    # (alice, ids[1]) and (bob, ids[0]) are no pairs of a message, though each part is.
+    wanted = {(alice.pk, ids[0]), (alice.pk, ids[1]), (bob.pk, ids[0]), (bob.pk, ids[1])}
+    assert sorted(sql.messages_with_client_ids(wanted)) == sorted([a0.pk, b1.pk])
+    assert sql.messages_with_client_ids({(alice.pk, ids[2])}) == []
+    assert sql.messages_with_client_ids(set()) == []
