@@ -16,7 +16,7 @@ from django.db import close_old_connections, transaction
 from analytics import charts, selectors
 from broker import push, registry
 from broker.stats import subscriber_stats
-from chat.events import dumps
+from chat.events import dashboard_frame
 from config.redis_client import get_redis
 
 GROUP = "dashboard"
@@ -73,7 +73,7 @@ def snapshot() -> dict:
 
 
 def frame() -> str:
-    return dumps({"type": "dashboard", **snapshot()})
+    return dashboard_frame(snapshot())
 
 
 def push_after_commit() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import redis
 from channels.layers import get_channel_layer
 
+from chat import events
 from config.redis_client import get_redis
 
 
@@ -22,7 +23,7 @@ def push_to_group(group: str, message: dict, client: redis.Redis | None = None) 
 def signal(group: str, frame: str) -> bool:
     """Push a pre-serialized WebSocket frame to a group's sockets; False if Redis is down."""
     try:
-        push_to_group(group, {"type": "chat.signal", "frame": frame})
+        push_to_group(group, events.signal_message(frame))
     except redis.RedisError:
         return False
     return True

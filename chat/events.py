@@ -1,7 +1,13 @@
-"""Event schemas and the names of the places events go.
+"""Event schemas, their envelope, the names of the places events go, and every frame a server
+sends to a WebSocket client.
 
 Every event has a dotted ``type``, a schema ``version`` and a typed shape (the TypedDicts below,
 which tests validate against). Subscribers depend on this module only, never on chat's models.
+
+Frames: this module is the one place that builds a server -> client frame (README, "The
+WebSocket protocol"; client frames are parsed in chat.protocol) and the channel-layer messages
+that carry pre-serialized frames to sockets (``signal_message``; the relay's ``chat.event``).
+Each builder returns the frame serialized once, as every socket it goes to writes it.
 """
 
 from __future__ import annotations
@@ -236,17 +242,19 @@ PAYLOADS: dict[str, type] = {
     ACCESS_REVOKED: AccessPayload,
 }
 
-
+# --- server -> client frames --------------------------------------------------------------------
 # The WebSocket frame type of each message event.
 FRAME_TYPES = {
     MESSAGE_CREATED: "message.new",
     MESSAGE_EDITED: "message.edited",
     MESSAGE_DELETED: "message.deleted",
 }
+SIGNAL = "chat.signal"  # the channel-layer message of an ephemeral frame (presence, typing, ...)
 
 
 def client_frame(event: Event) -> str | None:
-    """The server -> client WebSocket frame for an event, serialized once for every socket."""
+    """The live WebSocket frame of an event (None: not one sockets see), serialized once for
+    every socket: the relay publishes it with the event."""
     if event["type"] not in FRAME_TYPES:
         return None
     payload = event["payload"]
@@ -273,6 +281,72 @@ def replay_frame(frame_type: str, message: MessageData, change: int | None = Non
         frame["change"] = change
     frame["message"] = message
     return dumps(frame)
+
+
+def sync_done(seq: int, change: int | None) -> str:
+    """The end of a replay: the position the socket now stands at."""
+    return dumps({"type": "sync.done", "seq": seq, "change": change})
+
+
+def ack(client_id: uuid.UUID | None, message: MessageData, *, created: bool) -> str:
+    """The answer to a ``message.send``: the message (``created`` False: an earlier post with
+    the same ``client_id``)."""
+    return dumps(
+        {
+            "type": "message.ack",
+            "client_id": str(client_id) if client_id else None,
+            "created": created,
+            "message": message,
+        }
+    )
+
+
+def error(code: str, detail: str, **extra: Any) -> str:
+    """A refused client frame: a stable ``code``, a ``detail`` for people, and extra fields
+    (``client_id``, ``retry_after``...)."""
+    return dumps({"type": "error", "code": code, "detail": detail, **extra})
+
+
+def pong() -> str:
+    return dumps({"type": "pong"})
+
+
+def presence_frame(online: list[str]) -> str:
+    """Who is online in a room (chat.online)."""
+    return dumps({"type": "presence", "online": online})
+
+
+def typing_frame(username: str) -> str:
+    return dumps({"type": "typing", "user": username})
+
+
+def ready(rooms: int) -> str:
+    """``/ws/me/``: the socket follows ``rooms`` rooms."""
+    return dumps({"type": "ready", "rooms": rooms})
+
+
+def room_activity(room: str, seq: int) -> str:
+    """``/ws/me/``: a new message in one of the user's rooms."""
+    return dumps({"type": "room.activity", "room": room, "seq": seq})
+
+
+def mention_frame(message: MessageData) -> str:
+    """``/ws/me/``: the user was mentioned in ``message``."""
+    return dumps({"type": "mention.new", "message": message})
+
+
+def dashboard_frame(snapshot: dict[str, Any]) -> str:
+    """``/ws/dashboard/``: the dashboard's figures and charts (analytics.dashboard)."""
+    return dumps({"type": "dashboard", **snapshot})
+
+
+def signal_message(frame: str, *, session: str | None = None) -> dict[str, Any]:
+    """The channel-layer message that carries an ephemeral frame to a group's sockets;
+    ``session``: the socket it came from, which does not receive it."""
+    message = {"type": SIGNAL, "frame": frame}
+    if session is not None:
+        message["session"] = session
+    return message
 
 
 def dumps(value: Any) -> str:

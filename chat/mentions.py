@@ -75,6 +75,6 @@ def handle(batch: list[events.Event]) -> None:
 
 def _push(notifications: list[tuple[int, events.MessageData]]) -> None:
     for user_id, message in notifications:
-        frame = events.dumps({"type": "mention.new", "message": message})
+        frame = events.mention_frame(message)
         if not push.signal(events.user_group(user_id), frame):
             return  # Redis is down: the mentions page still lists them

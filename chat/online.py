@@ -21,7 +21,6 @@ import time
 import redis
 from channels.layers import get_channel_layer
 
-from chat.events import dumps
 from config import redis_client as redis_clients
 from config import redis_keys
 from config.loops import per_loop
@@ -141,11 +140,3 @@ async def _update(
         log.warning("presence not updated, Redis unreachable: %s", exc)
         return None
     return sorted({m.decode().rsplit("|", 1)[0] for m in members})
-
-
-def presence_frame(online: list[str]) -> str:
-    return dumps({"type": "presence", "online": online})
-
-
-def typing_frame(username: str) -> str:
-    return dumps({"type": "typing", "user": username})

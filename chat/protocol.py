@@ -1,4 +1,5 @@
-"""The WebSocket protocol: parsing client frames and building server frames.
+"""The WebSocket protocol: parsing client frames, and the close codes (the frames a server
+sends are built in chat.events, with the events they carry).
 
 Close codes (also in the README):
   4400 bad connection parameters (e.g. after_seq not a non-negative integer)
@@ -19,7 +20,6 @@ from typing import Any
 from django.conf import settings
 
 from chat.errors import Refused
-from chat.events import dumps
 
 CLOSE_BAD_REQUEST = 4400
 CLOSE_FLOOD = 4429
@@ -103,22 +103,3 @@ def _client_id(value: Any) -> uuid.UUID | None:
         return uuid.UUID(str(value))
     except ValueError:
         raise ProtocolError("invalid_client_id", "client_id must be a UUID") from None
-
-
-def error(code: str, detail: str, **extra: Any) -> str:
-    return dumps({"type": "error", "code": code, "detail": detail, **extra})
-
-
-def ack(client_id: uuid.UUID | None, message: dict, *, created: bool) -> str:
-    return dumps(
-        {
-            "type": "message.ack",
-            "client_id": str(client_id) if client_id else None,
-            "created": created,
-            "message": message,
-        }
-    )
-
-
-def sync_done(seq: int, change: int) -> str:
-    return dumps({"type": "sync.done", "seq": seq, "change": change})

@@ -1,0 +1,67 @@
+"""The one place Parley's sockets depart from channels' consumer loop, and why.
+
+channels' ``AsyncConsumer.__call__`` (channels 4.3) runs, for a consumer without a channel of
+its own, ``await_many_dispatch([receive], self.dispatch)``: a task per ``receive()`` plus an
+``asyncio.wait`` (its set, future and callbacks) held for the whole life of the socket, about
+3 KiB of every idle socket's memory (the benchmark's ``idle`` scenario). With one source of
+messages, awaiting ``receive()`` and dispatching each message in turn is the same loop.
+
+Its ``dispatch`` hops to the sync thread before every handler (``aclose_old_connections``): a
+thread round trip per frame received, each post's included. Sockets built on this class reach
+the database only through ``config.db``, whose calls close old connections on the threads that
+hold them, so the hop is left out.
+
+Everything else is channels' public API: the handlers named by ``get_handler_name``,
+``StopConsumer`` to end, ``AsyncWebsocketConsumer``'s handshake, send and close.
+"""
+
+from __future__ import annotations
+
+from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+
+class DirectConsumer(AsyncWebsocketConsumer):
+    """A WebSocket consumer with no channel of its own, served by the loop above.
+
+    Hooks for subclasses: ``opened(receive, send)`` before the first message, ``receiving()``
+    and ``received()`` around each wait for one, ``closed()`` when the consumer ends, however
+    it ends."""
+
+    channel_layer_alias = None
+    channel_layer = None  # what AsyncConsumer sets for channel_layer_alias None
+
+    async def __call__(self, scope, receive, send) -> None:
+        self.scope = scope
+        self.base_send = send
+        self.opened(receive, send)
+        try:
+            while True:
+                self.receiving()
+                message = await receive()
+                self.received()
+                await self.dispatch(message)
+        except StopConsumer:
+            pass  # the socket closed: exit cleanly, as AsyncConsumer does
+        finally:
+            await self.closed()
+
+    async def dispatch(self, message: dict) -> None:
+        """channels' dispatch without its hop to the sync thread (see the module docstring)."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    def opened(self, receive, send) -> None:
+        """The consumer starts, before its first message."""
+
+    def receiving(self) -> None:
+        """About to wait for the next message."""
+
+    def received(self) -> None:
+        """A message came; it is dispatched next."""
+
+    async def closed(self) -> None:
+        """The consumer ends (closed, or on an error)."""
