@@ -199,6 +199,7 @@ class Gate:
 
     A socket registers before it checks its access at connect, so an event committed after
     that check is never missed. It must have ``user_id``, ``room_id`` (None: no single room),
+    ``room_ids`` (the rooms a multiplexed socket follows),
     ``credential`` and ``access_changed(message, *, definitive)``; ``definitive`` means the event
     names the socket's own credential (revoked: close without asking the database)."""
 
@@ -229,7 +230,12 @@ class Gate:
         user_id, room_id = message["user_id"], message["room_id"]
         credential = message["credential"]
         if user_id is None:  # the room changed for everyone: its room sockets
-            concerned = [s for ss in self.sockets.values() for s in ss if s.room_id == room_id]
+            concerned = [
+                s
+                for ss in self.sockets.values()
+                for s in ss
+                if s.room_id == room_id or room_id in s.room_ids
+            ]
         else:
             concerned = list(self.sockets.get(user_id, ()))
         for socket in concerned:

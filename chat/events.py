@@ -340,6 +340,26 @@ def dashboard_frame(snapshot: dict[str, Any]) -> str:
     return dumps({"type": "dashboard", **snapshot})
 
 
+def in_room(frame: str, room: str | None) -> str:
+    """A frame of the multiplexed socket (``/ws/``): ``frame`` with ``"room"`` first (the
+    room's slug, or null for the socket's own frames), added to the serialized frame, not
+    re-serialized, so a live event's tagged frame is made once per process too."""
+    return '{"room":' + dumps(room) + "," + frame[1:]
+
+
+def mux_ready(max_subscriptions: int) -> str:
+    """``/ws/``: the socket is open; it may follow up to ``max_subscriptions`` rooms."""
+    return in_room(dumps({"type": "ready", "max_subscriptions": max_subscriptions}), None)
+
+
+def unsubscribed(code: int | None = None, reason: str | None = None) -> str:
+    """``/ws/``: a room is no longer followed: asked by the client (no code), or its access
+    was lost (``code``: the close code a room socket would have got, and why)."""
+    if code is None:
+        return dumps({"type": "unsubscribed"})
+    return dumps({"type": "unsubscribed", "code": code, "reason": reason})
+
+
 def signal_message(frame: str, *, session: str | None = None) -> dict[str, Any]:
     """The channel-layer message that carries an ephemeral frame to a group's sockets;
     ``session``: the socket it came from, which does not receive it."""

@@ -52,6 +52,20 @@ class Typing:
     pass
 
 
+@dataclass(frozen=True)
+class Subscribe:
+    """``/ws/``: follow a room, resuming like a room socket's connection (chat.consumers.mux)."""
+
+    room: str
+    after_seq: int | None = None
+    after_change: int | None = None
+
+
+@dataclass(frozen=True)
+class Unsubscribe:
+    room: str
+
+
 ClientFrame = SendMessage | Sync | Ping | Typing
 
 
@@ -70,6 +84,11 @@ def parse_seq(value: Any) -> int:
 
 def parse_client_frame(text: str | None, data: bytes | None) -> ClientFrame:
     """Parse one client frame; raises ProtocolError with a stable code for anything else."""
+    return client_frame(load_frame(text, data))
+
+
+def load_frame(text: str | None, data: bytes | None) -> dict:
+    """A client frame's JSON object; raises ProtocolError for anything else."""
     if text is None:
         raise ProtocolError("binary_not_supported", "send JSON text frames")
     if len(text.encode()) > settings.PARLEY["MAX_FRAME_BYTES"]:
@@ -80,6 +99,11 @@ def parse_client_frame(text: str | None, data: bytes | None) -> ClientFrame:
         raise ProtocolError("bad_json", "frame is not valid JSON") from None
     if not isinstance(frame, dict):
         raise ProtocolError("not_an_object", "frame must be a JSON object")
+    return frame
+
+
+def client_frame(frame: dict) -> ClientFrame:
+    """A room socket's frame from its JSON object (``load_frame``)."""
     kind = frame.get("type")
     if kind == "message.send":
         return SendMessage(body=frame.get("body"), client_id=_client_id(frame.get("client_id")))
@@ -94,6 +118,27 @@ def parse_client_frame(text: str | None, data: bytes | None) -> ClientFrame:
     if kind == "typing":
         return Typing()
     raise ProtocolError("unknown_type", f"unknown frame type {kind!r}")
+
+
+def mux_frame(frame: dict) -> tuple[str | None, ClientFrame | Subscribe | Unsubscribe]:
+    """A ``/ws/`` frame from its JSON object: (the room it names, the frame). Every frame but
+    ``ping`` names a room (a slug) in ``"room"``."""
+    room = frame.get("room")
+    kind = frame.get("type")
+    if room is None and kind == "ping":
+        return None, Ping()
+    if not isinstance(room, str) or not room:
+        raise ProtocolError("room_required", "the frame must name a room (its slug) in 'room'")
+    if kind == "subscribe":
+        after_seq, after_change = frame.get("after_seq"), frame.get("after_change")
+        return room, Subscribe(
+            room=room,
+            after_seq=None if after_seq is None else parse_seq(after_seq),
+            after_change=None if after_change is None else parse_seq(after_change),
+        )
+    if kind == "unsubscribe":
+        return room, Unsubscribe(room=room)
+    return room, client_frame(frame)
 
 
 def _client_id(value: Any) -> uuid.UUID | None:

@@ -1,10 +1,11 @@
 from django.urls import path
 
 from analytics.consumers import DashboardConsumer
-from chat.consumers import RoomConsumer, UserConsumer
+from chat.consumers import MuxConsumer, RoomConsumer, UserConsumer
 
 websocket_urlpatterns = [
     path("ws/rooms/<slug:slug>/", RoomConsumer.as_asgi()),
     path("ws/me/", UserConsumer.as_asgi()),
+    path("ws/", MuxConsumer.as_asgi()),
     path("ws/dashboard/", DashboardConsumer.as_asgi()),
 ]

@@ -33,6 +33,7 @@ class ListeningConsumer(limits.FrameRate, ClientGoneSafeSend, DirectConsumer):
 
     slow_close_code = protocol.CLOSE_TOO_SLOW
     room_id: int | None = None  # the gate's question: which room (None: no single room)
+    room_ids: frozenset[int] | set[int] = frozenset()  # or which rooms (/ws/: those followed)
     user_id: int | None = None  # set once registered with the access gate (chat.access)
     revoked = False  # access was lost: nothing more is delivered, the close is on its way
     closer: asyncio.Task | None = None

@@ -170,6 +170,8 @@ PARLEY = {
     "RATE_LIMIT_FRAMES": env.int("PARLEY_RATE_LIMIT_FRAMES", default=120),
     # Open room and /ws/me/ sockets per user, across all server processes (close code 4409).
     "MAX_SOCKETS_PER_USER": env.int("PARLEY_MAX_SOCKETS_PER_USER", default=20),
+    # rooms one multiplexed socket (/ws/) may follow at once
+    "MAX_SUBSCRIPTIONS": env.int("PARLEY_MAX_SUBSCRIPTIONS", default=100),
     # Presence sessions (a user's sockets in a room, first open to last close: one
     # user.connected/user.disconnected pair) recorded per user and room per minute (chat.presence).
     "PRESENCE_SESSIONS_PER_MINUTE": env.int("PARLEY_PRESENCE_SESSIONS_PER_MINUTE", default=10),
