@@ -159,6 +159,13 @@ async def _until(sock: Socket, frame_type: str) -> dict:
     return await sock.next(lambda f: f["type"] == frame_type)
 
 
+async def _frames_until(sock: Socket, frame_type: str) -> list[dict]:
+    frames = [await sock.recv()]
+    while frames[-1]["type"] != frame_type:
+        frames.append(await sock.recv())
+    return frames
+
+
 @database_sync_to_async
 def _history(lobby, alice) -> None:
     """seq 1 (edited), seq 2 (deleted): changes 1 to 4."""
@@ -240,6 +247,25 @@ async def test_every_documented_frame_is_exercised_and_matches(lobby, alice, bob
     assert (await open_path("/ws/me/", None))[1] == 4401
     assert (await open_socket(bob, "nowhere"))[1] == 4404
     assert (await open_socket(bob, query="after_seq=x"))[1] == 4400
+
+    # /ws/: the room socket's frames, each tagged with its room, and the socket's own.
+    mux, ready = await open_path("/ws/", bob)
+    assert ready["type"] == "ready"
+    await mux.send({"type": "subscribe", "room": "lobby", "after_seq": 2, "after_change": 0})
+    replayed = {f["type"] for f in await _frames_until(mux, "sync.done")}
+    assert {"message.new", "message.edited", "message.deleted"} <= replayed
+    await mux.send({"type": "message.send", "room": "lobby", "body": "on /ws/"})
+    assert (await _until(mux, "message.ack"))["room"] == "lobby"
+    await _until(mux, "message.new")
+    await mux.send({"type": "sync", "room": "lobby", "after_seq": 3, "after_change": 7})
+    await _until(mux, "sync.done")
+    await mux.send({"type": "unsubscribe", "room": "nowhere"})
+    assert (await _until(mux, "error"))["code"] == "not_subscribed"
+    await mux.send({"type": "unsubscribe", "room": "lobby"})
+    await _until(mux, "unsubscribed")
+    await mux.send({"type": "ping"})
+    await _until(mux, "pong")
+    await mux.disconnect()
 
     missing = contract.documented_frames() - contract.SEEN
     assert not missing, f"documented but never exercised: {sorted(missing)}"
