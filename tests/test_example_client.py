@@ -44,3 +44,41 @@ def test_example_client_posts_listens_and_resumes(tmp_path, lobby, alice, bob):
     ]
     assert lines[3] == "posted #3"
     assert lines[4].startswith("message.new #3 bob: hello from a program")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_example_mux_follows_rooms_on_one_socket_of_a_real_server(tmp_path, lobby, alice, bob):
+    """/ws/ through daphne: three rooms on one socket, a post to each acked and pushed back
+    tagged with its room, then a reconnect resuming each room from its own position."""
+    rooms = ["lobby"]
+    for slug in ("random", "work"):
+        room = actions.create_room(creator=alice, slug=slug, title=slug)
+        actions.join_room(user=bob, room=room)
+        rooms.append(slug)
+    actions.post_message(author=alice, room=lobby, body="before")
+    _, token = create_token(user=bob, name="example")
+    daphne = Daphne(tmp_path).start()
+    try:
+        run = subprocess.run(
+            [sys.executable, "docs/example_mux.py", f"http://127.0.0.1:{daphne.port}", token]
+            + rooms,
+            cwd=BASE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        daphne.stop()
+    assert run.returncode == 0, run.stderr + daphne.tail()
+    lines = run.stdout.splitlines()
+    first, second = lines[: lines.index("reconnecting")], lines[lines.index("reconnecting") + 1 :]
+    assert "lobby: caught up to seq 1, change 1" in first
+    for slug in rooms:
+        seq = 2 if slug == "lobby" else 1
+        assert f"{slug}: acked #{seq}" in first
+        assert any(
+            line.startswith(f"{slug}: message.new #{seq} bob: hello {slug}") for line in first
+        )
+        assert f"{slug}: caught up to seq {seq}, change {seq}" in second  # nothing replayed
+    assert not any("message.new" in line for line in second)
