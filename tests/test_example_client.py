@@ -18,25 +18,7 @@ def test_example_client_posts_listens_and_resumes(tmp_path, lobby, alice, bob):
     for body in ("one", "two"):
         actions.post_message(author=alice, room=lobby, body=body)
     _, token = create_token(user=bob, name="example")
-    daphne = Daphne(tmp_path).start()
-    try:
-        run = subprocess.run(
-            [
-                sys.executable,
-                "docs/example_client.py",
-                f"http://127.0.0.1:{daphne.port}",
-                token,
-                "lobby",
-            ],
-            cwd=BASE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    finally:
-        daphne.stop()
-    assert run.returncode == 0, run.stderr + daphne.tail()
-    lines = run.stdout.splitlines()
+    lines = _run_against_daphne(tmp_path, "docs/example_client.py", token, "lobby")
     assert lines[:3] == [
         "rest #1 alice: one",
         "rest #2 alice: two",
@@ -58,20 +40,7 @@ def test_example_mux_follows_rooms_on_one_socket_of_a_real_server(tmp_path, lobb
         rooms.append(slug)
     actions.post_message(author=alice, room=lobby, body="before")
     _, token = create_token(user=bob, name="example")
-    daphne = Daphne(tmp_path).start()
-    try:
-        run = subprocess.run(
-            [sys.executable, "docs/example_mux.py", f"http://127.0.0.1:{daphne.port}", token]
-            + rooms,
-            cwd=BASE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    finally:
-        daphne.stop()
-    assert run.returncode == 0, run.stderr + daphne.tail()
-    lines = run.stdout.splitlines()
+    lines = _run_against_daphne(tmp_path, "docs/example_mux.py", token, *rooms)
     first, second = lines[: lines.index("reconnecting")], lines[lines.index("reconnecting") + 1 :]
     assert "lobby: caught up to seq 1, change 1" in first
     for slug in rooms:
@@ -82,3 +51,20 @@ def test_example_mux_follows_rooms_on_one_socket_of_a_real_server(tmp_path, lobb
         )
         assert f"{slug}: caught up to seq {seq}, change {seq}" in second  # nothing replayed
     assert not any("message.new" in line for line in second)
+
+
+def _run_against_daphne(tmp_path, script: str, token: str, *args: str) -> list[str]:
+    """Run an example program against a real daphne server; its output lines."""
+    daphne = Daphne(tmp_path).start()
+    try:
+        run = subprocess.run(
+            [sys.executable, script, f"http://127.0.0.1:{daphne.port}", token, *args],
+            cwd=BASE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        daphne.stop()
+    assert run.returncode == 0, run.stderr + daphne.tail()
+    return run.stdout.splitlines()

@@ -74,6 +74,14 @@ class Follower:
         return all(len(self.seqs.get(r.slug, ())) >= count for r in rooms)
 
 
+async def following(user, rooms: list[Room]):
+    """A /ws/ socket of ``user`` subscribed to ``rooms`` from now."""
+    sock, _ = await open_path("/ws/", user)
+    for room in rooms:
+        await subscribe(sock, room.slug)
+    return sock
+
+
 async def subscribe(sock, room: str, **position: int) -> dict:
     """Subscribe; the room's sync.done (the replay's frames are skipped)."""
     await sock.send({"type": "subscribe", "room": room, **position})
@@ -120,9 +128,7 @@ async def test_twenty_rooms_twenty_senders_one_socket_resumed_midway(alice, bob)
 
 async def test_posts_to_any_subscribed_room_are_acked_in_order_before_their_live_copy(alice, bob):
     rooms = await make_rooms(alice, bob, 3)
-    sock, _ = await open_path("/ws/", bob)
-    for room in rooms:
-        await subscribe(sock, room.slug)
+    sock = await following(bob, rooms)
     ids = []
     for i in range(6):
         client_id = str(uuid.uuid4())
@@ -159,9 +165,7 @@ async def test_posts_to_any_subscribed_room_are_acked_in_order_before_their_live
 
 async def test_unsubscribe_stops_delivery_and_the_other_rooms_go_on(alice, bob):
     rooms = await make_rooms(alice, bob, 2)
-    sock, _ = await open_path("/ws/", bob)
-    for room in rooms:
-        await subscribe(sock, room.slug)
+    sock = await following(bob, rooms)
     await sock.send({"type": "unsubscribe", "room": rooms[0].slug})
     assert await sock.recv() == {"room": rooms[0].slug, "type": "unsubscribed"}
     await post(rooms[0], alice, "unseen")
@@ -197,9 +201,7 @@ async def test_the_subscription_cap_refuses_and_changes_nothing(alice, bob):
 
 async def test_losing_one_room_ends_its_subscription_and_the_socket_stays(alice, bob):
     rooms = await make_rooms(alice, bob, 2, private=True)
-    sock, _ = await open_path("/ws/", bob)
-    for room in rooms:
-        await subscribe(sock, room.slug)
+    sock = await following(bob, rooms)
     await database_sync_to_async(actions.remove_member)(
         remover=alice, room=rooms[0], username="bob"
     )
@@ -221,9 +223,7 @@ async def test_losing_one_room_ends_its_subscription_and_the_socket_stays(alice,
 
 async def test_losing_the_credential_closes_the_socket_4401(alice, bob):
     rooms = await make_rooms(alice, bob, 2)
-    sock, _ = await open_path("/ws/", bob)
-    for room in rooms:
-        await subscribe(sock, room.slug)
+    sock = await following(bob, rooms)
 
     @database_sync_to_async
     def change_password() -> None:
