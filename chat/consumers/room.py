@@ -3,7 +3,9 @@
 The delivery decides (no I/O): which live event to send, drop or hold, when to catch up from
 the database, what a replay sends and in which pages, when a post's ack goes out and what it
 releases. This consumer does what it says: it reads frames and calls actions, runs replays
-and acks as tasks, queries the database (``config.db``) and sends.
+and acks as tasks, queries the database (``config.db``) and sends; the room's half of that
+(live events, replays, access re-checks, posts) is chat.consumers.stream's ``RoomStream``,
+which ``/ws/`` reuses for each room it follows.
 
 Live events do not pass through a channel of the socket's own: the socket *listens* on its
 room's group (chat.layers), and the layer's receiving task calls ``_on_room_event`` for each
