@@ -1,7 +1,7 @@
 """Parley's benchmarks: push against polling and against the raw WebSocket limit.
 
     .venv/bin/python -m bench streams   (events/s one Redis Stream carries: bench/streams.py)
-    .venv/bin/python -m bench [--quick] [--scenarios fanout,throughput,idle,scaleout,catchup]
+    .venv/bin/python -m bench [--quick] [--scenarios fanout,throughput,idle,scaleout,catchup,mux]
                               [--servers daphne,uvicorn]
 
 (`make bench`, `make bench-quick`.) Starts Parley the documented way (daphne, and uvicorn as the
@@ -47,6 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--idle-clients", type=int)
     parser.add_argument("--scaleout-listeners", type=int)
     parser.add_argument("--catchup-events", type=int)
+    parser.add_argument("--mux-rooms", type=int, help="mux: rooms on one socket (1000)")
+    parser.add_argument("--mux-sockets", type=int, help="mux: sockets following 10 rooms (1000)")
     parser.add_argument("--client-procs", type=int, help="client processes per load (4)")
     parser.add_argument(
         "--servers",
@@ -88,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         scaleout_listeners=args.scaleout_listeners,
         catchup_events=args.catchup_events,
         client_procs=args.client_procs,
+        mux_rooms=args.mux_rooms,
+        mux_sockets=args.mux_sockets,
         servers=args.servers,
     )
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -96,6 +96,17 @@ COLUMNS: dict[str, list[tuple[str, Callable[[Row], str]]]] = {
     ],
 }
 COLUMNS["scaleout"] = COLUMNS["fanout"]
+COLUMNS["mux"] = [
+    ("target", _r("target")),
+    ("sockets", _r("sockets")),
+    ("subs", _r("subscriptions")),
+    ("deliveries", _r("deliveries")),
+    ("wrong", _r("mismatches")),
+    ("srv CPU s", _r("server_cpu_s", 2)),
+    ("CPU ms/1k deliv", _r("cpu_ms_per_1000_deliveries", 2)),
+    ("RSS added MiB", _r("rss_added_mib")),
+    ("KiB/sub", _r("kib_per_subscription", 2)),
+]
 
 
 def table(rows: list[Row], scenario: str) -> str:

@@ -23,9 +23,10 @@ from typing import Any
 from bench.clients import ClientOpts
 from bench.load import LoadPlan, run_load, split
 from bench.measure import CpuWindow, per_1000, rss_mib
+from bench.mux import mux
 from bench.stack import ParleyStack, RawStack, log_problems
 
-SCENARIOS = ("fanout", "throughput", "idle", "scaleout", "catchup")
+SCENARIOS = ("fanout", "throughput", "idle", "scaleout", "catchup", "mux")
 QUICK_SCENARIOS = ("fanout", "throughput", "idle", "catchup")  # --quick without --scenarios
 USERS = 8  # signed-up users: user 0 owns the rooms and sends in fan-out; the rest listen
 
@@ -47,6 +48,11 @@ class Config:
     throughput_senders: int = 10
     throughput_listeners: int = 10
     servers: list[str] = field(default_factory=lambda: ["daphne", "uvicorn"])
+    # mux (bench/mux.py): one socket x mux_rooms rooms; mux_sockets sockets x mux_per_socket
+    mux_rooms: int = 1000
+    mux_sockets: int = 1000
+    mux_per_socket: int = 10
+    mux_posts: int = 5
 
     @classmethod
     def make(cls, quick: bool, **overrides: Any) -> Config:
@@ -534,4 +540,5 @@ RUNNERS = {
     "idle": idle,
     "scaleout": scaleout,
     "catchup": catchup,
+    "mux": mux,
 }
