@@ -251,6 +251,7 @@ class ParleyStack(Stack):
             "PARLEY_API_WRITES_PER_MINUTE": "100000000",
             "PARLEY_RATE_LIMIT_FRAMES": "100000000",
             "PARLEY_MAX_SOCKETS_PER_USER": "100000000",
+            "PARLEY_MAX_SUBSCRIPTIONS": "100000000",  # the mux scenario's socket follows 1,000
             "PARLEY_SIGNUPS_PER_HOUR": "100000000",  # it signs its users up from one address
         }
         self.manage("migrate", "--noinput", timeout=300)

@@ -250,7 +250,9 @@ class MuxConsumer(ListeningConsumer):
         self.restarting = True
         await super().drain()
 
-    async def _refuse(self, code: str, detail: str, *, room: str | None, **extra: object) -> None:
+    async def _refuse(
+        self, code: str, detail: str, *, room: str | None = None, **extra: object
+    ) -> None:
         self.errors_in_a_row += 1
         await self.send(events.in_room(events.error(code, detail, **extra), room))
         if self.errors_in_a_row >= settings.PARLEY["FLOOD_CLOSE_AFTER_ERRORS"]:

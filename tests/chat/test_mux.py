@@ -293,3 +293,20 @@ async def _until(sock, frame_type: str) -> list[dict]:
 @database_sync_to_async
 def _count(room: Room) -> int:
     return Message.objects.filter(room=room).count()
+
+
+async def test_the_frame_rate_applies_to_the_socket_as_a_whole(alice, bob):
+    rooms = await make_rooms(alice, bob, 2)
+    with override_settings(PARLEY={**PARLEY, "RATE_LIMIT_FRAMES": 3}):
+        sock, _ = await open_path("/ws/", bob)
+        await subscribe(sock, rooms[0].slug)
+        await subscribe(sock, rooms[1].slug)
+        await sock.send({"type": "ping"})
+        assert (await sock.recv())["type"] == "pong"
+        await sock.send({"type": "unsubscribe", "room": rooms[0].slug})
+        refused = await sock.recv()
+        assert refused["type"] == "error" and refused["code"] == "rate_limited"
+        assert refused["room"] is None and refused["retry_after"] >= 1
+    await post(rooms[0], alice, "still followed")  # the refused unsubscribe changed nothing
+    assert (await sock.recv())["room"] == rooms[0].slug
+    await sock.disconnect()
