@@ -28,7 +28,14 @@ if __package__ in (None, ""):  # `python bench/__main__.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import report  # noqa: E402
-from bench.scenarios import QUICK_SCENARIOS, RUNNERS, SCENARIOS, Config, Run  # noqa: E402
+from bench.scenarios import (  # noqa: E402
+    DEFAULT_SCENARIOS,
+    QUICK_SCENARIOS,
+    RUNNERS,
+    SCENARIOS,
+    Config,
+    Run,
+)
 from bench.stack import ROOT  # noqa: E402
 
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -39,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, under two minutes")
     parser.add_argument(
         "--scenarios",
-        help=f"comma-separated: {','.join(SCENARIOS)} (default all; --quick: not scaleout)",
+        help=f"comma-separated: {','.join(SCENARIOS)} (default all but mux; --quick: nor scaleout)",
     )
     parser.add_argument("--fanout-sizes", help="comma-separated listener counts, e.g. 1000")
     parser.add_argument("--fanout-seconds", type=float)
@@ -55,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="ASGI servers to measure Parley on: daphne,uvicorn (default both; --quick: daphne)",
     )
     args = parser.parse_args(argv)
-    default = QUICK_SCENARIOS if args.quick else SCENARIOS
+    default = QUICK_SCENARIOS if args.quick else DEFAULT_SCENARIOS
     args.scenarios = [s.strip() for s in (args.scenarios or ",".join(default)).split(",")]
     args.scenarios = [s for s in args.scenarios if s]
     unknown = set(args.scenarios) - set(SCENARIOS)

@@ -27,6 +27,7 @@ from bench.mux import mux
 from bench.stack import ParleyStack, RawStack, log_problems
 
 SCENARIOS = ("fanout", "throughput", "idle", "scaleout", "catchup", "mux")
+DEFAULT_SCENARIOS = SCENARIOS[:-1]  # without --scenarios (make bench): mux is asked for by name
 QUICK_SCENARIOS = ("fanout", "throughput", "idle", "catchup")  # --quick without --scenarios
 USERS = 8  # signed-up users: user 0 owns the rooms and sends in fan-out; the rest listen
 
