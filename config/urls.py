@@ -14,4 +14,4 @@ urlpatterns = [
 ]
 
 # Errors under /api/ (unknown URLs included, with DEBUG on or off) are JSON in the API's shape:
-# config.middleware.ApiErrorShapeMiddleware.
+# web.middleware.ApiErrorShapeMiddleware.

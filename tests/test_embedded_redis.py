@@ -8,8 +8,8 @@ import sys
 
 import redis
 
-from config import embedded_redis
-from config.embedded_redis import RedisServer
+from infra import embedded_redis
+from infra.embedded_redis import RedisServer
 
 
 def test_private_server_stops_and_restarts_on_the_same_socket(tmp_path):

@@ -3,7 +3,7 @@
 The delivery decides (no I/O): which live event to send, drop or hold, when to catch up from
 the database, what a replay sends and in which pages, when a post's ack goes out and what it
 releases. This consumer does what it says: it reads frames and calls actions, runs replays
-and acks as tasks, queries the database (``config.db``) and sends.
+and acks as tasks, queries the database (``infra.db``) and sends.
 
 Live events do not pass through a channel of the socket's own: the socket *listens* on its
 room's group (chat.layers), and the layer's receiving task calls ``_on_room_event`` for each
@@ -21,12 +21,13 @@ import uuid
 
 from django.conf import settings
 
-from chat import access, actions, batching, events, limits, presence, protocol, selectors
+from chat import access, actions, batching, limits, presence, protocol, selectors
 from chat.consumers.base import ListeningConsumer, chosen_subprotocol, query_value
 from chat.consumers.signals import RoomSignals
 from chat.delivery import CATCH_UP, SEND, MessagesAfter, RoomDelivery
 from chat.selectors import RoomAccessError
-from config.db import db
+from contract import events
+from infra.db import db
 
 log = logging.getLogger("parley.ws")
 
