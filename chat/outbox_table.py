@@ -1,7 +1,7 @@
 """The outbox's table: ``OutboxEvent``, one row per event, written in the transaction of the
 change it describes (``chat.outbox.record``) and marked published by the relay (``chat.relay``).
 
-Its own module so that the models, the recorder and the relay all import it and none of them
+Its own module so that the models, ``outbox.record`` and the relay all import it and none of them
 imports another in a circle (models -> outbox -> relay -> this table).
 """
 

@@ -50,7 +50,7 @@ def test_embedded_server_lives_and_dies_with_the_process_that_started_it(tmp_pat
     env = {**os.environ, "PARLEY_EMBEDDED_REDIS_DIR": str(tmp_path)}
     env.pop("REDIS_URL", None)
     script = (
-        "from config import embedded_redis; import redis;"
+        "from infra import embedded_redis; import redis;"
         "url = embedded_redis.ensure_default(); print(url);"
         "assert redis.Redis.from_url(url).ping()"
     )
