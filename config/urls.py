@@ -1,3 +1,6 @@
+"""The site's URL map: admin, auth, accounts, analytics, the REST API, the JS catalogue and
+the chat pages."""
+
 from django.contrib import admin
 from django.urls import include, path
 from django.views.i18n import JavaScriptCatalog

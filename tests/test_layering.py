@@ -136,3 +136,13 @@ def test_no_production_module_over_400_lines():
         if (lines := len(path.read_text().splitlines())) > MAX_LINES
     }
     assert long == {}
+
+
+def test_every_module_opens_with_what_it_owns():
+    """A module's (and a package's) opening docstring says what it owns."""
+    silent = [
+        str(path.relative_to(ROOT))
+        for path in _modules().values()
+        if ast.get_docstring(ast.parse(path.read_text())) is None
+    ]
+    assert silent == []
