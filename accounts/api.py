@@ -13,7 +13,7 @@ from accounts.authentication import BearerTokenAuthentication
 from accounts.models import ApiToken
 from accounts.tokens import MAX_LIFETIME, create_token, revoke_token
 from chat.errors import Refused
-from config.api import error_codes
+from web.api import error_codes
 
 
 class TokenSerializer(serializers.ModelSerializer):

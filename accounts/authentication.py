@@ -1,5 +1,5 @@
 """``Authorization: Bearer <token>`` for the REST API (DRF) and the WebSocket (see
-config/application.py, which authenticates a handshake with ``token_in``)."""
+realtime/application.py, which authenticates a handshake with ``token_in``)."""
 
 from __future__ import annotations
 

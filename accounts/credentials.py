@@ -1,7 +1,7 @@
 """What a WebSocket authenticated with, and whether that still holds.
 
 A socket keeps its credential — ``("token", <ApiToken id>)`` or ``("session", <session key>)``
-— in its scope (config/application.py). When access changes (chat.access), the socket asks
+— in its scope (realtime/application.py). When access changes (chat.access), the socket asks
 ``credential_valid`` again instead of trusting what was true at its handshake. Events name a
 credential by ``credential_name``: a token by its id, a session by a digest of its key, so the
 key itself never leaves the process (events are kept on a Redis stream).

@@ -20,8 +20,8 @@ from django.utils import timezone
 from accounts.actions import user_theme
 from accounts.avatars import avatar_urls
 from accounts.models import ApiToken
-from chat import events
 from chat.models import Membership, Mention, Message
+from contract import events
 
 FORMAT_VERSION = 1
 _CHUNK = 500

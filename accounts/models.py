@@ -1,3 +1,5 @@
+"""API tokens and per-user preferences (theme, avatar)."""
+
 from __future__ import annotations
 
 from django.conf import settings

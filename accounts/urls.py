@@ -1,3 +1,5 @@
+"""Account pages: API tokens, data export, theme, avatars."""
+
 from django.urls import path
 
 from accounts import views

@@ -1,3 +1,5 @@
+"""The admin of behaviour records and connection sessions."""
+
 from django.contrib import admin
 
 from analytics.models import BehaviourRecord, ConnectionSession

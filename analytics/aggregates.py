@@ -17,7 +17,7 @@ from analytics.models import (
     RoomMinute,
     UserMinute,
 )
-from chat import events
+from contract import events
 from database import sql
 
 _ROOM_COUNTERS = {

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics import selectors
-from config.api import error_codes
+from web.api import error_codes
 
 
 class SummaryQuery(serializers.Serializer):

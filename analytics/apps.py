@@ -1,3 +1,5 @@
+"""The analytics app's configuration."""
+
 from django.apps import AppConfig
 
 

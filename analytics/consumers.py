@@ -7,7 +7,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from analytics import dashboard
-from config.sending import ClientGoneSafeSend
+from realtime.sending import ClientGoneSafeSend
 
 
 class DashboardConsumer(ClientGoneSafeSend, AsyncWebsocketConsumer):

@@ -16,8 +16,8 @@ from django.db import close_old_connections, transaction
 from analytics import charts, selectors
 from broker import push, registry
 from broker.stats import subscriber_stats
-from chat.events import dashboard_frame
-from config.redis_client import get_redis
+from contract.events import dashboard_frame
+from infra.redis_client import get_redis
 
 GROUP = "dashboard"
 PUSH_EVERY_SECONDS = 1.0

@@ -1,6 +1,6 @@
 """Behaviour records and the aggregates the dashboard reads.
 
-Analytics depends on event schemas only (chat.events), never on chat's models: rooms and users
+Analytics depends on event schemas only (contract.events), never on chat's models: rooms and users
 are stored as the slugs and usernames the events carry.
 """
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from analytics import aggregates, dashboard
-from chat.events import Event
+from contract.events import Event
 
 
 def handle(batch: list[Event]) -> None:

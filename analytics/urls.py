@@ -1,3 +1,5 @@
+"""The analytics pages: the staff dashboard and its summary."""
+
 from django.urls import path
 
 from analytics import views

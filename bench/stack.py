@@ -1,7 +1,7 @@
 """Starting and stopping the servers under test, loopback only.
 
 :class:`ParleyStack` starts Parley the documented way: a private Redis
-(``config.embedded_redis.RedisServer``, on a unix socket in a temp dir) named by ``REDIS_URL``, a
+(``infra.embedded_redis.RedisServer``, on a unix socket in a temp dir) named by ``REDIS_URL``, a
 database named by ``DATABASE_URL`` (a temp SQLite file, or a PostgreSQL database of the run's own,
 created and dropped here), ``manage.py migrate``, then daphne (one or more processes), the outbox
 relay (``manage.py relay``) and the subscribers' workers (``manage.py consume analytics`` and
@@ -44,8 +44,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 # Stdlib only (no Django): the private Redis, free ports, children that die with this process.
-from config import servers  # noqa: E402
-from config.embedded_redis import RedisServer, _die_with_parent, free_port  # noqa: E402
+from infra.embedded_redis import RedisServer, _die_with_parent, free_port  # noqa: E402
+from realtime import servers  # noqa: E402
 
 
 def wait_port(port: int, proc: subprocess.Popen, timeout: float, what: str) -> None:
@@ -325,7 +325,7 @@ class ParleyStack(Stack):
             return conn.execute(query, params).fetchall()
 
     def redis_client(self):
-        from config.redis_client import connect
+        from infra.redis_client import connect
 
         return connect(self.redis.url, socket_timeout=10)
 

@@ -32,7 +32,7 @@ def _free_port() -> int:
 
 
 def _event(room: int, change: int) -> str:
-    from chat import events
+    from contract import events
 
     return events.dumps(
         {
@@ -49,8 +49,9 @@ def _event(room: int, change: int) -> str:
 
 def _publisher(url: str, worker: int, count: int, start: multiprocessing.Event) -> None:
     """Publish ``count`` events of rooms of its own through the relay's script."""
-    from chat import events, relay
-    from config.redis_client import connect
+    from chat import relay
+    from contract import events
+    from infra.redis_client import connect
 
     client = connect(url)
     stream = events.stream_key(events.TOPIC_MESSAGE)
@@ -86,8 +87,8 @@ def measure_publish(url: str, processes: int, total: int) -> float:
 
 def measure_consume(url: str, batch: int) -> tuple[float, int]:
     """Events/s of XREADGROUP (``batch``) + XACK over what the stream holds."""
-    from chat import events
-    from config.redis_client import connect
+    from contract import events
+    from infra.redis_client import connect
 
     client = connect(url)
     stream = events.stream_key(events.TOPIC_MESSAGE)
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--publishers", default="1,4", help="publisher processes, e.g. 1,4")
     args = parser.parse_args(argv)
 
-    from config.embedded_redis import RedisServer
+    from infra.embedded_redis import RedisServer
 
     server = RedisServer(port=_free_port()).start()
     os.environ["REDIS_URL"] = server.url  # never the embedded default or a shared Redis
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     django.setup()
     from django.conf import settings
 
-    from config.redis_client import connect
+    from infra.redis_client import connect
 
     batch = settings.PARLEY_BROKER["BATCH"]
     client = connect(server.url)

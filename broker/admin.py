@@ -1,3 +1,5 @@
+"""The admin of subscribers' state and dead letters."""
+
 from django.contrib import admin
 
 from broker.models import DeadLetter, SubscriberState

@@ -1,3 +1,5 @@
+"""The broker app's configuration."""
+
 from django.apps import AppConfig
 
 

@@ -31,9 +31,9 @@ from django.db.models import F
 from broker import streams
 from broker.models import ProcessedEvent, RedisState, SubscriberState
 from broker.registry import Subscriber
-from chat.events import stream_key
-from config import redis_keys
-from config.redis_client import follow_primary
+from contract import redis_keys
+from contract.events import stream_key
+from infra.redis_client import follow_primary
 from ops import metrics
 
 log = logging.getLogger("parley.broker")

@@ -19,7 +19,7 @@ from django.utils import timezone
 from broker import streams
 from broker.models import DeadLetter, ProcessedEvent, SubscriberState
 from broker.registry import Subscriber
-from chat.events import Event, dumps, stream_key
+from contract.events import Event, dumps, stream_key
 from database import sql
 
 log = logging.getLogger("parley.broker")

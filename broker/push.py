@@ -10,8 +10,8 @@ from __future__ import annotations
 import redis
 from channels.layers import get_channel_layer
 
-from chat import events
-from config.redis_client import get_redis
+from contract import events
+from infra.redis_client import get_redis
 
 
 def push_to_group(group: str, message: dict, client: redis.Redis | None = None) -> None:

@@ -27,7 +27,7 @@ from typing import Literal
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from chat.events import Event
+from contract.events import Event
 
 Handler = Callable[[list[Event]], None]
 

@@ -16,8 +16,8 @@ import redis
 from django.conf import settings
 
 from broker import streams
-from chat.events import stream_key
-from config import redis_keys
+from contract import redis_keys
+from contract.events import stream_key
 
 log = logging.getLogger("parley.broker")
 

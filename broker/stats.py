@@ -9,7 +9,7 @@ import redis
 from broker import streams
 from broker.models import DeadLetter, RedisState, SubscriberState
 from broker.registry import Subscriber
-from chat.events import stream_key
+from contract.events import stream_key
 
 
 class SubscriberStats(TypedDict):

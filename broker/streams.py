@@ -1,13 +1,13 @@
 """Redis Stream plumbing shared by workers, commands and stats: groups, key names (clients:
-config/redis_client.py)."""
+infra/redis_client.py)."""
 
 from __future__ import annotations
 
 import redis
 
 from broker.registry import Subscriber
-from chat.events import stream_key
-from config import redis_keys
+from contract import redis_keys
+from contract.events import stream_key
 
 
 def dead_stream(subscriber: str) -> str:

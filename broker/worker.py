@@ -31,8 +31,8 @@ from django.db import connection
 from broker import groups, loss, streams
 from broker.processing import TRANSIENT, BadEntry, Entry, Processor, parse
 from broker.registry import Subscriber
-from chat.events import stream_key
-from config.redis_client import blocking_client, follow_primary
+from contract.events import stream_key
+from infra.redis_client import blocking_client, follow_primary
 
 log = logging.getLogger("parley.broker")
 

@@ -38,9 +38,10 @@ from django.utils import timezone
 
 from accounts.credentials import Credential, credential_name, credential_valid, session_digest
 from accounts.models import ApiToken
-from chat import events, outbox
+from chat import outbox
 from chat.models import Membership, Room
-from config.loops import per_loop
+from contract import events
+from infra.loops import per_loop
 
 log = logging.getLogger("parley.access")
 

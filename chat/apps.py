@@ -1,3 +1,5 @@
+"""The chat app's configuration: connects the access-change receivers when Django starts."""
+
 from django.apps import AppConfig
 
 

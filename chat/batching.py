@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-from chat import actions, events
-from config.db import db
-from config.loops import per_loop
+from chat import actions
+from contract import events
+from infra.db import db
+from infra.loops import per_loop
 from ops import metrics
 
 MAX_BATCH = 200

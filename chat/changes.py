@@ -13,8 +13,9 @@ from datetime import datetime
 
 from django.db import transaction
 
-from chat import events, outbox
+from chat import outbox
 from chat.models import Message, Room
+from contract import events
 from database import sql
 
 # What a change may write; everything else of a message is fixed once it exists.

@@ -22,7 +22,7 @@ Two things must not interleave with live delivery:
   held and released in order (``release_next``) once the ack that covers them has gone out, so
   a post's ack precedes the live copy of its message.
 
-Replay frames follow the README's resume rule (chat.events.replay_frame): marked
+Replay frames follow the README's resume rule (contract.events.replay_frame): marked
 ``"replay": true``, new messages first in seq order without a change number, then edits and
 deletes of older messages in change order with theirs, and ``sync.done`` ends every replay
 that moved the position (every one the client asked for).
@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-from chat import events
+from contract import events
 
 # Verdicts on a live event (RoomDelivery.live / deliver); None: nothing to do.
 SEND: Final = "send"  # write the event's pre-serialized frame (event["frame"]) to the socket

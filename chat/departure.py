@@ -12,9 +12,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Case, IntegerField, Q, Value, When
 from django.utils import timezone
 
-from chat import changes, events, outbox
+from chat import changes, outbox
 from chat.actions import DIRECT_PREFIX
 from chat.models import Membership, Message, OutboxEvent, Room
+from contract import events
 
 TOMBSTONE = "tombstone"
 ANONYMIZE = "anonymize"

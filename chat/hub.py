@@ -37,8 +37,8 @@ from collections.abc import Awaitable, Callable
 
 from redis import asyncio as aioredis
 
-from config.sockets import ClientGone
 from ops import metrics
+from realtime.sockets import ClientGone
 
 log = logging.getLogger("parley.layer")
 
@@ -50,7 +50,7 @@ RETRY_SECONDS = 0.2  # between two attempts to read from a broken connection
 
 class Hub:
     """The running event loop's subscriber connection and its listeners (see the module
-    docstring). ``connect`` makes the client (config.redis_client.subscriber_client),
+    docstring). ``connect`` makes the client (infra.redis_client.subscriber_client),
     ``decode`` turns a published payload into the message dict."""
 
     def __init__(

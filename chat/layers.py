@@ -28,8 +28,8 @@ from __future__ import annotations
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
 from chat.hub import Deliver, Hub
-from config import redis_client
-from config.loops import per_loop
+from infra import redis_client
+from infra.loops import per_loop
 
 RECONNECTED = {"type": "layer.reconnected"}
 

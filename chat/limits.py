@@ -29,7 +29,7 @@ import redis
 from django.conf import settings
 
 from chat import online, ratelimit
-from config import redis_keys
+from contract import redis_keys
 
 log = logging.getLogger("parley.limits")
 

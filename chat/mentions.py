@@ -13,8 +13,8 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from broker import push
-from chat import events
 from chat.models import Membership, Mention, Message, Room
+from contract import events
 
 # A username (Django's: letters, digits and @.+-_) after an @ that does not follow a word
 # character, so e-mail addresses are not mentions.

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, models, transaction
 from django.db.models import Q
 from django.db.models.functions import Lower
 
+from chat.outbox_table import OutboxEvent  # noqa: F401 - the app's models, for imports
 from chat.validation import check_body, validate_body
 from database import sql
 
@@ -143,7 +142,8 @@ class Message(models.Model):
         (nothing written, the messages left unsaved) if an (author, client_id) pair already
         exists. Sends no model signals. The bodies are the caller's to check
         (``chat.validation.check_body``): the post action and ``save()`` do."""
-        from chat import events, outbox  # outbox imports this module
+        from chat import outbox  # not at load: it brings the relay (Redis, metrics)
+        from contract import events
 
         if not messages:
             return messages
@@ -173,51 +173,6 @@ class Message(models.Model):
     def delete(self, *args, **kwargs):
         """Messages are never removed (seqs stay gapless): use chat.actions.delete_message."""
         raise TypeError("a message is deleted with chat.actions.delete_message (a tombstone)")
-
-
-class OutboxEvent(models.Model):
-    """An event written in the same transaction as the change it describes.
-
-    ``published_at`` is set once the event is on Redis (the room's channel-layer group and the
-    topic's stream). Rows still unpublished are what the relay re-sends after a Redis outage.
-    """
-
-    # Position: the order events were recorded in (per room it is also seq order).
-    id = models.BigAutoField(primary_key=True)
-    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    topic = models.CharField(max_length=64)
-    type = models.CharField(max_length=64)
-    # No index of its own: ``outbox_pending_by_room`` below serves the per-post lookup, and
-    # with a plain room index beside it SQLite's planner chose the plain one and scanned the
-    # room's whole published history on every post.
-    room = models.ForeignKey(
-        Room, null=True, on_delete=models.CASCADE, related_name="+", db_index=False
-    )
-    seq = models.PositiveBigIntegerField(null=True)
-    # The room change number, for message events: the publish guard orders and deduplicates
-    # by it (an edit keeps its message's seq but takes a new change number).
-    change = models.PositiveBigIntegerField(null=True)
-    # The whole event exactly as published (see chat.events.Event).
-    event = models.JSONField()
-    created_at = models.DateTimeField()
-    published_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        indexes = [
-            models.Index(
-                fields=["room", "id"],
-                condition=Q(published_at__isnull=True),
-                name="outbox_pending_by_room",
-            ),
-            # The relay's sweep: everything pending, oldest first, without reading the
-            # published history (a scan of the whole table otherwise).
-            models.Index(
-                fields=["id"], condition=Q(published_at__isnull=True), name="outbox_pending"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.type} {self.event_id}"
 
 
 class Mention(models.Model):

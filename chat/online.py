@@ -21,9 +21,9 @@ import time
 import redis
 from channels.layers import get_channel_layer
 
-from config import redis_client as redis_clients
-from config import redis_keys
-from config.loops import per_loop
+from contract import redis_keys
+from infra import redis_client as redis_clients
+from infra.loops import per_loop
 
 log = logging.getLogger("parley.online")
 
@@ -46,7 +46,7 @@ def _key(room_id: int) -> str:
     return redis_keys.key("online", room_id)
 
 
-# This event loop's client for ephemeral state (presence, socket counts): config/redis_client.py.
+# This event loop's client for ephemeral state (presence, socket counts): infra/redis_client.py.
 redis_client = redis_clients.ephemeral_client
 
 

@@ -12,8 +12,9 @@ from functools import partial
 from django.db import transaction
 from django.utils.dateparse import parse_datetime
 
-from chat import events, relay
-from chat.models import OutboxEvent
+from chat import relay
+from chat.outbox_table import OutboxEvent
+from contract import events
 from database import sql
 
 

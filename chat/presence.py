@@ -25,10 +25,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from chat import events, online, outbox
+from chat import online, outbox
 from chat.models import Room
-from config import redis_keys
-from config.db import db
+from contract import events, redis_keys
+from infra.db import db
 
 log = logging.getLogger("parley.presence")
 

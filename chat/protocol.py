@@ -1,5 +1,5 @@
 """The WebSocket protocol: parsing client frames, and the close codes (the frames a server
-sends are built in chat.events, with the events they carry).
+sends are built in contract.events, with the events they carry).
 
 Close codes (also in the README):
   4400 bad connection parameters (e.g. after_seq not a non-negative integer)
@@ -23,7 +23,7 @@ from chat.errors import Refused
 
 CLOSE_BAD_REQUEST = 4400
 CLOSE_FLOOD = 4429
-CLOSE_TOO_SLOW = 4408  # config.sending.ClientGoneSafeSend closes a socket that does not read
+CLOSE_TOO_SLOW = 4408  # realtime.sending.ClientGoneSafeSend closes a socket that does not read
 
 
 class ProtocolError(Refused):

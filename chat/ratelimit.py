@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import redis
 from django.conf import settings
 
-from config import redis_keys
-from config.redis_client import get_redis
+from contract import redis_keys
+from infra.redis_client import get_redis
 
 log = logging.getLogger("parley.ratelimit")
 

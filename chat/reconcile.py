@@ -24,9 +24,9 @@ from django.utils import timezone
 
 from broker import streams
 from broker.registry import Subscriber
-from chat import events
-from chat.models import OutboxEvent
+from chat.outbox_table import OutboxEvent
 from chat.repair import owed, record, republish, started
+from contract import events
 
 MARGIN = timedelta(seconds=1)
 # A row created this long before a mark is committed by then: its id can be settled.

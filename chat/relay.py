@@ -21,11 +21,10 @@ from channels.layers import get_channel_layer
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from chat import events
-from chat.models import OutboxEvent
-from config import redis_keys
-from config.redis_client import get_redis
+from chat.outbox_table import OutboxEvent
+from contract import events, redis_keys
 from database import sql
+from infra.redis_client import get_redis
 from ops import metrics
 
 log = logging.getLogger("parley.relay")

@@ -29,8 +29,8 @@ from django.utils import timezone
 from broker import groups, loss, registry
 from broker.models import DeadLetter, ProcessedEvent, RedisState, SubscriberState
 from broker.registry import Subscriber
-from chat import events
-from chat.models import OutboxEvent
+from chat.outbox_table import OutboxEvent
+from contract import events
 from ops import metrics
 
 log = logging.getLogger("parley.relay")

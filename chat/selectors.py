@@ -6,8 +6,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
-from chat import events
 from chat.models import Membership, Message, Room
+from contract import events
 
 
 class RoomAccessError(Exception):

@@ -1,3 +1,5 @@
+"""The chat's HTML pages: home, sign-up, rooms, and the room page's forms."""
+
 from django.urls import path
 
 from chat import views

@@ -24,7 +24,7 @@ urlpatterns = [
     path("analytics/summary/", SummaryView.as_view(), name="api-analytics-summary"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's start-up script as a file: the page has no inline
-    # script, as the Content-Security-Policy (config/middleware.py) requires.
+    # script, as the Content-Security-Policy (web/middleware.py) requires.
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path(
         "asyncapi.yaml",

@@ -1,3 +1,6 @@
+"""The site's URL map: admin, auth, accounts, analytics, the REST API, the JS catalogue and
+the chat pages."""
+
 from django.contrib import admin
 from django.urls import include, path
 from django.views.i18n import JavaScriptCatalog
@@ -14,4 +17,4 @@ urlpatterns = [
 ]
 
 # Errors under /api/ (unknown URLs included, with DEBUG on or off) are JSON in the API's shape:
-# config.middleware.ApiErrorShapeMiddleware.
+# web.middleware.ApiErrorShapeMiddleware.

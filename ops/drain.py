@@ -1,7 +1,7 @@
 """Graceful restart of a server process: what SIGTERM does, whichever the ASGI server.
 
-``restart(stop_accepting)`` (started by the server's adapter on SIGTERM: config/daphne_server.py,
-config/uvicorn_server.py) guarantees, in this order:
+``restart(stop_accepting)`` (started by the server's adapter on SIGTERM: realtime/daphne_server.py,
+realtime/uvicorn_server.py) guarantees, in this order:
 
 1. ``/readyz`` answers 503 (``ops.health.start_draining``) while everything else goes on
    serving, for ``PARLEY_DRAIN["DELAY_SECONDS"]``: a readiness probe takes the process out of
@@ -18,8 +18,8 @@ config/uvicorn_server.py) guarantees, in this order:
 Clients (static/parley/client.js, docs/example_client.py) reconnect on 1012 with back-off,
 resume from their last seq and re-send their unacknowledged posts (client_ids make that safe).
 
-Sockets are tracked by config/application.py (``track``) from the start of their scope; one is
-drained once it has been accepted (``accepted``, from config/sending.py), since a close before
+Sockets are tracked by realtime/application.py (``track``) from the start of their scope; one is
+drained once it has been accepted (``accepted``, from realtime/sending.py), since a close before
 the accept would refuse the handshake instead of closing with 1012.
 """
 

@@ -27,9 +27,9 @@ from typing import TypedDict
 from django.conf import settings
 
 from broker.streams import workers_seen_key
-from config import redis_keys
-from config.redis_client import get_redis
+from contract import redis_keys
 from database import sql
+from infra.redis_client import get_redis
 
 
 def relay_heartbeat_key() -> str:

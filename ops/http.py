@@ -1,9 +1,9 @@
-"""``/healthz``, ``/readyz`` and ``/metrics``: answered before Django (config/application.py).
+"""``/healthz``, ``/readyz`` and ``/metrics``: answered before Django (realtime/application.py).
 
 Why not Django views: a load balancer probes by IP address, which ALLOWED_HOSTS rightly refuses
 (400), and Django's middleware (sessions, CSRF, whitenoise's sync-only middleware: a hop to the
 sync thread) is work a probe every second does not need. Here ``/healthz`` touches nothing;
-``/readyz`` and ``/metrics`` make one trip to the database thread pool (config.db).
+``/readyz`` and ``/metrics`` make one trip to the database thread pool (infra.db).
 
 Access to ``/metrics`` (it names subscribers and shows traffic): a request is served when its
 client address is in ``PARLEY_METRICS["ALLOWED_NETWORKS"]`` (default: loopback only) or it
@@ -22,7 +22,7 @@ from functools import cache
 from django.conf import settings
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from config.db import db
+from infra.db import db
 from ops import health, scrape
 
 PATHS = frozenset({"/healthz", "/readyz", "/metrics"})

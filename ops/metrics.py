@@ -38,7 +38,7 @@ OPEN_SOCKETS = Gauge(
 FRAMES_SENT = Counter("parley_frames_sent", "WebSocket frames written to clients.")
 FRAMES_DIRECT = Counter(
     "parley_frames_direct",
-    "Of those, frames written through the server's adapter (config/sockets/: the fast path) "
+    "Of those, frames written through the server's adapter (realtime/sockets/: the fast path) "
     "rather than the server's own send.",
 )
 DELIVERIES = Counter(
@@ -79,7 +79,7 @@ class _Frames:
     """Frames written since the last flush (a plain int: see the module docstring)."""
 
     sent = 0
-    direct = 0  # of which written through a server adapter (config.sockets)
+    direct = 0  # of which written through a server adapter (realtime.sockets)
 
 
 frames = _Frames()

@@ -16,7 +16,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from broker import registry as subscribers
 from broker.stats import subscriber_stats
 from chat import relay
-from config.redis_client import get_redis
+from infra.redis_client import get_redis
 from ops import health
 
 log = logging.getLogger("parley.ops")

@@ -13,8 +13,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from chat import actions
-from config.embedded_redis import RedisServer
-from config.redis_client import get_redis
+from infra.embedded_redis import RedisServer
+from infra.redis_client import get_redis
 from tests.support import contract, ws
 from tests.support.events import published_events
 from tests.support.procs import Processes

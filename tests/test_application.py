@@ -1,4 +1,4 @@
-"""config.application: the WebSocket entry (origin check, authentication, routing) in one step."""
+"""realtime.application: the WebSocket entry (origin check, authentication, routing) in one step."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.urls import path, re_path
 
 from accounts.tokens import create_token
-from config.application import Application
+from realtime.application import Application
 from tests.support.ws import session_cookie
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]

@@ -8,8 +8,8 @@ import sys
 
 import redis
 
-from config import embedded_redis
-from config.embedded_redis import RedisServer
+from infra import embedded_redis
+from infra.embedded_redis import RedisServer
 
 
 def test_private_server_stops_and_restarts_on_the_same_socket(tmp_path):
@@ -50,7 +50,7 @@ def test_embedded_server_lives_and_dies_with_the_process_that_started_it(tmp_pat
     env = {**os.environ, "PARLEY_EMBEDDED_REDIS_DIR": str(tmp_path)}
     env.pop("REDIS_URL", None)
     script = (
-        "from config import embedded_redis; import redis;"
+        "from infra import embedded_redis; import redis;"
         "url = embedded_redis.ensure_default(); print(url);"
         "assert redis.Redis.from_url(url).ping()"
     )

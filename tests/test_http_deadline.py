@@ -1,5 +1,5 @@
 """Slowloris: a client that sends a request slowly is disconnected by both ASGI servers
-(config.daphne_server, config.uvicorn_http), while complete requests and open WebSockets are
+(realtime.daphne_server, realtime.uvicorn_http), while complete requests and open WebSockets are
 not affected. Real server processes, a raw TCP client."""
 
 from __future__ import annotations

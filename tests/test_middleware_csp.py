@@ -1,4 +1,4 @@
-"""config.middleware's Content-Security-Policy: every page carries it, and no page has what it
+"""web.middleware's Content-Security-Policy: every page carries it, and no page has what it
 forbids (an inline script or an ``on*=`` handler), which the policy would silently break."""
 
 from __future__ import annotations

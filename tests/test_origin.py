@@ -1,4 +1,4 @@
-"""config.origin: a WebSocket handshake's Origin must be the site's own origin (scheme, host
+"""realtime.origin: a WebSocket handshake's Origin must be the site's own origin (scheme, host
 and port) or one of CSRF_TRUSTED_ORIGINS; the host alone is not enough."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 import pytest
 from django.test import override_settings
 
-from config.origin import BrowserOriginCheck
+from realtime.origin import BrowserOriginCheck
 
 check = BrowserOriginCheck()
 

@@ -1,4 +1,4 @@
-"""config/redis_client.py is the only module that makes Redis clients (REDIS_URL, Sentinel,
+"""infra/redis_client.py is the only module that makes Redis clients (REDIS_URL, Sentinel,
 the embedded Redis and each client's options in one place)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from config import redis_client
+from infra import redis_client
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # A client, a pool or a Sentinel manager being made: what only the factory may do.

@@ -1,5 +1,5 @@
 """Every Redis key Parley touches carries the configured prefix, and each script's keys share
-one Cluster hash slot (config/redis_keys.py).
+one Cluster hash slot (contract/redis_keys.py).
 
 Checked from Redis' side: MONITOR records every command (those run inside Lua scripts too)
 while a realistic flow runs against the embedded Redis with a non-default prefix; Redis' own
@@ -23,10 +23,10 @@ from redis.exceptions import ResponseError
 
 from broker import groups, loss, registry
 from broker.worker import Worker
-from chat import actions, events, limits, online, presence, relay
+from chat import actions, limits, online, presence, relay
 from chat.models import Message
-from config import redis_keys
-from config.redis_client import get_redis
+from contract import events, redis_keys
+from infra.redis_client import get_redis
 from ops import health
 from tests.test_production_settings import DOCUMENTED, _run
 

@@ -1,10 +1,10 @@
-"""REDIS_URL's forms (config/redis_url.py): one server, or a Sentinel-managed primary."""
+"""REDIS_URL's forms (infra/redis_url.py): one server, or a Sentinel-managed primary."""
 
 from __future__ import annotations
 
 import pytest
 
-from config.redis_url import SentinelURL, layer_host, parse_sentinel
+from infra.redis_url import SentinelURL, layer_host, parse_sentinel
 
 
 def test_a_plain_url_is_not_sentinel_and_goes_to_the_layer_as_an_address():

@@ -1,5 +1,5 @@
 """A send to a client that has just gone must not crash the consumer (nor skip its cleanup), and
-a client that does not read is written to no faster than it reads, or closed (config.sending)."""
+a client that does not read is written to no faster than it reads, or closed (realtime.sending)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from config.sending import ClientGoneSafeSend
-from config.sockets import Connection, Disconnected, text_frame
+from realtime.sending import ClientGoneSafeSend
+from realtime.sockets import Connection, Disconnected, text_frame
 
 
 class Probe(ClientGoneSafeSend, AsyncWebsocketConsumer):
@@ -54,7 +54,7 @@ async def test_normal_sends_go_through():
     assert probe.sent == [{"type": "websocket.send", "text": "hello"}]
 
 
-# --- a client that does not read (config.sockets.ClientGoneSafeSend with a connection) ----------
+# --- a client that does not read (realtime.sockets.ClientGoneSafeSend with a connection) ----------
 
 
 class FakeConnection(Connection):

@@ -18,7 +18,7 @@ import pytest_asyncio
 from channels.db import database_sync_to_async
 from django.db import connections
 
-from config.redis_url import parse_sentinel
+from infra.redis_url import parse_sentinel
 from tests.support.load import (
     MENTION_EVERY,
     RATE,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from config.embedded_redis import RedisServer, free_port
+from infra.embedded_redis import RedisServer, free_port
 from tests.support.procs import BASE_DIR, alive, children_of, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]

@@ -1,4 +1,4 @@
-"""Frames made once for every socket, and the servers' connections (config.sockets)."""
+"""Frames made once for every socket, and the servers' connections (realtime.sockets)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from config.sockets import connection, text_frame
+from realtime.sockets import connection, text_frame
 
 
 @pytest.mark.parametrize(
@@ -60,7 +60,7 @@ def test_daphne_reads_no_further_ahead_of_the_application_than_a_few_frames():
     reading stops at MAX_UNREAD_FRAMES waiting and resumes once half of them are taken."""
     from types import SimpleNamespace
 
-    from config.sockets.daphne import MAX_UNREAD_FRAMES, DaphneConnection
+    from realtime.sockets.daphne import MAX_UNREAD_FRAMES, DaphneConnection
 
     transport = FakeTwistedTransport()
     inbox: asyncio.Queue = asyncio.Queue()
@@ -85,7 +85,7 @@ def test_daphne_reading_resumes_only_when_no_reason_to_pause_is_left():
     meanwhile must not start reading again, nor the end of the wait while the inbox is full."""
     from types import SimpleNamespace
 
-    from config.sockets.daphne import _DRAINING, _INBOX_FULL, DaphneConnection
+    from realtime.sockets.daphne import _DRAINING, _INBOX_FULL, DaphneConnection
 
     transport = FakeTwistedTransport()
     conn = DaphneConnection(SimpleNamespace(transport=transport), asyncio.Queue())
@@ -100,7 +100,7 @@ def test_daphne_reading_resumes_only_when_no_reason_to_pause_is_left():
     assert transport.reading
 
 
-# --- an adapter declines rather than raising (config.sockets.base.Adapter) ----------------------
+# --- an adapter declines rather than raising (realtime.sockets.base.Adapter) ----------------------
 
 
 def test_an_adapter_whose_server_lacks_an_attribute_declines_once(monkeypatch, caplog):
@@ -108,7 +108,7 @@ def test_an_adapter_whose_server_lacks_an_attribute_declines_once(monkeypatch, c
     connection, with one log line."""
     from types import SimpleNamespace
 
-    from config.sockets.uvicorn import UvicornConnection
+    from realtime.sockets.uvicorn import UvicornConnection
 
     monkeypatch.setattr(UvicornConnection, "usable", None)
     protocol = SimpleNamespace(conn=SimpleNamespace(), transport=SimpleNamespace())
@@ -127,8 +127,8 @@ def test_an_attribute_missing_at_write_time_never_escapes(monkeypatch, caplog):
 
     from channels.generic.websocket import AsyncWebsocketConsumer
 
-    from config.sending import ClientGoneSafeSend
-    from config.sockets.daphne import DaphneConnection
+    from realtime.sending import ClientGoneSafeSend
+    from realtime.sockets.daphne import DaphneConnection
 
     class Probe(ClientGoneSafeSend, AsyncWebsocketConsumer):
         async def base_send(self, message: dict) -> None:
@@ -153,7 +153,7 @@ def test_an_attribute_missing_at_write_time_never_escapes(monkeypatch, caplog):
 def test_a_uvicorn_write_missing_an_attribute_is_declined(monkeypatch):
     from types import SimpleNamespace
 
-    from config.sockets.uvicorn import UvicornConnection
+    from realtime.sockets.uvicorn import UvicornConnection
 
     monkeypatch.setattr(UvicornConnection, "usable", True)
     conn = UvicornConnection(SimpleNamespace(conn=SimpleNamespace(extensions=[])))

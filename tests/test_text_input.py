@@ -1,5 +1,5 @@
 """A NUL or text that is not UTF-8 in any form field, query string or path answers 400, never
-500, and changes nothing (config.text_input). On PostgreSQL these reached the database and
+500, and changes nothing (web.text_input). On PostgreSQL these reached the database and
 failed with a 500; on SQLite they were stored or looked up as they came."""
 
 from __future__ import annotations

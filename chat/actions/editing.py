@@ -6,10 +6,11 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
-from chat import changes, events, selectors
+from chat import changes, selectors
 from chat.errors import ActionError
 from chat.models import Membership, Message
 from chat.validation import check_body
+from contract import events
 
 
 def edit_message(*, user: AbstractBaseUser, message: Message, body: object) -> Message:

@@ -8,9 +8,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from chat import events, outbox, selectors
+from chat import outbox, selectors
 from chat.errors import ActionError
 from chat.models import Membership, Room
+from contract import events
 
 # Slugs of direct-message rooms (see open_direct_room); create_room refuses them.
 DIRECT_PREFIX = "dm-"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from chat import events, selectors
+from chat import selectors
 from chat.models import Membership, Mention, Room
+from contract import events
 
 
 class MessageSerializer(serializers.Serializer):

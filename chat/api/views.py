@@ -14,7 +14,7 @@ from chat import actions, idempotency, ratelimit, selectors
 from chat.api import serializers as s
 from chat.errors import Refused
 from chat.models import Mention, Message, Room
-from config.api import error_codes, note_quota
+from web.api import error_codes, note_quota
 
 IDEMPOTENT_REPLAYED = OpenApiParameter(
     "Idempotent-Replayed",

@@ -3,7 +3,7 @@
 A ``ListeningConsumer`` has no channel of its own (no per-socket Redis subscription): it listens
 on groups (chat.layers ``listen``) with a callback, which the layer's receiving task calls with
 each event decoded once per process, and sends live frames with the server's own ``send`` or
-straight to its connection (config.sockets). It registers with the process' access gate
+straight to its connection (realtime.sockets). It registers with the process' access gate
 (chat.access), closes when its access is lost or its token expires, and holds a place in its
 user's socket cap (chat.limits) until it ends.
 """
@@ -20,8 +20,8 @@ from django.utils import timezone
 from accounts.authentication import SUBPROTOCOL
 from chat import access, limits, protocol
 from chat.consumers.direct import DirectConsumer
-from config.sending import ClientGoneSafeSend
-from config.sockets import connection, text_frame
+from realtime.sending import ClientGoneSafeSend
+from realtime.sockets import connection, text_frame
 
 log = logging.getLogger("parley.ws")
 
@@ -47,7 +47,7 @@ class ListeningConsumer(limits.FrameRate, ClientGoneSafeSend, DirectConsumer):
     # --- the transport ----------------------------------------------------------------------
     def opened(self, receive, send) -> None:
         self.layer = get_channel_layer()
-        # The server's own send and receive (config/application.py passes them on).
+        # The server's own send and receive (realtime/application.py passes them on).
         self.connection = connection(send, receive)
 
     def receiving(self) -> None:
@@ -73,9 +73,9 @@ class ListeningConsumer(limits.FrameRate, ClientGoneSafeSend, DirectConsumer):
 
     def push(self, message: dict):
         """Send a group message's pre-serialized frame (``message["frame"]``): written straight
-        to the connection when the server allows (config.sockets.connection, the frame made
+        to the connection when the server allows (realtime.sockets.connection, the frame made
         once for every socket), else through the server's send (an awaitable to await). Never
-        waits for a client that does not read (config.sending.ClientGoneSafeSend)."""
+        waits for a client that does not read (realtime.sending.ClientGoneSafeSend)."""
         if self.connection is not None:
             wire = message.get("_wire")
             if wire is None:

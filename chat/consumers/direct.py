@@ -8,7 +8,7 @@ messages, awaiting ``receive()`` and dispatching each message in turn is the sam
 
 Its ``dispatch`` hops to the sync thread before every handler (``aclose_old_connections``): a
 thread round trip per frame received, each post's included. Sockets built on this class reach
-the database only through ``config.db``, whose calls close old connections on the threads that
+the database only through ``infra.db``, whose calls close old connections on the threads that
 hold them, so the hop is left out.
 
 Everything else is channels' public API: the handlers named by ``get_handler_name``,

@@ -6,11 +6,11 @@ A client ``subscribe``s to rooms (``{"type": "subscribe", "room": slug, "after_s
 replay and ``sync.done``) and ``unsubscribe``s; ``message.send`` and ``sync`` name their room.
 Each subscription is a ``Subscription``: chat.consumers.stream's ``RoomStream`` (the room
 socket's live events, replays, access re-checks and posts) whose transport is this socket's,
-every frame tagged with its room (chat.events ``in_room``; a live event's tagged frame is made
+every frame tagged with its room (contract.events ``in_room``; a live event's tagged frame is made
 once per process and cached on the event, like its untagged one). Each listens on its room's
 group (chat.layers) with its own callback, so a room's events reach only its subscription.
 
-Per socket: the frame rate, the user's socket cap, the slow-reader rules (config.sending), the
+Per socket: the frame rate, the user's socket cap, the slow-reader rules (realtime.sending), the
 credential (lost: close 4401) and ``PARLEY["MAX_SUBSCRIPTIONS"]``. Per room: access (lost: that
 subscription ends with ``unsubscribed`` carrying the close code a room socket would get).
 Presence and typing are not offered here (a room socket's ``?presence=1`` is).
@@ -22,13 +22,14 @@ import asyncio
 
 from django.conf import settings
 
-from chat import access, events, limits, protocol, selectors
+from chat import access, limits, protocol, selectors
 from chat.consumers.base import ListeningConsumer, chosen_subprotocol
 from chat.consumers.stream import RoomStream
 from chat.delivery import CATCH_UP, RoomDelivery
 from chat.models import Room
 from chat.selectors import RoomAccessError
-from config.db import db
+from contract import events
+from infra.db import db
 
 NOT_FOUND = {4401: "not_authenticated", 4404: "room_not_found"}
 

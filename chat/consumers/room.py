@@ -3,7 +3,7 @@
 The delivery decides (no I/O): which live event to send, drop or hold, when to catch up from
 the database, what a replay sends and in which pages, when a post's ack goes out and what it
 releases. This consumer does what it says: it reads frames and calls actions, runs replays
-and acks as tasks, queries the database (``config.db``) and sends; the room's half of that
+and acks as tasks, queries the database (``infra.db``) and sends; the room's half of that
 (live events, replays, access re-checks, posts) is chat.consumers.stream's ``RoomStream``,
 which ``/ws/`` reuses for each room it follows.
 
@@ -23,13 +23,14 @@ import uuid
 
 from django.conf import settings
 
-from chat import access, events, limits, presence, protocol, selectors
+from chat import access, limits, presence, protocol, selectors
 from chat.consumers.base import ListeningConsumer, chosen_subprotocol, query_value
 from chat.consumers.signals import RoomSignals
 from chat.consumers.stream import RoomStream
 from chat.delivery import CATCH_UP, RoomDelivery
 from chat.selectors import RoomAccessError
-from config.db import db
+from contract import events
+from infra.db import db
 
 log = logging.getLogger("parley.ws")
 

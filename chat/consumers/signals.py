@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import time
 
-from chat import events, online
+from chat import online
 from chat.consumers.base import query_value
+from contract import events
 
 
 class RoomSignals:

@@ -20,7 +20,7 @@ from django.conf import settings
 
 from chat import access, actions, batching, protocol, selectors
 from chat.delivery import CATCH_UP, SEND, MessagesAfter, RoomDelivery
-from config.db import db
+from infra.db import db
 
 log = logging.getLogger("parley.ws")
 

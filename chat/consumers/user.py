@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 
 from accounts.credentials import credential_valid
-from chat import access, events, limits, protocol, selectors
+from chat import access, limits, protocol, selectors
 from chat.consumers.base import ListeningConsumer, chosen_subprotocol
-from config.db import db
+from contract import events
+from infra.db import db
 
 MAX_HELD = 1000  # room activity held while access is re-checked; beyond, dropped (a hint)
 

@@ -1,0 +1,1 @@
+"""Settings: ``base`` plus small overlays for development, tests and production."""

@@ -1,7 +1,7 @@
 """Settings shared by every environment; values come from the environment (12-factor).
 
 DATABASE_URL unset -> a SQLite file in the project. REDIS_URL unset -> the project's embedded
-Redis (see config/embedded_redis.py).
+Redis (see infra/embedded_redis.py).
 """
 
 from datetime import timedelta
@@ -10,7 +10,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from config import embedded_redis, redis_keys, redis_url
+from contract import redis_keys
+from infra import embedded_redis, redis_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -44,20 +45,20 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "config.middleware.ApiErrorShapeMiddleware",  # first: sees every response (errors under /api/)
+    "web.middleware.ApiErrorShapeMiddleware",  # first: sees every response (errors under /api/)
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "config.text_input.RejectInvalidText",  # NUL or non-UTF-8 in path, query, form: 400
+    "web.text_input.RejectInvalidText",  # NUL or non-UTF-8 in path, query, form: 400
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "config.middleware.PageLocaleMiddleware",  # pages in the Accept-Language one of LANGUAGES
+    "web.middleware.PageLocaleMiddleware",  # pages in the Accept-Language one of LANGUAGES
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "config.middleware.ContentSecurityPolicyMiddleware",
+    "web.middleware.ContentSecurityPolicyMiddleware",
     "axes.middleware.AxesMiddleware",  # turns a locked-out login into the 429 page
-    "config.middleware.RateLimitHeadersMiddleware",  # last: before the error shape sees it
+    "web.middleware.RateLimitHeadersMiddleware",  # last: before the error shape sees it
 ]
 # In every environment, so development and the browser tests meet what production enforces:
 # scripts only from this site's files (no inline script or handler), nothing from other hosts.
@@ -127,7 +128,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Redis: channel layer (live push) and streams (durable topics) ----------------------------
 REDIS_URL = env.str("REDIS_URL", default="") or embedded_redis.ensure_default()
 
-# Every key Parley writes starts with this prefix (config/redis_keys.py): deployments that
+# Every key Parley writes starts with this prefix (contract/redis_keys.py): deployments that
 # share a Redis give each its own. Streams take PARLEY_STREAM_PREFIX, by default none for the
 # default prefix (today's stream names) and "<prefix>:" for any other. Changing either on a
 # running deployment is a Redis loss to Parley (broker/loss.py notices and repairs it).
@@ -146,7 +147,7 @@ CHANNEL_LAYERS = {
     "default": {
         # channels-redis' pub/sub layer (group_send, channels) and Parley's own fan-out hub (one
         # subscriber connection per process, reconnect announcements): chat/layers.py. Both
-        # connect to REDIS_URL (a Sentinel-managed primary too) with config/redis_client.py's
+        # connect to REDIS_URL (a Sentinel-managed primary too) with infra/redis_client.py's
         # options.
         "BACKEND": "chat.layers.ParleyChannelLayer",
         "CONFIG": {
@@ -186,7 +187,7 @@ PARLEY = {
     "API_WRITES_PER_MINUTE": env.int("PARLEY_API_WRITES_PER_MINUTE", default=120),
     # Messages per replay page on resume: bounds memory per socket.
     "REPLAY_PAGE_SIZE": 200,
-    # A client that does not read (config.sockets): a socket's replays, acks and pongs wait while
+    # A client that does not read (realtime.sockets): a socket's replays, acks and pongs wait while
     # the server holds more than this for it unsent...
     "WRITE_HIGH_WATER_BYTES": env.int("PARLEY_WRITE_HIGH_WATER_BYTES", default=256 * 1024),
     # ...and a socket holding more than this unsent (live frames never wait)...
@@ -208,7 +209,7 @@ PARLEY = {
     # ...or at the latest after this long, processed or not: the cap on what a subscriber that
     # stays away (or a Redis loss noticed later than this) can recover from the outbox.
     "OUTBOX_MAX_RETENTION_HOURS": env.int("PARLEY_OUTBOX_MAX_RETENTION_HOURS", default=24 * 7),
-    # Threads per server process for the sockets' database work (config.db).
+    # Threads per server process for the sockets' database work (infra.db).
     "DB_THREADS": env.int("PARLEY_DB_THREADS", default=4),
 }
 
@@ -227,11 +228,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",  # the browser, with CSRF
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_THROTTLE_CLASSES": ["config.api.WriteThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["web.api.WriteThrottle"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "config.api.exception_handler",
+    "EXCEPTION_HANDLER": "web.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -257,7 +258,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "config.openapi.postprocess",  # error codes per operation, response headers
+        "web.openapi.postprocess",  # error codes per operation, response headers
     ],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -67,7 +67,7 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 # Origins that may POST besides the site itself (comma-separated, with scheme:
-# https://chat.example.com); they are also accepted as WebSocket origins (config/origin.py).
+# https://chat.example.com); they are also accepted as WebSocket origins (realtime/origin.py).
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 # --- Static files: collected (`manage.py collectstatic`), hashed names, compressed -------------

@@ -22,8 +22,9 @@ from accounts.models import ApiToken
 from accounts.tokens import create_token, user_for_token
 from analytics import subscriber
 from analytics.models import BehaviourRecord, ConnectionSession, UserMinute
-from chat import actions, departure, events, mentions
+from chat import actions, departure, mentions
 from chat.models import Membership, Mention, Message, OutboxEvent, Room
+from contract import events
 from tests.support.ws import open_socket, session_cookie
 
 db = pytest.mark.django_db(transaction=True)

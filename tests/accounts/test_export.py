@@ -15,8 +15,9 @@ from django.db import connections, transaction
 from django.test import AsyncClient, Client
 
 from accounts.tokens import create_token
-from chat import actions, events, mentions
+from chat import actions, mentions
 from chat.models import Message
+from contract import events
 from tests.support.events import published_events
 from tests.support.ws import session_cookie
 

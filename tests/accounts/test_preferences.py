@@ -32,7 +32,7 @@ def test_bad_theme_is_refused_and_changes_nothing(alice):
         response = _client(alice).post("/account/theme/", {"theme": bad})
         assert response.status_code == 400
         assert response.json()["code"] == "bad_request"
-    # A NUL is refused before the view (config.text_input), also with 400.
+    # A NUL is refused before the view (web.text_input), also with 400.
     assert _client(alice).post("/account/theme/", {"theme": "dark\x00"}).status_code == 400
     assert Preference.objects.get(user=alice).theme == "dark"
 

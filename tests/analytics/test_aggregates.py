@@ -23,9 +23,10 @@ from analytics.models import (
 )
 from broker import streams
 from broker.models import ProcessedEvent, SubscriberState
-from chat import actions, events, relay
+from chat import actions, relay
 from chat.models import OutboxEvent
-from config.redis_client import get_redis
+from contract import events
+from infra.redis_client import get_redis
 from tests.support.inproc_worker import drain, lag, run_until, worker
 from tests.support.ws import open_socket
 

@@ -10,7 +10,8 @@ from django.test import Client
 from django.utils import timezone
 
 from analytics.aggregates import minute_of
-from chat import actions, events, presence
+from chat import actions, presence
+from contract import events
 from tests.support.inproc_worker import drain
 
 URL = "/analytics/summary/"

@@ -16,7 +16,7 @@ from broker import groups, registry
 from broker.worker import Worker
 from chat import actions
 from config.asgi import application
-from config.redis_client import get_redis
+from infra.redis_client import get_redis
 from tests.support.ws import ORIGIN, session_cookie
 
 

@@ -26,8 +26,8 @@ from broker import groups, registry
 from broker.worker import Worker
 from chat import actions
 from chat.models import Message
-from config.redis_client import get_redis
 from config.settings.base import PARLEY
+from infra.redis_client import get_redis
 from tests.support import contract
 from tests.support.api import token_client
 from tests.support.ws import Socket, open_path, open_socket

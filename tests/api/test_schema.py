@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.test import Client
 from drf_spectacular.validation import validate_schema
 
-from config.openapi import UNSAFE, status_of
+from web.openapi import UNSAFE, status_of
 
 EXPECTED_OPERATIONS = {
     ("/api/rooms/", "get"),
@@ -189,7 +189,7 @@ def test_the_docs_load_everything_from_this_app(db):
     scripts = []
     for url in assets:
         # Static files, and Swagger UI's start-up script served by the docs view itself (no
-        # inline script: config/middleware.py).
+        # inline script: web/middleware.py).
         assert url.startswith(("/static/", "/api/docs/?")), url
         asset = client.get(url.replace("&amp;", "&"))
         assert asset.status_code == 200, url

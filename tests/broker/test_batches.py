@@ -23,8 +23,8 @@ from analytics import aggregates
 from analytics.models import BehaviourRecord, LatencyMinute, RoomMinute, UserMinute
 from broker import streams
 from broker.models import DeadLetter, ProcessedEvent, SubscriberState
-from chat import events
-from config.redis_client import get_redis
+from contract import events
+from infra.redis_client import get_redis
 from tests.support.inproc_worker import lag, run_until, worker
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]

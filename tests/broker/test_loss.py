@@ -15,9 +15,9 @@ from django.utils import timezone
 from broker import groups, loss, registry
 from broker.models import ProcessedEvent, RedisState, SubscriberState
 from chat import repair
-from chat.events import TOPIC_MESSAGE, stream_key
 from chat.models import Mention, Message, OutboxEvent
-from config.redis_client import get_redis
+from contract.events import TOPIC_MESSAGE, stream_key
+from infra.redis_client import get_redis
 from tests.support.inproc_worker import run_until, worker
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -12,9 +12,10 @@ from django.core.management.base import CommandError
 from analytics.models import BehaviourRecord, RoomMinute
 from broker import streams
 from broker.models import ProcessedEvent, SubscriberState
-from chat import actions, events
+from chat import actions
 from chat.models import Mention, OutboxEvent
-from config.redis_client import get_redis
+from contract import events
+from infra.redis_client import get_redis
 from tests.support import subscribers
 from tests.support.inproc_worker import drain
 

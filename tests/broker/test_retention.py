@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from broker import retention
-from config.redis_client import get_redis
+from infra.redis_client import get_redis
 
 TOPIC = "chat.message"
 

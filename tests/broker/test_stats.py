@@ -17,8 +17,9 @@ from django.utils import timezone
 
 from broker import groups, registry, streams
 from broker.models import DeadLetter
-from chat import actions, events
-from config.redis_client import get_redis
+from chat import actions
+from contract import events
+from infra.redis_client import get_redis
 from tests.support.inproc_worker import drain, worker
 
 KEYS = {

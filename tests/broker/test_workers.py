@@ -19,9 +19,9 @@ from analytics.models import BehaviourRecord, RoomMinute
 from broker import streams
 from broker.models import DeadLetter, ProcessedEvent
 from chat import relay
-from chat.events import TOPIC_MESSAGE
 from chat.models import Message, OutboxEvent
-from config.redis_client import get_redis
+from contract.events import TOPIC_MESSAGE
+from infra.redis_client import get_redis
 from tests.support.procs import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.timeout(90)]

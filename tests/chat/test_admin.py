@@ -40,7 +40,7 @@ def test_a_bad_body_is_a_form_error(staff_client, lobby, bob, stream_events, bod
 
 @pytest.mark.django_db(transaction=True)
 def test_a_nul_is_refused_before_the_form(staff_client, lobby, bob, stream_events):
-    """config/text_input.py refuses NUL characters in any request (a 400, not a 500)."""
+    """web/text_input.py refuses NUL characters in any request (a 400, not a 500)."""
     assert _add(staff_client, lobby, bob, "nul \x00 inside").status_code == 400
     assert Message.objects.count() == 0
 

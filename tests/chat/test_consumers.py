@@ -23,11 +23,12 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.test import Client, override_settings
 
-from chat import actions, events, relay, selectors
+from chat import actions, relay, selectors
 from chat.models import Message, OutboxEvent, Room
 from config.asgi import application
-from config.redis_client import get_redis
 from config.settings.base import PARLEY
+from contract import events
+from infra.redis_client import get_redis
 from tests.support import ws
 from tests.support.ws import Socket, open_socket, session_cookie
 

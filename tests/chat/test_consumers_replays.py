@@ -10,7 +10,8 @@ import asyncio
 import pytest
 from channels.layers import get_channel_layer
 
-from chat import events, selectors
+from chat import selectors
+from contract import events
 from tests.support.ws import TIMEOUT, open_socket
 
 pytestmark = [

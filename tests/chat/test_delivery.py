@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from chat import events, protocol
+from chat import protocol
 from chat.delivery import (
     CATCH_UP,
     MAX_INFLIGHT,
@@ -24,6 +24,7 @@ from chat.delivery import (
     MessagesAfter,
     RoomDelivery,
 )
+from contract import events
 
 RECONNECTED = {"type": "layer.reconnected"}
 

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import connections
 
 from chat import limits, online
-from config.redis_client import get_redis
+from infra.redis_client import get_redis
 from tests.support.procs import RemoteSocket, async_wait_until
 from tests.support.ws import Socket, open_path, open_socket, session_cookie
 

@@ -6,10 +6,11 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from broker.models import DeadLetter, ProcessedEvent
-from chat import actions, events, relay
+from chat import actions, relay
 from chat.mentions import mentioned_usernames
 from chat.models import Mention, OutboxEvent
-from config.redis_client import get_redis
+from contract import events
+from infra.redis_client import get_redis
 from tests.support.inproc_worker import lag, run_until, worker
 
 SUB = "mentions"

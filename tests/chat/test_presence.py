@@ -9,9 +9,10 @@ import pytest
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from chat import events, presence
+from chat import presence
 from chat.models import OutboxEvent
-from config.redis_client import get_redis
+from contract import events
+from infra.redis_client import get_redis
 from tests.support.ws import open_socket
 
 pytestmark = [

@@ -12,10 +12,10 @@ from django.utils import timezone
 
 from broker import groups, registry
 from broker.models import ProcessedEvent, RedisState, SubscriberState
-from chat.events import TOPIC_MESSAGE, stream_key
 from chat.models import Message, OutboxEvent
 from chat.reconcile import Reconciler
-from config.redis_client import get_redis
+from contract.events import TOPIC_MESSAGE, stream_key
+from infra.redis_client import get_redis
 from tests.support.inproc_worker import run_until, worker
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -14,9 +14,10 @@ import redis
 from channels.db import database_sync_to_async
 from django.db import connections
 
-from chat import actions, events
+from chat import actions
 from chat.models import OutboxEvent
-from config.embedded_redis import RedisServer
+from contract import events
+from infra.embedded_redis import RedisServer
 from tests.support.events import check_event
 from tests.support.procs import RemoteSocket, async_wait_until
 

@@ -14,8 +14,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from broker.models import ProcessedEvent
-from chat.events import TOPIC_MESSAGE
 from chat.models import Message, OutboxEvent
+from contract.events import TOPIC_MESSAGE
 from tests.support.procs import CHILD_APPNAME, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.timeout(90)]

@@ -13,7 +13,8 @@ import pytest_asyncio
 from channels.db import database_sync_to_async
 from django.db import connections
 
-from chat import events, selectors
+from chat import selectors
+from contract import events
 from tests.support.history import make_history
 from tests.support.ws import open_socket
 

@@ -1,6 +1,6 @@
-"""The WebSocket API behaves the same on both ASGI servers (config.servers): daphne, the
+"""The WebSocket API behaves the same on both ASGI servers (realtime.servers): daphne, the
 default, and uvicorn, the option. Real server processes, real clients, counted delivery; and
-each server's adapter (config/sockets/) takes the fast path, or declines, as it should."""
+each server's adapter (realtime/sockets/) takes the fast path, or declines, as it should."""
 
 from __future__ import annotations
 
@@ -142,7 +142,7 @@ async def test_frames_made_once_reach_compressed_and_plain_sockets_alike(
             await sock.close()
 
 
-# --- the servers' adapters (config/sockets/) at the pinned versions -------------------------------
+# --- the servers' adapters (realtime/sockets/) at the pinned versions -----------------------------
 # The fast path (frames written straight to the connection) is really taken on both servers, and
 # an adapter that misses a private attribute declines with a log line while every frame still
 # reaches the clients through the server's own send.
@@ -154,7 +154,7 @@ DECLINED = "adapter declined"
 LAUNCHER = """
 import os, runpy, sys
 sys.path.insert(0, os.getcwd())
-from config.sockets import daphne, uvicorn
+from realtime.sockets import daphne, uvicorn
 for adapter in (daphne.DaphneConnection, uvicorn.UvicornConnection):
     adapter.needs = (*adapter.needs, "transport.renamed_in_a_later_release")
 runpy.run_module(sys.argv.pop(1), run_name="__main__", alter_sys=True)

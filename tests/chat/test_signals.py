@@ -14,7 +14,7 @@ from broker import groups, registry
 from broker.worker import Worker
 from chat import actions
 from config.asgi import application
-from config.redis_client import get_redis
+from infra.redis_client import get_redis
 from tests.support.ws import ORIGIN, Socket, open_socket, session_cookie
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]

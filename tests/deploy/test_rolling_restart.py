@@ -24,7 +24,7 @@ from channels.db import database_sync_to_async
 from django.db import connections
 
 from chat.models import Message
-from config import servers
+from realtime import servers
 from tests.support.nginx import Nginx, nginx_binary
 from tests.support.procs import Server, async_wait_until
 from tests.support.resuming import Listener, Sender

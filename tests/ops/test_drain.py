@@ -19,7 +19,7 @@ from channels.db import database_sync_to_async
 from django.db import connections
 
 from chat.models import Message
-from config import uvicorn_server
+from realtime import uvicorn_server
 from tests.support.procs import RemoteSocket, async_wait_until
 
 SERVERS = ["daphne", "uvicorn"]
@@ -64,7 +64,7 @@ async def close_code(sock: RemoteSocket) -> int | None:
 
 
 def test_daphne_builds_the_factories_our_adapter_replaces():
-    """config/daphne_server.py swaps daphne.server's factory names and closes with autobahn's
+    """realtime/daphne_server.py swaps daphne.server's factory names and closes with autobahn's
     sendCloseFrame; checked in a fresh interpreter (importing daphne installs its reactor)."""
     check = (
         "from daphne import server, ws_protocol, http_protocol\n"
@@ -77,7 +77,7 @@ def test_daphne_builds_the_factories_our_adapter_replaces():
 
 
 def test_uvicorn_main_builds_the_server_our_adapter_replaces():
-    """config/uvicorn_server.py swaps ``uvicorn.main.Server``: the name must be uvicorn's."""
+    """realtime/uvicorn_server.py swaps ``uvicorn.main.Server``: the name must be uvicorn's."""
     assert uvicorn_server.uvicorn_main.Server is uvicorn_server.Server
 
 

@@ -16,7 +16,7 @@ from django.utils import timezone
 from broker import registry
 from broker.worker import Worker
 from chat.models import Message, OutboxEvent
-from config.redis_client import get_redis
+from infra.redis_client import get_redis
 from ops import health
 from tests.ops.asgi import get
 

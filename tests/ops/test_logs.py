@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from config.embedded_redis import free_port
+from infra.embedded_redis import free_port
 from ops.logs import JsonFormatter
 from tests.support.procs import BASE_DIR, Process, server_env
 

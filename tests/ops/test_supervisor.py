@@ -25,7 +25,7 @@ from django.db import connections
 
 from broker.models import ProcessedEvent
 from chat.models import OutboxEvent
-from config.embedded_redis import free_port
+from infra.embedded_redis import free_port
 from ops.supervisor import describe
 from tests.ops.test_metrics import samples
 from tests.support.procs import (

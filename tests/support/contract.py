@@ -208,7 +208,7 @@ def check_response(method: str, path: str, response) -> None:
 
 def error_schema() -> dict:
     """The error shape every answer outside the documented operations has."""
-    from config.openapi import error_schema as shaped
+    from web.openapi import error_schema as shaped
 
     return shaped(["not_found", *set().union(*OUTSIDE_OPERATIONS_CODES.values())])
 

@@ -6,8 +6,8 @@ import json
 import typing
 import uuid
 
-from chat import events
-from config.redis_client import get_redis
+from contract import events
+from infra.redis_client import get_redis
 
 
 def published_events(topic: str = events.TOPIC_MESSAGE) -> list[events.Event]:
@@ -24,7 +24,7 @@ def published_events(topic: str = events.TOPIC_MESSAGE) -> list[events.Event]:
 
 
 def check_event(event: dict) -> None:
-    """Assert ``event`` matches chat.events.Event (and its payload type) exactly."""
+    """Assert ``event`` matches contract.events.Event (and its payload type) exactly."""
     _check_typed_dict(event, events.Event)
     uuid.UUID(event["id"])
     assert event["payload"]["version"] == events.SCHEMA_VERSION

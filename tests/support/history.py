@@ -3,8 +3,9 @@ then, while it is away, new messages, edits and deletes interleaved in change or
 
 from __future__ import annotations
 
-from chat import actions, events
+from chat import actions
 from chat.models import Message, Room
+from contract import events
 
 # What happens while the client is away: 6 posts (seq 7-12) and 8 changes to messages, 1-9.
 AWAY = [

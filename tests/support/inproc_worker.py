@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from broker import groups, registry
 from broker.stats import subscriber_stats
 from broker.worker import Worker
-from config.redis_client import get_redis
+from infra.redis_client import get_redis
 
 
 @contextlib.contextmanager

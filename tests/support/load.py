@@ -16,8 +16,8 @@ from django.test import override_settings
 
 from analytics.models import BehaviourRecord
 from broker.models import ProcessedEvent
-from chat.events import TOPIC_MESSAGE
 from chat.models import Mention
+from contract.events import TOPIC_MESSAGE
 from tests.support.procs import RemoteSocket, async_wait_until
 
 RATE = 20  # posts per second

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from config.embedded_redis import free_port
+from infra.embedded_redis import free_port
 from tests.support.procs import BASE_DIR, Process
 
 DEPLOY_NGINX = BASE_DIR / "deploy" / "nginx"

@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.db import connection
 
-from config import servers
-from config.embedded_redis import free_port
+from infra.embedded_redis import free_port
+from realtime import servers
 from tests.support import contract
 
 BASE_DIR = Path(settings.BASE_DIR)
@@ -108,7 +108,7 @@ class Process:
 
 
 class Server(Process):
-    """The ASGI application served by ``server`` (config.servers: daphne or uvicorn)."""
+    """The ASGI application served by ``server`` (realtime.servers: daphne or uvicorn)."""
 
     def __init__(
         self,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import redis
 
-from config.embedded_redis import _die_with_parent, _ping_tcp, free_port, redis_executable
+from infra.embedded_redis import _die_with_parent, _ping_tcp, free_port, redis_executable
 
 SERVICE = "mymaster"
 

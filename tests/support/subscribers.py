@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from analytics import subscriber as analytics
-from chat.events import MESSAGE_CREATED, Event
+from contract.events import MESSAGE_CREATED, Event
 
 
 def record(batch: list[Event]) -> None:

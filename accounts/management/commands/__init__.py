@@ -1,0 +1,1 @@
+"""``token`` and ``user``: managing API tokens and users from the shell."""

@@ -1,0 +1,1 @@
+"""``consume``, ``consumers``, ``redrive``, ``replay``: running and inspecting subscribers."""

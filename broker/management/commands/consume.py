@@ -14,7 +14,7 @@ from django.db import connections
 
 from broker import groups, registry
 from broker.worker import Worker
-from config.redis_client import get_redis
+from infra.redis_client import get_redis
 
 log = logging.getLogger("parley.broker")
 

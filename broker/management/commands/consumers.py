@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand
 
 from broker import registry
 from broker.stats import subscriber_stats
-from config.redis_client import get_redis
+from infra.redis_client import get_redis
 
 
 class Command(BaseCommand):

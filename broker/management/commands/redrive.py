@@ -13,7 +13,7 @@ from tqdm import tqdm
 from broker import registry
 from broker.models import DeadLetter
 from broker.processing import Entry, Processor
-from config.redis_client import get_redis
+from infra.redis_client import get_redis
 
 
 class Command(BaseCommand):

@@ -13,8 +13,8 @@ from tqdm import tqdm
 from broker import registry, streams
 from broker.models import ProcessedEvent
 from broker.processing import Entry, Processor, parse
-from chat.events import stream_key
-from config.redis_client import get_redis
+from contract.events import stream_key
+from infra.redis_client import get_redis
 
 PAGE = 500
 

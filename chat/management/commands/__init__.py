@@ -1,0 +1,1 @@
+"""``serve``, ``relay``, ``seed_demo`` and the other chat commands."""

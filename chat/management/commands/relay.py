@@ -33,8 +33,9 @@ from django.core.management.base import BaseCommand
 from django.db import DatabaseError, connection
 
 from broker import groups, loss, registry, retention
-from chat import events, reconcile, relay, repair
-from config.redis_client import get_redis
+from chat import reconcile, relay, repair
+from contract import events
+from infra.redis_client import get_redis
 from ops import health, metrics
 
 log = logging.getLogger("parley.relay")

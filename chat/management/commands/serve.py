@@ -22,8 +22,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from config import servers
 from ops.supervisor import Supervisor
+from realtime import servers
 
 log = logging.getLogger("parley.serve")
 

@@ -1,5 +1,5 @@
-"""uvicorn with a graceful SIGTERM (ops.drain): ``python -m config.uvicorn_server`` takes
-uvicorn's own command line (config/servers.py builds it).
+"""uvicorn with a graceful SIGTERM (ops.drain): ``python -m realtime.uvicorn_server`` takes
+uvicorn's own command line (realtime/servers.py builds it).
 
 uvicorn's SIGTERM handler (``Server.handle_exit``, installed by ``capture_signals``) sets
 ``should_exit``: within 0.1 s the server closes its listening sockets, sends 1012 to every

@@ -17,7 +17,7 @@ import uuid
 from datetime import datetime
 from typing import Any, TypedDict
 
-from config import redis_keys
+from contract import redis_keys
 
 SCHEMA_VERSION = 1
 
@@ -123,7 +123,7 @@ ACCESS_GROUP = "access"
 
 def stream_key(topic: str) -> str:
     """The Redis Stream that carries a topic: the topic's name, with PARLEY_STREAM_PREFIX
-    (empty by default; config/redis_keys.py)."""
+    (empty by default; contract/redis_keys.py)."""
     return redis_keys.stream(topic)
 
 

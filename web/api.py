@@ -16,7 +16,10 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from chat import ratelimit
 from chat.errors import Refused
-from config.middleware import QUOTAS_ATTRIBUTE
+from web.middleware import QUOTAS_ATTRIBUTE
+
+# Where an operation's own error codes travel to the schema (web/openapi.py reads them).
+ERROR_CODES_KEY = "x-error-codes"
 
 # The status of each refusal code of the actions (chat.actions.ActionError); others are 400.
 STATUS_OF = {
@@ -88,7 +91,7 @@ class WriteThrottle(BaseThrottle):
 
 def note_quota(request, quota: ratelimit.Quota | None) -> None:
     """Record a limit this request counted against; the response's RateLimit-* headers
-    describe the closest to refusing (``config.middleware.RateLimitHeadersMiddleware``)."""
+    describe the closest to refusing (``web.middleware.RateLimitHeadersMiddleware``)."""
     if quota is not None:
         django_request = getattr(request, "_request", request)
         quotas = getattr(django_request, QUOTAS_ATTRIBUTE, [])
@@ -97,8 +100,6 @@ def note_quota(request, quota: ratelimit.Quota | None) -> None:
 
 def error_codes(*codes: str) -> dict[str, list[str]]:
     """``extend_schema(extensions=...)`` of an operation: the error codes it can answer beyond
-    those every operation of its kind shares (config/openapi.py adds those, and writes each
+    those every operation of its kind shares (web/openapi.py adds those, and writes each
     error status with its codes as an enum)."""
-    from config.openapi import ERROR_CODES_KEY
-
     return {ERROR_CODES_KEY: sorted(codes)}

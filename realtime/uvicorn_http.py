@@ -1,5 +1,5 @@
 """uvicorn's httptools protocol with a deadline for each HTTP request (``--http
-config.uvicorn_http:DeadlineHttpToolsProtocol``, set by config/servers.py).
+realtime.uvicorn_http:DeadlineHttpToolsProtocol``, set by realtime/servers.py).
 
 uvicorn's ``--timeout-keep-alive`` only runs between a response and the next request, and is
 cancelled by the first byte of that request; nothing bounds how long a client may take to

@@ -15,7 +15,7 @@ import asyncio
 
 from django.conf import settings
 
-from config.sockets.base import Adapter, Connection
+from realtime.sockets.base import Adapter, Connection
 
 try:
     from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol

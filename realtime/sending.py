@@ -1,5 +1,5 @@
 """What every WebSocket consumer of the project shares: sends that survive a client that has
-gone, and a client that does not read (the server's connection: config.sockets)."""
+gone, and a client that does not read (the server's connection: realtime.sockets)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import logging
 
 from django.conf import settings
 
-from config.sockets import ClientGone, Connection, text_frame
 from ops import drain
 from ops.metrics import frames  # counted in a plain int, flushed per fan-out (ops/metrics.py)
+from realtime.sockets import ClientGone, Connection, text_frame
 
 log = logging.getLogger("parley.ws")
 

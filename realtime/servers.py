@@ -7,8 +7,8 @@ frame built by ``websockets``, where daphne's goes through autobahn and a Twiste
 registers a writer with the event loop for every frame (see README, Performance).
 
 Both bound how long a client may take to send a request (``PARLEY["HTTP_REQUEST_TIMEOUT"]``,
-against slowloris): daphne through ``config.daphne_server``, uvicorn through its protocol class
-``config.uvicorn_http``; uvicorn also closes idle keep-alive connections after
+against slowloris): daphne through ``realtime.daphne_server``, uvicorn through its protocol class
+``realtime.uvicorn_http``; uvicorn also closes idle keep-alive connections after
 ``KEEP_ALIVE_SECONDS``. A WebSocket, once its handshake is in, is not affected.
 """
 
@@ -40,7 +40,7 @@ def command(
         return [
             sys.executable,
             "-m",
-            "config.daphne_server",
+            "realtime.daphne_server",
             "-b",
             host,
             "-p",
@@ -54,7 +54,7 @@ def command(
         return [
             sys.executable,
             "-m",
-            "config.uvicorn_server",  # uvicorn, with a graceful SIGTERM
+            "realtime.uvicorn_server",  # uvicorn, with a graceful SIGTERM
             APPLICATION,
             "--host",
             host,
@@ -65,7 +65,7 @@ def command(
             "--loop",
             "uvloop",
             "--http",
-            "config.uvicorn_http:DeadlineHttpToolsProtocol",  # httptools, with a deadline
+            "realtime.uvicorn_http:DeadlineHttpToolsProtocol",  # httptools, with a deadline
             "--timeout-keep-alive",
             str(KEEP_ALIVE_SECONDS),
             "--lifespan",
@@ -78,9 +78,9 @@ def command(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m config.servers daphne --port 8001 --behind-proxy``: run one server process
+    """``python -m realtime.servers daphne --port 8001 --behind-proxy``: run one server process
     (what deploy/systemd/parley-web@.service runs), replaced by the server's own command."""
-    parser = argparse.ArgumentParser(prog="python -m config.servers")
+    parser = argparse.ArgumentParser(prog="python -m realtime.servers")
     parser.add_argument("server", choices=SERVERS)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)

@@ -1,5 +1,5 @@
 """Middleware of every HTTP response: the Content-Security-Policy, and the API's error shape for
-every error under ``/api/``. Neither imports DRF (DRF's settings import config.api while
+every error under ``/api/``. Neither imports DRF (DRF's settings import web.api while
 middleware loads).
 
 Content-Security-Policy (Django 5.2 has none built in): scripts come only from this site's own
@@ -74,7 +74,7 @@ class ApiErrorShapeMiddleware(MiddlewareMixin):
         return shaped
 
 
-QUOTAS_ATTRIBUTE = "parley_quotas"  # set on the request by config.api.note_quota
+QUOTAS_ATTRIBUTE = "parley_quotas"  # set on the request by web.api.note_quota
 
 
 class RateLimitHeadersMiddleware(MiddlewareMixin):

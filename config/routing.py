@@ -1,3 +1,6 @@
+"""WebSocket URL routing: which consumer serves each socket path (the apps' consumers are
+wired here, so no app imports another's)."""
+
 from django.urls import path
 
 from analytics.consumers import DashboardConsumer

@@ -35,10 +35,10 @@ from django.urls import Resolver404, resolve
 
 from accounts.authentication import token_in
 from accounts.tokens import token_for
-from config.db import db
-from config.origin import BrowserOriginCheck
+from infra.db import db
 from ops import drain, metrics
 from ops import http as ops_http
+from realtime.origin import BrowserOriginCheck
 
 
 class _Routes:

@@ -1,6 +1,6 @@
 """The OpenAPI document says what the wire carries (drf-spectacular postprocessing hook).
 
-Views declare the error codes their operation can answer (``config.api.error_codes``); this
+Views declare the error codes their operation can answer (``web.api.error_codes``); this
 hook adds the codes every operation of its kind shares (authentication, the write throttle,
 request bodies), and writes, per error status, the error shape with ``code`` as an enum of
 exactly those codes. It declares the response headers the API sends: ``RateLimit-Limit``,
@@ -14,15 +14,14 @@ from typing import Any
 
 from rest_framework import status
 
-ERROR_CODES_KEY = "x-error-codes"
 UNSAFE = {"post", "put", "patch", "delete"}
 OPERATION_METHODS = UNSAFE | {"get", "head", "options", "trace"}
 
-# Codes DRF itself answers with (config.api.exception_handler keeps them), by status.
+# Codes DRF itself answers with (web.api.exception_handler keeps them), by status.
 DRF_STATUS_OF = {
     "invalid": status.HTTP_400_BAD_REQUEST,
     "parse_error": status.HTTP_400_BAD_REQUEST,
-    "invalid_text": status.HTTP_400_BAD_REQUEST,  # config.text_input, before any view
+    "invalid_text": status.HTTP_400_BAD_REQUEST,  # web.text_input, before any view
     "authentication_failed": status.HTTP_401_UNAUTHORIZED,
     "permission_denied": status.HTTP_403_FORBIDDEN,
     "token_cannot_manage_tokens": status.HTTP_403_FORBIDDEN,
@@ -30,7 +29,7 @@ DRF_STATUS_OF = {
     "unsupported_media_type": status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
     "throttled": status.HTTP_429_TOO_MANY_REQUESTS,
 }
-# invalid_text: a NUL or non-UTF-8 text in the path, query string or a form (config.text_input).
+# invalid_text: a NUL or non-UTF-8 text in the path, query string or a form (web.text_input).
 EVERY_OPERATION = {"not_authenticated", "authentication_failed", "invalid_text"}
 # Writes: the per-user write throttle, and CSRF for session clients (permission_denied).
 EVERY_WRITE = {"throttled", "permission_denied"}
@@ -57,7 +56,7 @@ ERROR_DESCRIPTIONS = {
 
 def status_of(code: str) -> int:
     """The HTTP status an error ``code`` is answered with (the exception handler's table)."""
-    from config.api import STATUS_OF  # imports DRF: not at module load (settings read this)
+    from web.api import STATUS_OF  # imports DRF: not at module load (settings read this)
 
     return DRF_STATUS_OF.get(code) or STATUS_OF.get(code, status.HTTP_400_BAD_REQUEST)
 
@@ -88,6 +87,8 @@ def error_schema(codes: list[str]) -> dict[str, Any]:
 
 
 def _document_operation(method: str, operation: dict[str, Any]) -> None:
+    from web.api import ERROR_CODES_KEY  # imports DRF: not at module load
+
     codes = set(operation.pop(ERROR_CODES_KEY, [])) | EVERY_OPERATION
     if method in UNSAFE:
         codes |= EVERY_WRITE

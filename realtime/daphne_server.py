@@ -1,5 +1,6 @@
 """daphne with a deadline for each HTTP request, and a graceful SIGTERM (ops.drain):
-``python -m config.daphne_server`` takes daphne's own command line (config/servers.py builds it).
+``python -m realtime.daphne_server`` takes daphne's own command line (realtime/servers.py
+builds it).
 
 daphne has no option for how long a client may take to send a request: its ``--http-timeout``
 starts once the request is complete, and Twisted's idle timeout restarts on every byte, so a

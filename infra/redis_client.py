@@ -1,9 +1,9 @@
 """Every Redis client Parley makes, from ``REDIS_URL``: the only module that creates one.
 
-``REDIS_URL`` is one server or a Sentinel-managed primary (config/redis_url.py); with
-``REDIS_URL`` unset, settings start or reuse the embedded Redis (config/embedded_redis.py) and
+``REDIS_URL`` is one server or a Sentinel-managed primary (infra/redis_url.py); with
+``REDIS_URL`` unset, settings start or reuse the embedded Redis (infra/embedded_redis.py) and
 export its URL, so every client below reaches it too. Clients carry connections only: every key
-name (``PARLEY_REDIS_PREFIX``, streams, hash tags) is built by config/redis_keys.py, every
+name (``PARLEY_REDIS_PREFIX``, streams, hash tags) is built by contract/redis_keys.py, every
 channel-layer channel name by chat/layers.py (``PARLEY_LAYER_PREFIX``).
 
 - ``get_redis()``: the write path, commands and probes (sync, one per process, thread-safe);
@@ -34,8 +34,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
-from config.loops import per_loop
-from config.redis_url import SentinelURL, layer_host, parse_sentinel
+from infra.loops import per_loop
+from infra.redis_url import SentinelURL, layer_host, parse_sentinel
 
 # Asking the sentinels for the primary: a sentinel that does not answer within this is skipped.
 SENTINEL_TIMEOUT = 1.0

@@ -1,6 +1,6 @@
 """The one place that reaches into the ASGI servers' connections: one adapter per server
 (``daphne.py``: Twisted's transport under autobahn; ``uvicorn.py``: the asyncio transport under
-websockets' sans-I/O protocol); config.sending is what consumers do with them.
+websockets' sans-I/O protocol); realtime.sending is what consumers do with them.
 
 Two things need more of a connection than ASGI's ``send`` offers:
 - Frames made once: an event's frame is the same bytes for every client (unmasked, RFC 6455
@@ -16,7 +16,7 @@ Two things need more of a connection than ASGI's ``send`` offers:
   (the layer's fan-out, hence every other socket of the process). So a consumer asks the
   connection how much it holds unsent (``Connection.unsent``) and waits for it to drain
   (``Connection.drained``) before writing its own frames, and live frames never wait
-  (config.sending).
+  (realtime.sending).
 
 Each adapter checks what it needs of its server's private state once, and declines with one
 log line rather than raising (``base.Adapter``): the consumer then uses ``send`` as any ASGI
@@ -27,8 +27,8 @@ the pinned versions.
 
 from __future__ import annotations
 
-from config.sockets import daphne, uvicorn
-from config.sockets.base import ClientGone, Connection, Disconnected, text_frame
+from realtime.sockets import daphne, uvicorn
+from realtime.sockets.base import ClientGone, Connection, Disconnected, text_frame
 
 __all__ = ["ClientGone", "Connection", "Disconnected", "connection", "text_frame"]
 

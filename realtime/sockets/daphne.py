@@ -18,7 +18,7 @@ import logging
 
 from django.conf import settings
 
-from config.sockets.base import Adapter, Connection
+from realtime.sockets.base import Adapter, Connection
 
 log = logging.getLogger("parley.ws")
 

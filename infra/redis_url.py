@@ -5,7 +5,7 @@
 - ``redis+sentinel://[:password@]host1:26379,host2:26379,host3:26379/mymaster/0``: ask the
   sentinels (any number, comma-separated) for the current primary of the service ``mymaster``,
   database 0 (the default). The password, if any, is the primary's; the sentinels are asked
-  without one. After a failover every client follows the new primary (config/redis_client.py,
+  without one. After a failover every client follows the new primary (infra/redis_client.py,
   and channels-redis' own Sentinel support for the channel layer).
 
 Pure parsing, no Django: the settings use it to build the channel layer's host.
