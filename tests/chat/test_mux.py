@@ -12,11 +12,13 @@ import uuid
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from django.test import override_settings
 
 from chat import actions
 from chat.models import Message, Room
 from config.settings.base import PARLEY
+from tests.chat.test_consumers import insert_without_publishing
 from tests.support.ws import open_path, open_socket
 
 pytestmark = [
@@ -309,4 +311,28 @@ async def test_the_frame_rate_applies_to_the_socket_as_a_whole(alice, bob):
         assert refused["room"] is None and refused["retry_after"] >= 1
     await post(rooms[0], alice, "still followed")  # the refused unsubscribe changed nothing
     assert (await sock.recv())["room"] == rooms[0].slug
+    await sock.disconnect()
+
+
+async def test_a_redis_reconnect_catches_each_room_up_from_the_database(alice, bob):
+    """What Redis carried while it was away is lost to the live layer: each subscription
+    replays its own room from the database, tagged with it, and ends with its sync.done."""
+    rooms = await make_rooms(alice, bob, 3)
+    sock = await following(bob, rooms)
+    for count, room in enumerate(rooms, start=1):
+        await insert_without_publishing(room, alice, count)  # "published while Redis was away"
+    get_channel_layer()._get_layer().announce_reconnect()
+    follower = Follower()
+    done: set[str] = set()
+    while len(done) < len(rooms):
+        frame = await sock.recv()
+        follower.take(frame)
+        if frame["type"] == "sync.done":
+            done.add(frame["room"])
+    for count, room in enumerate(rooms, start=1):
+        assert follower.seqs[room.slug] == list(range(1, count + 1))
+        assert follower.position[room.slug] == (count, count)
+    await post(rooms[0], alice, "live again")
+    frame = await sock.recv()
+    assert frame["room"] == rooms[0].slug and frame["change"] == 2 and "replay" not in frame
     await sock.disconnect()
