@@ -110,6 +110,7 @@ class Subscription(RoomStream):
 
 class MuxConsumer(ListeningConsumer):
     errors_in_a_row = 0
+    access_events = 0  # access changes the gate handed over (a subscribe checks none was missed)
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -147,6 +148,7 @@ class MuxConsumer(ListeningConsumer):
         if definitive:
             self._lose(access.CLOSE_CREDENTIALS)
             return
+        self.access_events += 1
         room_id = message.get("room_id")
         for sub in list(self.subscriptions.values()):
             if room_id is None or sub.room_id == room_id:
@@ -226,6 +228,7 @@ class MuxConsumer(ListeningConsumer):
             detail = f"at most {cap} rooms per socket"
             await self._refuse("too_many_subscriptions", detail, room=slug)
             return
+        seen = self.access_events
         try:
             room = await db(selectors.room_for_user)(user=self.scope["user"], slug=slug)
         except RoomAccessError as exc:
@@ -236,6 +239,8 @@ class MuxConsumer(ListeningConsumer):
         self.errors_in_a_row = 0
         sub = self.subscriptions[slug] = Subscription(self, room)
         self.room_ids.add(room.pk)
+        if self.access_events != seen:  # an access change came while access was read
+            sub.delivery.access_dirty = True  # the replay below re-checks first
         # Listen before reading the database, as the room socket does: an event committed from
         # here on arrives live, or is in the replay, or both (deduplicated).
         await self.layer.listen(sub.group, sub, sub._on_room_event)

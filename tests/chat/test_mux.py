@@ -8,6 +8,7 @@ Frames are checked against docs/asyncapi.yaml (tests.support.ws), so every one c
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 
 import pytest
@@ -15,7 +16,8 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.test import override_settings
 
-from chat import actions
+from chat import actions, selectors
+from chat.consumers.mux import MuxConsumer
 from chat.models import Message, Room
 from config.settings.base import PARLEY
 from tests.chat.test_consumers import insert_without_publishing
@@ -335,4 +337,36 @@ async def test_a_redis_reconnect_catches_each_room_up_from_the_database(alice, b
     await post(rooms[0], alice, "live again")
     frame = await sock.recv()
     assert frame["room"] == rooms[0].slug and frame["change"] == 2 and "replay" not in frame
+    await sock.disconnect()
+
+
+async def test_access_lost_while_a_subscribe_reads_access_is_not_missed(alice, bob, monkeypatch):
+    """The room's access.revoked reaches the socket after its subscribe read access (and before
+    the subscription exists): the subscription's first replay re-checks, and ends it."""
+    rooms = await make_rooms(alice, bob, 1, private=True)
+    handed = threading.Event()
+    original_changed, original_read = MuxConsumer.access_changed, selectors.room_for_user
+
+    def access_changed(self, message, *, definitive):
+        original_changed(self, message, definitive=definitive)
+        handed.set()
+
+    def room_for_user(*, user, slug):
+        room = original_read(user=user, slug=slug)
+        actions.remove_member(remover=alice, room=room, username="bob")
+        assert handed.wait(5)  # the gate handed the event over meanwhile
+        return room
+
+    monkeypatch.setattr(MuxConsumer, "access_changed", access_changed)
+    monkeypatch.setattr(selectors, "room_for_user", room_for_user)
+    sock, _ = await open_path("/ws/", bob)
+    await sock.send({"type": "subscribe", "room": rooms[0].slug})
+    assert await sock.recv() == {
+        "room": rooms[0].slug,
+        "type": "unsubscribed",
+        "code": 4403,
+        "reason": "room no longer readable",
+    }
+    await sock.send({"type": "ping"})
+    assert await sock.recv() == {"room": None, "type": "pong"}
     await sock.disconnect()
