@@ -59,6 +59,7 @@ class Subscribe:
     room: str
     after_seq: int | None = None
     after_change: int | None = None
+    presence: bool = False  # opt in to the room's presence and typing frames
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,7 @@ def mux_frame(frame: dict) -> tuple[str | None, ClientFrame | Subscribe | Unsubs
             room=room,
             after_seq=None if after_seq is None else parse_seq(after_seq),
             after_change=None if after_change is None else parse_seq(after_change),
+            presence=frame.get("presence") is True,
         )
     if kind == "unsubscribe":
         return room, Unsubscribe(room=room)

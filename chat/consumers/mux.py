@@ -13,17 +13,21 @@ group (chat.layers) with its own callback, so a room's events reach only its sub
 Per socket: the frame rate, the user's socket cap, the slow-reader rules (realtime.sending), the
 credential (lost: close 4401) and ``PARLEY["MAX_SUBSCRIPTIONS"]``. Per room: access (lost: that
 subscription ends with ``unsubscribed`` carrying the close code a room socket would get).
-Presence and typing are not offered here (a room socket's ``?presence=1`` is).
+Presence and typing: per subscription, opted in with ``"presence": true`` (a room socket's
+``?presence=1``): the subscription is online in the room and gets its presence and typing frames.
+Unlike a room socket, a subscription records no durable presence events (chat.presence).
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 from django.conf import settings
 
 from chat import access, limits, protocol, selectors
 from chat.consumers.base import ListeningConsumer, chosen_subprotocol
+from chat.consumers.signals import RoomSignals
 from chat.consumers.stream import RoomStream
 from chat.delivery import CATCH_UP, RoomDelivery
 from chat.models import Room
@@ -34,8 +38,11 @@ from infra.db import db
 NOT_FOUND = {4401: "not_authenticated", 4404: "room_not_found"}
 
 
-class Subscription(RoomStream):
-    """One room followed by a multiplexed socket: its RoomStream, with the socket as transport."""
+class Subscription(RoomSignals, RoomStream):
+    """One room followed by a multiplexed socket: its RoomStream, with the socket as transport,
+    and its presence and typing when the subscribe asked for them (RoomSignals)."""
+
+    session: str | None = None  # set when it opted in to presence: its entry among the online
 
     def __init__(self, socket: MuxConsumer, room: Room) -> None:
         self.socket = socket
@@ -58,6 +65,13 @@ class Subscription(RoomStream):
     @property
     def credential(self):
         return self.socket.credential
+
+    @property
+    def layer(self):
+        return self.socket.layer
+
+    def wants_signals(self) -> bool:
+        return self.session is not None
 
     @property
     def client_gone(self) -> bool:
@@ -101,6 +115,11 @@ class Subscription(RoomStream):
         """Stop listening, replaying and posting (the posts in flight are not answered)."""
         self.delivery.stop()
         await self.socket.layer.unlisten(self.group, self)
+        if self.signals:
+            await self.socket.layer.unlisten(self.signals, self)
+        if self.online:
+            await self._go_offline()
+            self.online = False
         for task in (self.catch_up_task, self.acker):
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
@@ -213,8 +232,11 @@ class MuxConsumer(ListeningConsumer):
             await sub._posts_answered()
             sub.delivery.access_dirty = True  # a replay re-checks access first
             await sub._replay((frame.after_seq, frame.after_change), announce=True)
+        elif sub.signals is not None:
+            await sub._typing()
         else:
-            await self._refuse("unsupported", "typing is not offered on /ws/", room=room)
+            detail = "typing needs a subscription with presence"
+            await self._refuse("unsupported", detail, room=room)
 
     async def _subscribe(self, frame: protocol.Subscribe) -> None:
         """Follow a room: listen on its group, then replay from the position asked for (as a
@@ -245,6 +267,9 @@ class MuxConsumer(ListeningConsumer):
         # here on arrives live, or is in the replay, or both (deduplicated).
         await self.layer.listen(sub.group, sub, sub._on_room_event)
         await sub._replay((frame.after_seq, frame.after_change), announce=True)
+        if frame.presence and not sub.delivery.stopped:
+            sub.session = uuid.uuid4().hex
+            await sub._go_online()
 
     async def _all_posts_answered(self) -> None:
         for sub in list(self.subscriptions.values()):

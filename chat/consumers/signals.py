@@ -14,15 +14,20 @@ from contract import events
 
 
 class RoomSignals:
-    """Mixin of the room consumer (chat.consumers.room): presence on connect and disconnect,
-    typing signals (throttled), and the signals group for sockets that opted in."""
+    """Mixin of the room consumer (chat.consumers.room) and of a ``/ws/`` subscription that
+    opted in (chat.consumers.mux): presence on connect and disconnect, typing signals
+    (throttled), and the signals group for sockets that opted in."""
 
     signals: str | None = None  # the room's presence/typing group, if the socket opted in
     online = False  # the process' presence refresher keeps this socket's entry alive
     last_typing = 0.0
 
+    def wants_signals(self) -> bool:
+        """Whether the socket opted in to presence and typing frames (``?presence=1``)."""
+        return query_value(self.scope, "presence") in ("1", "true")
+
     async def _go_online(self) -> None:
-        if query_value(self.scope, "presence") in ("1", "true"):
+        if self.wants_signals():
             self.signals = online.signals_group(self.room_id)
             await self.layer.listen(self.signals, self, self._on_signal)
         username = self.scope["user"].get_username()

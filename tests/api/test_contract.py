@@ -251,9 +251,18 @@ async def test_every_documented_frame_is_exercised_and_matches(lobby, alice, bob
     # /ws/: the room socket's frames, each tagged with its room, and the socket's own.
     mux, ready = await open_path("/ws/", bob)
     assert ready["type"] == "ready"
-    await mux.send({"type": "subscribe", "room": "lobby", "after_seq": 2, "after_change": 0})
+    await mux.send(
+        {"type": "subscribe", "room": "lobby", "after_seq": 2, "after_change": 0, "presence": True}
+    )
     replayed = {f["type"] for f in await _frames_until(mux, "sync.done")}
     assert {"message.new", "message.edited", "message.deleted"} <= replayed
+    assert (await _until(mux, "presence"))["online"] == ["bob"]
+    alice_mux, _ = await open_path("/ws/", alice)
+    await alice_mux.send({"type": "subscribe", "room": "lobby", "presence": True})
+    await _until(alice_mux, "presence")
+    await alice_mux.send({"type": "typing", "room": "lobby"})
+    assert (await _until(mux, "typing"))["user"] == "alice"
+    await alice_mux.disconnect()
     await mux.send({"type": "message.send", "room": "lobby", "body": "on /ws/"})
     assert (await _until(mux, "message.ack"))["room"] == "lobby"
     await _until(mux, "message.new")

@@ -86,9 +86,9 @@ async def following(user, rooms: list[Room]):
     return sock
 
 
-async def subscribe(sock, room: str, **position: int) -> dict:
+async def subscribe(sock, room: str, **fields: object) -> dict:
     """Subscribe; the room's sync.done (the replay's frames are skipped)."""
-    await sock.send({"type": "subscribe", "room": room, **position})
+    await sock.send({"type": "subscribe", "room": room, **fields})
     return await sock.next(lambda f: f["type"] in ("sync.done", "error") and f["room"] == room)
 
 
@@ -370,3 +370,31 @@ async def test_access_lost_while_a_subscribe_reads_access_is_not_missed(alice, b
     await sock.send({"type": "ping"})
     assert await sock.recv() == {"room": None, "type": "pong"}
     await sock.disconnect()
+
+
+async def test_presence_and_typing_per_subscription_when_asked(alice, bob, lobby):
+    """A subscription with "presence": true is online in its room and gets its presence and
+    typing frames, tagged with the room; one without gets neither."""
+    rooms = await make_rooms(alice, bob, 1)
+    bob_mux = await following(bob, rooms)  # rooms[0] without presence
+    await subscribe(bob_mux, "lobby", presence=True)
+    assert await bob_mux.recv() == {"room": "lobby", "type": "presence", "online": ["bob"]}
+    alice_sock, _ = await open_socket(alice, query="presence=1")
+    seen = await bob_mux.next(lambda f: f["type"] == "presence" and "alice" in f["online"])
+    assert seen["room"] == "lobby"
+    await alice_sock.send({"type": "typing"})
+    assert await bob_mux.next(lambda f: f["type"] == "typing") == {
+        "room": "lobby",
+        "type": "typing",
+        "user": "alice",
+    }
+    await bob_mux.send({"type": "typing", "room": "lobby"})
+    assert (await alice_sock.next(lambda f: f["type"] == "typing"))["user"] == "bob"
+    await bob_mux.send({"type": "typing", "room": rooms[0].slug})
+    assert (await bob_mux.next(lambda f: f["type"] == "error"))["code"] == "unsupported"
+    await bob_mux.send({"type": "unsubscribe", "room": "lobby"})
+    await bob_mux.next(lambda f: f["type"] == "unsubscribed")
+    left = await alice_sock.next(lambda f: f["type"] == "presence" and "bob" not in f["online"])
+    assert left["online"] == ["alice"]
+    await alice_sock.disconnect()
+    await bob_mux.disconnect()
