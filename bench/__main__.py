@@ -28,7 +28,8 @@ if __package__ in (None, ""):  # `python bench/__main__.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import report  # noqa: E402
-from bench.scenarios import QUICK_SCENARIOS, RUNNERS, SCENARIOS, Config, Run  # noqa: E402
+from bench.run import Config, Run  # noqa: E402
+from bench.scenarios import QUICK_SCENARIOS, RUNNERS, SCENARIOS  # noqa: E402
 from bench.stack import ROOT  # noqa: E402
 
 RESULTS_DIR = ROOT / "bench" / "results"
