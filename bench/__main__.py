@@ -1,8 +1,8 @@
 """Parley's benchmarks: push against polling and against the raw WebSocket limit.
 
     .venv/bin/python -m bench streams   (events/s one Redis Stream carries: bench/streams.py)
-    .venv/bin/python -m bench [--quick] [--scenarios fanout,throughput,idle,scaleout,catchup]
-                              [--servers daphne,uvicorn]
+    .venv/bin/python -m bench [--quick] [--servers daphne,uvicorn] [--databases sqlite,postgres]
+        [--scenarios fanout,throughput,idle,scaleout,catchup,connect_storm,reconnect_wave]
 
 (`make bench`, `make bench-quick`.) Starts Parley the documented way (daphne, and uvicorn as the
 measured option; a private Redis and database, the relay and the subscribers' workers; see
@@ -44,10 +44,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--fanout-sizes", help="comma-separated listener counts, e.g. 1000")
     parser.add_argument("--fanout-seconds", type=float)
-    parser.add_argument("--databases", help="throughput databases: sqlite,postgres")
+    parser.add_argument(
+        "--databases",
+        help="databases of throughput (default sqlite,postgres; --quick: sqlite) and of the "
+        "storms (default sqlite): sqlite,postgres",
+    )
     parser.add_argument("--idle-clients", type=int)
     parser.add_argument("--scaleout-listeners", type=int)
     parser.add_argument("--catchup-events", type=int)
+    parser.add_argument("--storm-sockets", type=int, help="connect_storm, reconnect_wave")
     parser.add_argument("--client-procs", type=int, help="client processes per load (4)")
     parser.add_argument(
         "--servers",
@@ -85,9 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         fanout_sizes=args.fanout_sizes,
         fanout_seconds=args.fanout_seconds,
         throughput_databases=args.databases,
+        storm_databases=args.databases,
         idle_clients=args.idle_clients,
         scaleout_listeners=args.scaleout_listeners,
         catchup_events=args.catchup_events,
+        storm_sockets=args.storm_sockets,
         client_procs=args.client_procs,
         servers=args.servers,
     )
@@ -129,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     json_path = out_dir / "report.json"
     report.write_json(json_path, data)
     png = report.plot(rows, out_dir / "latency.png")
+    storm_png = report.plot_storms(rows, out_dir / "storms.png")
 
     print()
     for name, scenario_rows in results.items():
@@ -142,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{log_problems['count']} warning/error lines in the server logs, first ones:")
         for line in log_problems["first"][:10]:
             print(f"    {line[:220]}")
-    print(f"\nJSON: {json_path}" + (f"\nplot: {png}" if png else ""))
+    plots = [str(p) for p in (png, storm_png) if p]
+    print(f"\nJSON: {json_path}" + (f"\nplots: {', '.join(plots)}" if plots else ""))
     print(f"total {time.monotonic() - started:.0f}s")
     if any("error" in r for r in rows) or len(results) < len(args.scenarios):
         return 1

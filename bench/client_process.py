@@ -1,4 +1,4 @@
-"""The entry point of a client process (started by bench/load.py): one
+"""The entry point of a client process (started by bench/load.py and bench/storm_load.py): one
 asyncio loop running one kind of client, its results put on the parent's queues."""
 
 from __future__ import annotations
@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import signal
 
-from bench import clients, pollers
+from bench import clients, pollers, resumers
 
 RUNNERS = {
     "listeners": clients.listeners,
     "sender": clients.sender,
     "pollers": pollers.pollers,
+    "resumers": resumers.resumers,
 }
 
 

@@ -1,7 +1,8 @@
 """Load generation: WebSocket listeners and senders, and what every kind of client shares.
 
 Each client process (bench/client_process.py) runs one asyncio loop with many clients (stdlib +
-websockets only, no Django): the listeners and senders here, or REST pollers (bench/pollers.py).
+websockets only, no Django): the listeners and senders here, REST pollers (bench/pollers.py) or
+listeners that reconnect and resume (bench/resumers.py).
 Every message body carries the sender's wall-clock send time ``{"t": time.time_ns(), "i": n}``;
 every client records each message it receives (seq, receive time) and checks its own stream
 (received, lost, duplicated, out of order) against the seq range the senders had confirmed.
@@ -23,6 +24,7 @@ import time
 import uuid
 from array import array
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +61,7 @@ class Control:
     sent_done: Any
     finish: Any
     abort: Any
+    phase: Any  # storms (bench/storm_load.py): the storm starts, or the wave drops every socket
     base: Any  # seq before the first message
     last: Any  # seq of the last confirmed message
 
@@ -70,6 +73,7 @@ class Control:
             sent_done=ctx.Event(),
             finish=ctx.Event(),
             abort=ctx.Event(),
+            phase=ctx.Event(),
             base=ctx.Value("q", 0),
             last=ctx.Value("q", 0),
         )
@@ -185,8 +189,11 @@ async def wait_flag(flag: Any, abort: Any, timeout: float) -> bool:
     return True
 
 
-async def drain(logs: list[StreamLog], activity: Activity, ctl: Control, opts: ClientOpts):
-    """Return once every client has every confirmed message, or on a time limit."""
+async def drain(
+    complete: Callable[[], bool], activity: Activity, ctl: Control, opts: ClientOpts
+) -> None:
+    """Return once the senders are done and ``complete()`` (every client has every confirmed
+    message), or on a time limit (also: no frame for ``idle_timeout``)."""
     deadline = time.monotonic() + opts.seconds + 2 * opts.confirm_timeout + opts.drain_timeout
     drain_deadline = None
     while not ctl.abort.is_set() and time.monotonic() < deadline:
@@ -197,11 +204,20 @@ async def drain(logs: list[StreamLog], activity: Activity, ctl: Control, opts: C
         if drain_deadline is None:
             drain_deadline = now + opts.drain_timeout
             activity.last_frame = max(activity.last_frame, now)
-        want = ctl.last.value - ctl.base.value
-        if all(log.closed is not None or len(log.seen) >= want for log in logs):
+        if complete():
             return
         if now > drain_deadline or now - activity.last_frame > opts.idle_timeout:
             return
+
+
+def all_confirmed(logs: list[StreamLog], ctl: Control) -> Callable[[], bool]:
+    """``drain``'s test for clients counted against the senders' whole seq range."""
+
+    def complete() -> bool:
+        want = ctl.last.value - ctl.base.value
+        return all(log.closed is not None or len(log.seen) >= want for log in logs)
+
+    return complete
 
 
 def summarize_logs(logs: list[StreamLog], lo: int, hi: int) -> tuple[dict[str, Any], bytes]:
@@ -253,7 +269,8 @@ async def listeners(index, spec, ctl: Control, ready_q, result_q, opts: ClientOp
         if not await wait_flag(ctl.go, ctl.abort, opts.ready_timeout):
             return
         cpu0 = time.process_time()
-        await drain([log for _, log in live], activity, ctl, opts)
+        logs = [log for _, log in live]
+        await drain(all_confirmed(logs, ctl), activity, ctl, opts)
         cpu = time.process_time() - cpu0
         if ctl.abort.is_set():
             return

@@ -60,19 +60,29 @@ def settle(processes: dict[str, int], limit: float = 30.0, busy: float = 0.1) ->
     return round(time.monotonic() - started, 2)
 
 
-def client_processes(ctx, kinds: list[tuple[str, list[dict]]], args: tuple) -> list:
-    """One (not yet started) client process per spec, for each (kind, specs) of ``kinds``;
-    ``args``: the shared (control, ready queue, result queue, options)."""
-    return [
+def start_clients(kinds: list[tuple[str, list[dict]]], opts: ClientOpts) -> tuple:
+    """Start one client process per spec, for each (kind, specs) of ``kinds``; returns the
+    shared (control, ready queue, result queue) and the processes (for ``stop_clients``)."""
+    ctx = mp.get_context("spawn")
+    ctl = Control.create(ctx)
+    ready_q, result_q = ctx.Queue(), ctx.Queue()
+    procs = [
         ctx.Process(
             target=client_main,
-            args=(kind, i, spec, *args),
+            args=(kind, i, spec, ctl, ready_q, result_q, opts),
             name=f"{kind}-{i}",
             daemon=True,
         )
         for kind, specs in kinds
         for i, spec in enumerate(specs)
     ]
+    try:
+        for proc in procs:
+            proc.start()
+    except BaseException:
+        stop_clients(procs, ctl)
+        raise
+    return ctl, ready_q, result_q, procs
 
 
 def stop_clients(procs: list, ctl: Control) -> None:
@@ -107,15 +117,10 @@ def wait_ready(procs: list, ready_q, timeout: float) -> tuple[Counter[str], Coun
 def run_load(plan: LoadPlan, processes: dict[str, int], opts: ClientOpts) -> dict[str, Any]:
     """Run one load; measure the server processes from ``go`` until every client drained."""
     settle_s = settle(processes)
-    ctx = mp.get_context("spawn")
-    ctl = Control.create(ctx)
-    ready_q, result_q = ctx.Queue(), ctx.Queue()
+    started = time.monotonic()
     kinds = [("listeners", plan.listeners), ("pollers", plan.pollers), ("sender", plan.senders)]
-    procs = client_processes(ctx, kinds, (ctl, ready_q, result_q, opts))
+    ctl, ready_q, result_q, procs = start_clients(kinds, opts)
     try:
-        started = time.monotonic()
-        for proc in procs:
-            proc.start()
         connected, failures = wait_ready(procs, ready_q, opts.ready_timeout)
         ctl.ready.set()
         connect_s = time.monotonic() - started
@@ -175,29 +180,37 @@ def run_load(plan: LoadPlan, processes: dict[str, int], opts: ClientOpts) -> dic
         mine = [p for k, p in parts if k == kind]
         if not mine:
             continue
-        total: Counter[str] = Counter()
-        for p in mine:
-            total.update({k: v for k, v in p.items() if isinstance(v, int) and k != "requests"})
         n = sum(p["connected"] for p in mine)
         out[kind] = {
+            **merge_deliveries(mine),
             "clients": sum(s["count"] for s in getattr(plan, kind)),
-            "connected": n,
             "expected": n * messages,
-            "received": total["received"],
-            "lost": total["lost"],
-            "duplicates": total["duplicates"],
-            "out_of_order": total["out_of_order"],
-            "unexpected_seqs": total["extra"],
-            "clients_with_gaps": total["clients_with_gaps"],
-            "closed_by_server": merge(p["closed_by_server"] for p in mine),
-            "other_frames": merge(p["other_frames"] for p in mine),
             "latency_ms": latency_summary(latencies[kind]),
-            "client_cpu_s": round(sum(p["cpu_s"] for p in mine), 3),
         }
         if kind == "pollers":
             out[kind]["requests"] = sum(p["requests"] for p in mine)
             out[kind]["request_ms_p50_by_process"] = [p["request_ms"]["p50"] for p in mine]
     return out
+
+
+def merge_deliveries(parts: list[dict]) -> dict[str, Any]:
+    """The client processes' delivery figures (bench/clients.py's ``summarize_logs`` parts)
+    added up."""
+    total: Counter[str] = Counter()
+    for part in parts:
+        total.update({k: v for k, v in part.items() if isinstance(v, int) and k != "requests"})
+    return {
+        "connected": total["connected"],
+        "received": total["received"],
+        "lost": total["lost"],
+        "duplicates": total["duplicates"],
+        "out_of_order": total["out_of_order"],
+        "unexpected_seqs": total["extra"],
+        "clients_with_gaps": total["clients_with_gaps"],
+        "closed_by_server": merge(p["closed_by_server"] for p in parts),
+        "other_frames": merge(p["other_frames"] for p in parts),
+        "client_cpu_s": round(sum(p["cpu_s"] for p in parts), 3),
+    }
 
 
 def merge(dicts) -> dict[str, int]:

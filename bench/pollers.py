@@ -17,6 +17,7 @@ from bench.clients import (
     ClientOpts,
     Control,
     StreamLog,
+    all_confirmed,
     describe,
     drain,
     summarize_logs,
@@ -153,7 +154,7 @@ async def pollers(index, spec, ctl: Control, ready_q, result_q, opts: ClientOpts
         if not await wait_flag(ctl.go, ctl.abort, opts.ready_timeout):
             return
         cpu0 = time.process_time()
-        await drain([logs[i] for i in live], activity, ctl, opts)
+        await drain(all_confirmed([logs[i] for i in live], ctl), activity, ctl, opts)
         stop.set()
         await asyncio.wait(tasks, timeout=opts.connect_timeout)
         cpu = time.process_time() - cpu0

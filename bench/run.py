@@ -3,6 +3,7 @@ and the helpers every scenario module shares to describe a load and report a row
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,45 +29,46 @@ class Config:
     trickle_seconds: float
     scaleout_listeners: int
     catchup_events: int
+    storm_sockets: int  # connect_storm and reconnect_wave
+    storm_seconds: float  # connect_storm: how long the sender posts (from before the storm)
+    wave_seconds: float  # reconnect_wave: how long the sender posts (from before the wave)
     client_procs: int = 4
     fanout_rate: float = 20.0
     throughput_senders: int = 10
     throughput_listeners: int = 10
+    storm_databases: list[str] = field(default_factory=lambda: ["sqlite"])
+    storm_rate: float = 10.0  # connect_storm's sender, msg/s
+    storm_lead: float = 1.0  # the sender posts alone this long before the storm (CPU baseline)
+    wave_rate: float = 20.0  # reconnect_wave's sender, msg/s
+    wave_lead: float = 2.0  # the sender posts to the connected listeners this long first
     servers: list[str] = field(default_factory=lambda: ["daphne", "uvicorn"])
 
     @classmethod
     def make(cls, quick: bool, **overrides: Any) -> Config:
-        if quick:
-            cfg = cls(
-                quick=True,
-                fanout_sizes=[10, 100, 500],
-                fanout_seconds=3,
-                throughput_seconds=4,
-                throughput_databases=["sqlite"],
-                idle_clients=200,
-                idle_seconds=6,
-                trickle_seconds=3,
-                scaleout_listeners=200,
-                catchup_events=2_000,
-                servers=["daphne"],  # the default server only: both would pass two minutes
-            )
-        else:
-            cfg = cls(
-                quick=False,
-                fanout_sizes=[10, 100, 500, 1000],
-                fanout_seconds=10,
-                throughput_seconds=10,
-                throughput_databases=["sqlite", "postgres"],
-                idle_clients=1000,
-                idle_seconds=30,
-                trickle_seconds=10,
-                scaleout_listeners=1000,
-                catchup_events=100_000,
-            )
+        sizes = {name: copy.copy(both[0 if quick else 1]) for name, both in SIZES.items()}
+        cfg = cls(quick=quick, **sizes)
         for key, value in overrides.items():
             if value is not None:
                 setattr(cfg, key, value)
         return cfg
+
+
+# Config fields by run size: (--quick, full).
+SIZES: dict[str, tuple[Any, Any]] = {
+    "fanout_sizes": ([10, 100, 500], [10, 100, 500, 1000]),
+    "fanout_seconds": (3, 10),
+    "throughput_seconds": (4, 10),
+    "throughput_databases": (["sqlite"], ["sqlite", "postgres"]),
+    "idle_clients": (200, 1000),
+    "idle_seconds": (6, 30),
+    "trickle_seconds": (3, 10),
+    "scaleout_listeners": (200, 1000),
+    "catchup_events": (2_000, 100_000),
+    "storm_sockets": (200, 1000),
+    "storm_seconds": (7, 17),
+    "wave_seconds": (7, 15),
+    "servers": (["daphne"], ["daphne", "uvicorn"]),  # --quick: the default server only
+}
 
 
 @dataclass

@@ -8,6 +8,9 @@ report: Parley and the raw reference.
 4. scaleout        fan-out with the listeners split over two server processes
 5. catchup         events queued while the analytics subscriber is stopped, then drained
                    (bench/catchup.py)
+6. connect_storm   N sockets connecting at once while a sender posts (bench/storms.py)
+7. reconnect_wave  N connected listeners dropped at once, reconnecting with back-off and resume
+                   while a sender posts (bench/storms.py)
 
 Parley's rows are measured on each ASGI server of ``--servers`` (daphne, the default server,
 and uvicorn, the option); the raw reference runs once per measurement.
@@ -18,13 +21,21 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bench import catchup
+from bench import catchup, storms
 from bench.load import LoadPlan, run_load
 from bench.measure import CpuWindow, rss_mib
 from bench.run import Run, client_opts, listener_plan, make_row, safe, target_label
 from bench.stack import RawStack
 
-SCENARIOS = ("fanout", "throughput", "idle", "scaleout", "catchup")
+SCENARIOS = (
+    "fanout",
+    "throughput",
+    "idle",
+    "scaleout",
+    "catchup",
+    "connect_storm",
+    "reconnect_wave",
+)
 QUICK_SCENARIOS = tuple(s for s in SCENARIOS if s != "scaleout")  # --quick without --scenarios
 
 
@@ -208,4 +219,6 @@ RUNNERS = {
     "idle": idle,
     "scaleout": scaleout,
     "catchup": catchup.catchup,
+    "connect_storm": storms.connect_storm,
+    "reconnect_wave": storms.reconnect_wave,
 }
