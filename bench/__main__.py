@@ -1,6 +1,7 @@
 """Parley's benchmarks: push against polling and against the raw WebSocket limit.
 
     .venv/bin/python -m bench streams   (events/s one Redis Stream carries: bench/streams.py)
+    .venv/bin/python -m bench connect-profile   (where a connect's CPU goes: connect_profile.py)
     .venv/bin/python -m bench [--quick] [--servers daphne,uvicorn] [--databases sqlite,postgres]
         [--scenarios fanout,throughput,idle,scaleout,catchup,connect_storm,reconnect_wave]
 
@@ -84,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import streams
 
         return streams.main(argv[1:])
+    if argv[:1] == ["connect-profile"]:  # where a connect's CPU goes (bench/connect_profile.py)
+        from bench import connect_profile
+
+        return connect_profile.main(argv[1:])
     args = parse_args(argv)
     cfg = Config.make(
         args.quick,

@@ -28,9 +28,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from bench.clients import ClientOpts
 from bench.load import split
 from bench.measure import delivered_between, latency_summary, windowed
-from bench.run import Run, client_opts, make_row, safe, target_label
+from bench.run import Config, Run, client_opts, make_row, safe, target_label
 from bench.stack import RawStack
 from bench.storm_load import Samples, StormPlan, run_storm
 
@@ -58,45 +59,53 @@ def _scenario(run: Run, scenario: str) -> list[dict]:
 
 def _once(run: Run, scenario: str, server: str, database: str | None) -> dict:
     cfg = run.cfg
-    n = cfg.storm_sockets
     storm = scenario == "connect_storm"
+    if server == "raw":
+        target = "raw"
+        print(f"  {scenario}: raw, {cfg.storm_sockets} sockets ...", flush=True)
+        with RawStack(run.out_dir) as raw:
+            plan, opts = storm_plan(raw, cfg, "", storm)
+            result = run_storm(plan, raw.processes, opts)
+    else:
+        target = f"{target_label(server)} {database}"
+        print(f"  {scenario}: {target}, {cfg.storm_sockets} sockets ...", flush=True)
+        stack = run.parley(database or "sqlite", server)
+        plan, opts = storm_plan(stack, cfg, scenario.replace("_", "-"), storm)
+        result = run_storm(plan, stack.processes, opts)
+    extra = {"server": server, "database": database, "sockets": cfg.storm_sockets}
+    return make_row(scenario, target, figures(result, storm=storm), rate=opts.rate, **extra)
+
+
+def storm_plan(stack, cfg: Config, slug: str, storm: bool) -> tuple[StormPlan, ClientOpts]:
+    """A storm's (or a wave's) load and client options. On Parley: the public room ``slug``
+    (made here) and one new user per socket; raw (``RawStack``): no users, no resume."""
+    n = cfg.storm_sockets
     rate, seconds, lead = (
         (cfg.storm_rate, cfg.storm_seconds, cfg.storm_lead)
         if storm
         else (cfg.wave_rate, cfg.wave_seconds, cfg.wave_lead)
     )
-    opts = client_opts(seconds, rate=rate, ready_timeout=180)
-    mode = "storm" if storm else "wave"
-    if server == "raw":
-        target = "raw"
-        print(f"  {scenario}: raw, {n} sockets ...", flush=True)
-        with RawStack(run.out_dir) as raw:
-            plan = _plan(raw.ws_url(""), [None], None, n, cfg.client_procs, mode, lead)
-            result = run_storm(plan, raw.processes, opts)
+    url = stack.ws_url(slug)
+    if isinstance(stack, RawStack):
+        tokens, sender = [None], {"url": url, "token": None}
     else:
-        target = f"{target_label(server)} {database}"
-        print(f"  {scenario}: {target}, {n} sockets ...", flush=True)
-        stack = run.parley(database or "sqlite", server)
-        slug = scenario.replace("_", "-")
         stack.create_room(slug, stack.tokens[:1])  # public: every user may listen
         tokens = stack.create_socket_users(n, prefix=slug)
-        sender = {"url": stack.ws_url(slug), "token": stack.tokens[0]}
-        plan = _plan(stack.ws_url(slug), tokens, sender, n, cfg.client_procs, mode, lead)
-        result = run_storm(plan, stack.processes, opts)
-    extra = {"server": server, "database": database, "sockets": n, "rate": rate}
-    return make_row(scenario, target, figures(result, storm=storm), **extra)
-
-
-def _plan(url: str, tokens: list, sender: dict | None, n: int, procs: int, mode: str, lead: float):
+        sender = {"url": url, "token": stack.tokens[0]}
     listeners = []
-    start = 0
-    for count in split(n, procs):
-        mine = tokens[start : start + count] or tokens  # raw: [None] for everyone
+    for i, count in enumerate(split(n, cfg.client_procs)):
+        start = sum(split(n, cfg.client_procs)[:i])
         listeners.append(
-            {"count": count, "url": url, "tokens": mine, "resume": sender is not None, "mode": mode}
+            {
+                "count": count,
+                "url": url,
+                "tokens": tokens[start : start + count] or tokens,  # raw: [None] for all
+                "resume": not isinstance(stack, RawStack),
+                "mode": "storm" if storm else "wave",
+            }
         )
-        start += count
-    return StormPlan(listeners=listeners, sender=sender or {"url": url, "token": None}, lead=lead)
+    plan = StormPlan(listeners=listeners, sender=sender, lead=lead)
+    return plan, client_opts(seconds, rate=rate, ready_timeout=180)
 
 
 def figures(result: dict[str, Any], *, storm: bool) -> dict[str, Any]:

@@ -236,3 +236,34 @@ def test_storm_tables_and_summary():
         False,
     ]
     assert rows["uvicorn sqlite: reconnect wave p99 in the wave / raw p99"]["met"] is None
+
+
+def test_connect_profile_sorts_samples_into_steps_and_scales_them_to_thread_cpu(tmp_path):
+    from bench.connect_profile import classify, table, tally
+
+    loop = "thread (100): MainThread;main (config/daphne_server.py:1)"
+    consumer = f"{loop};Application.__call__ (config/application.py:79)"
+    db = "thread (101): parley-db_0;_worker (concurrent/futures/thread.py:83)"
+    profile = tmp_path / "p.txt"
+    profile.write_text(
+        f"{loop};HTTPChannel.dataReceived (twisted/web/http.py:2358) 30\n"
+        f"{consumer};_go_online (chat/consumers.py:343);enter (chat/online.py:81) 10\n"
+        f"{loop};_Shard._do_receiving (chat/layers.py:151) 60\n"
+        f"{db};token_for (accounts/tokens.py:92) 25\n"
+        f"{db};record_connection (chat/presence.py:124);flush_after_commit (x.py:1) 75\n"
+    )
+    assert classify(f"{db};room_for_user (chat/selectors.py:31)") == (
+        "room and membership read",
+        True,
+    )
+    samples = tally([profile], main_tid=100)
+    assert samples[("fan-out of live messages", "loop")] == 60
+    # 10 connects; the loop thread used 1 CPU-s over 100 samples, the db threads 2 over 100
+    rows = {r["step"]: r for r in table(samples, {"loop": 1.0, "db": 2.0}, connects=10)}
+    assert rows["token lookup, last_used_at UPDATE"]["db_ms"] == 50.0  # 25% of 2 s / 10
+    assert rows["relay publish of user.connected (on commit)"]["ms"] == 150.0
+    handshake = rows["handshake and event loop (server, Twisted, autobahn, asyncio)"]
+    assert handshake["loop_ms"] == 30.0 and handshake["connect"]
+    fan_out = rows["fan-out of live messages"]
+    assert fan_out["ms"] == 60.0 and fan_out["percent"] is None and not fan_out["connect"]
+    assert sum(r["percent"] for r in rows.values() if r["connect"]) == 100.0
