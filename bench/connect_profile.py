@@ -8,11 +8,11 @@ sender) on one stack while ``py-spy record --gil`` samples the ASGI server (the 
 the GIL, 200 Hz) and /proc counts the CPU of each of its threads. Each sample goes to the first
 step of ``STEPS`` whose pattern its stack matches; a step's milliseconds per connect are its
 share of its thread group's samples (the event loop's, or the database threads') times that
-group's measured CPU, over the connects. GIL samples miss what runs without the GIL (SQLite's
-own work, in the database threads): scaling by the threads' CPU spreads it over their steps in
-proportion. Steps that are not the connect's own (the sender's posts, their fan-out, the
-previous round's disconnects, periodic work) are listed apart. The other processes' CPU
-(relay, workers, Redis) comes from the storm's phase window.
+group's measured CPU, over the connects (in a wave: the first connects and the reconnects).
+GIL samples miss what runs without the GIL (SQLite's own work, in the database threads):
+scaling by the threads' CPU spreads it over their steps in proportion. Steps that are not the
+connect's own (the sender's posts, their fan-out, disconnects, periodic work) are listed apart.
+The other processes' CPU (relay, workers, Redis) comes from the storm's phase window.
 
 Prints a table; writes ``profile-<mode>.json`` and the raw profiles under
 bench/results/<time>-profile/. A machine busy with other work inflates the event loop's
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             for tid, seconds in after.items():
                 cpu["loop" if tid == pid else "db"] += seconds - before.get(tid, 0.0)
             found = figures(result, storm=args.mode == "storm")
-            connects += found["connects_in_phase"]
+            connects += found["listeners"]["connects"]  # a wave's first connects too
             for name, seconds in found["windows"]["phase"]["cpu_by_process_s"].items():
                 if name != server:
                     others[name] += seconds
