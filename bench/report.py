@@ -102,6 +102,12 @@ def _head(key: str, digits: int = 1) -> Callable[[Row], str]:
     return lambda r: fmt((r.get("headline_ms") or {}).get(key), digits)
 
 
+def _ready(r: Row) -> str:
+    """When half and 95% of the listeners were ready, s after the storm (or the drop)."""
+    ready = r.get("ready_after_s") or {}
+    return f"{fmt(ready.get('p50'), 2)}/{fmt(ready.get('p95'), 2)}"
+
+
 def _by_window(r: Row) -> str:
     """p99 per window (from-to s: ms), e.g. "0-1:350 1-2:40 ..."."""
     cells = []
@@ -125,6 +131,7 @@ def _storm_columns(did: str, when: str, origin: str, extra: list) -> list:
         ("sockets", _r("sockets")),
         ("ready", _p("connected")),
         (f"{did} s", _r("phase_seconds", 2)),
+        ("ready s p50/p95", _ready),
         (f"CPU ms/{did}", _r("cpu_ms_per_connect", 2)),
         ("msgs", _r("messages")),
         *DELIVERY[:5],  # expected ... out of order

@@ -325,6 +325,7 @@ async def resumers(index, spec, ctl: Control, ready_q, result_q, opts: ClientOpt
                 {
                     "phase_at": phase_at if spec["mode"] == "wave" else min(tries, default=None),
                     "last_ready_at": max(ready_at, default=None),
+                    "ready_ats": ready_at,
                     "ready": len(ready_at),
                 },
             )

@@ -123,6 +123,14 @@ def figures(result: dict[str, Any], *, storm: bool) -> dict[str, Any]:
     out = {
         **result,
         "phase_seconds": round(end - origin, 3) if end else None,  # connects' wall time
+        # when each listener was ready (its sync.done), s after the storm or the drop
+        "ready_after_s": {
+            k: v if v is None else round(v / 1000, 3)
+            for k, v in latency_summary(
+                (t - origin) * 1000 for r in reports for t in r.get("ready_ats", [])
+            ).items()
+            if k != "samples"
+        },
         "connects_in_phase": connects,
         **_connect_cpu(windows, samples, connects),
         "latency_by_window": windowed(samples.sent, samples.lat, origin, edges),

@@ -129,7 +129,9 @@ def test_storm_figures_take_the_baseline_off_the_connects_cpu():
     lat = array("d", [100.0, 600.0, 5.0] + [10.0] * 100)
     result = {
         "connected_before": 0,
-        "reports": [{"phase_at": 101.0, "last_ready_at": 102.0, "ready": 2}],
+        "reports": [
+            {"phase_at": 101.0, "last_ready_at": 102.0, "ready": 2, "ready_ats": [101.5, 102.0]}
+        ],
         "windows": {
             "lead": _window(100.0, 1.0, 0.1),
             "phase": _window(101.0, 2.0, 1.2),  # with the tail; 3 deliveries in it
@@ -140,6 +142,7 @@ def test_storm_figures_take_the_baseline_off_the_connects_cpu():
     }
     out = figures(result, storm=True)
     assert out["phase_seconds"] == 1.0 and out["connects_in_phase"] == 2
+    assert out["ready_after_s"] == {"p50": 0.5, "p95": 1.0, "p99": 1.0, "max": 1.0}
     assert out["cpu_us_per_delivery_after"] == 3000.0
     # 1.2 CPU-s less 0.2 (the sender alone for 2 s) less 3 deliveries x 3 ms = 0.991 s
     assert out["connect_cpu_s"] == 0.991 and out["cpu_ms_per_connect"] == 495.5
