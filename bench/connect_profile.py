@@ -39,10 +39,13 @@ from bench.storms import figures, storm_plan
 
 PY_SPY = Path(sys.executable).with_name("py-spy")
 
+# A frame of Parley's own code (its packages).
+_PROJECT = r"\((chat|config|accounts|ops|realtime|web|contract|infra|database|broker|analytics)/"
+
 # (step, part of the connect?, pattern on the sample's stack): the first match wins.
 STEPS: list[tuple[str, bool, str]] = [
     ("posting (the sender's messages)", False, r"chat/batching\.py|post_messages"),
-    ("fan-out of live messages", False, r"_do_receiving|_fan_out|_on_room_event"),
+    ("fan-out of live messages", False, r"chat/hub\.py|_fan_out|_on_room_event"),
     ("presence refresher (periodic)", False, r"_Refresher"),
     ("disconnects", False, r"websocket_disconnect|release_socket|socket_closed|_go_offline"),
     ("daphne's per-second checks of every connection", False, r"application_checker|timeout_ch"),
@@ -59,16 +62,18 @@ STEPS: list[tuple[str, bool, str]] = [
     ("access gate registration", True, r"_enter_gate"),
     ("online set, presence signal (Redis)", True, r"_go_online"),
     ("sync.done and accept frames", True, r"sync_done|\baccept \("),
-    ("consumer: other connect steps", True, r"RoomConsumer\.|ListeningConsumer\."),
+    ("consumer: other connect steps", True, r"RoomConsumer\.|ListeningConsumer\.|chat/delivery"),
     ("ASGI entry: origin check, routing, scope", True, r"Application\.__call__"),
     ("database thread hand-off (no query)", True, r"^thread \(\d+\): parley-db"),
-    ("unmatched project code (update STEPS)", True, r"\((chat|config|accounts|ops)/"),
+    ("unmatched project code (update STEPS)", True, _PROJECT),
     ("handshake and event loop (server, Twisted, autobahn, asyncio)", True, r"."),
 ]
 
 
 # The servers' own entry points and HTTP hooks, on every stack of theirs: not the connect's steps.
-_SERVER_FRAMES = re.compile(r"[^;]*\(config/(daphne_server|uvicorn_server|uvicorn_http)\.py:\d+\)")
+_SERVER_FRAMES = re.compile(
+    r"[^;]*\((config|realtime)/(daphne_server|uvicorn_server|uvicorn_http)\.py:\d+\)"
+)
 
 
 def classify(stack: str) -> tuple[str, bool]:

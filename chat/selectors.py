@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import connection
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from chat.models import Membership, Message, Room
 from contract import events
+from database import sql
 
 
 class RoomAccessError(Exception):
@@ -61,14 +59,13 @@ def role_in(*, user: AbstractBaseUser, room: Room) -> str | None:
 def room_position(*, room_id: int) -> tuple[int, int]:
     """The room's newest committed (seq, change number); Room.DoesNotExist if there is none.
 
-    Every connect and every catch-up reads it: SQL written once, as on the post path (the ORM
-    spent ~0.3 ms of CPU building this one-row read; ``python -m bench connect-profile``)."""
-    with connection.cursor() as cursor:
-        cursor.execute(_sql("position"), [room_id])
-        row = cursor.fetchone()
-    if row is None:
+    Every connect and every catch-up reads it: a statement written once (database.sql), as on
+    the post path (the ORM spent ~0.3 ms of CPU building this one-row read; ``python -m bench
+    connect-profile``)."""
+    position = sql.room_position(room_id)
+    if position is None:
         raise Room.DoesNotExist(f"no room with id {room_id}")
-    return row[0], row[1]
+    return position
 
 
 def messages_after(
@@ -89,12 +86,11 @@ def changes_after(
     change order (each once, as it now is).
 
     Every connect asks, and the answer is nearly always none (a client that is current, or
-    resumes after a few new messages): a probe written once answers that, and the ORM builds
-    the page's query (~1 ms of CPU with its joins) only when there is something to read."""
-    with connection.cursor() as cursor:
-        cursor.execute(_sql("any_change"), [room_id, up_to_seq, after_change])
-        if cursor.fetchone() is None:
-            return []
+    resumes after a few new messages): a probe written once (database.sql) answers that, and
+    the ORM builds the page's query (~1 ms of CPU with its joins) only when there is something
+    to read."""
+    if not sql.any_change_after(room_id, up_to_seq, after_change):
+        return []
     rows = Message.objects.filter(room_id=room_id, seq__lte=up_to_seq, change__gt=after_change)
     return _replayed(rows.order_by("change")[:limit])
 
@@ -136,29 +132,6 @@ class _Named:
 
     def get_username(self) -> str:
         return self.name
-
-
-def _sql(name: str) -> str:
-    return _statements(connection.vendor)[name]
-
-
-@functools.cache
-def _statements(vendor: str) -> dict[str, str]:
-    """The statements written once, for the database ``vendor`` in use (quoted model metadata
-    and placeholders only)."""
-    quote = connection.ops.quote_name
-
-    def columns(model, *names: str) -> list[str]:
-        return [quote(model._meta.get_field(name).column) for name in names]
-
-    room, message = quote(Room._meta.db_table), quote(Message._meta.db_table)
-    last_seq, last_change, room_pk = columns(Room, "last_seq", "last_change", "id")
-    room_id, seq, change = columns(Message, "room", "seq", "change")
-    return {
-        "position": f"SELECT {last_seq}, {last_change} FROM {room} WHERE {room_pk} = %s",  # noqa: S608
-        "any_change": f"SELECT 1 FROM {message} WHERE {room_id} = %s AND {seq} <= %s "  # noqa: S608
-        f"AND {change} > %s LIMIT 1",
-    }
 
 
 def rooms_for_user(*, user: AbstractBaseUser) -> QuerySet[Room]:

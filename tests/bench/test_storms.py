@@ -251,7 +251,7 @@ def test_connect_profile_sorts_samples_into_steps_and_scales_them_to_thread_cpu(
     profile.write_text(
         f"{loop};HTTPChannel.dataReceived (twisted/web/http.py:2358) 30\n"
         f"{consumer};_go_online (chat/consumers.py:343);enter (chat/online.py:81) 10\n"
-        f"{loop};_Shard._do_receiving (chat/layers.py:151) 60\n"
+        f"{loop};Hub._receive (chat/hub.py:151) 60\n"
         f"{db};token_for (accounts/tokens.py:92) 25\n"
         f"{db};record_connection (chat/presence.py:124);flush_after_commit (x.py:1) 75\n"
     )

@@ -5,8 +5,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from chat import actions, events, selectors
+from chat import actions, selectors
 from chat.models import Message, Room
+from contract import events
 
 
 def test_room_position_is_the_newest_seq_and_change(alice, lobby):
