@@ -272,11 +272,12 @@ def plot_storms(rows: list[Row], path: Path) -> Path | None:
     fig, axes = plt.subplots(1, len(storms), figsize=(6 * len(storms), 4.5), squeeze=False)
     for ax, scenario in zip(axes[0], storms, strict=True):
         for r, color in zip(_storm_rows(rows, scenario), plt.cm.tab10.colors, strict=False):
-            points = [
-                (w["from_s"] if w["from_s"] is not None else w["to_s"] - 1, w["p99"])
-                for w in r["latency_by_window"]
-                if w["samples"]
-            ]
+            windows = [w for w in r["latency_by_window"] if w["samples"]]
+            points = [(_start(w), w["p99"]) for w in windows]
+            if windows:  # the last window's step runs to its end
+                last = windows[-1]
+                end = last["to_s"] if last["to_s"] is not None else 2 * max(_start(last), 1)
+                points.append((end, last["p99"]))
             ax.step(*zip(*points, strict=True), where="post", color=color, label=r["target"])
         ax.set_yscale("log")
         what = "first connect" if scenario == "connect_storm" else "drop"
@@ -289,6 +290,11 @@ def plot_storms(rows: list[Row], path: Path) -> Path | None:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def _start(window: dict) -> float:
+    """Where a window starts on the plot (the one open to the past: 1 s before its end)."""
+    return window["from_s"] if window["from_s"] is not None else window["to_s"] - 1
 
 
 def _storm_rows(rows: list[Row], scenario: str) -> list[Row]:
