@@ -1,8 +1,9 @@
 """Parley's benchmarks: push against polling and against the raw WebSocket limit.
 
     .venv/bin/python -m bench streams   (events/s one Redis Stream carries: bench/streams.py)
-    .venv/bin/python -m bench [--quick] [--scenarios fanout,throughput,idle,scaleout,catchup,mux]
-                              [--servers daphne,uvicorn]
+    .venv/bin/python -m bench connect-profile   (where a connect's CPU goes: connect_profile.py)
+    .venv/bin/python -m bench [--quick] [--servers daphne,uvicorn] [--databases sqlite,postgres]
+        [--scenarios fanout,throughput,idle,scaleout,catchup,connect_storm,reconnect_wave,mux]
 
 (`make bench`, `make bench-quick`.) Starts Parley the documented way (daphne, and uvicorn as the
 measured option; a private Redis and database, the relay and the subscribers' workers; see
@@ -28,14 +29,8 @@ if __package__ in (None, ""):  # `python bench/__main__.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import report  # noqa: E402
-from bench.scenarios import (  # noqa: E402
-    DEFAULT_SCENARIOS,
-    QUICK_SCENARIOS,
-    RUNNERS,
-    SCENARIOS,
-    Config,
-    Run,
-)
+from bench.run import Config, Run  # noqa: E402
+from bench.scenarios import DEFAULT_SCENARIOS, QUICK_SCENARIOS, RUNNERS, SCENARIOS  # noqa: E402
 from bench.stack import ROOT  # noqa: E402
 
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -50,10 +45,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--fanout-sizes", help="comma-separated listener counts, e.g. 1000")
     parser.add_argument("--fanout-seconds", type=float)
-    parser.add_argument("--databases", help="throughput databases: sqlite,postgres")
+    parser.add_argument(
+        "--databases",
+        help="databases of throughput (default sqlite,postgres; --quick: sqlite) and of the "
+        "storms (default sqlite): sqlite,postgres",
+    )
     parser.add_argument("--idle-clients", type=int)
     parser.add_argument("--scaleout-listeners", type=int)
     parser.add_argument("--catchup-events", type=int)
+    parser.add_argument("--storm-sockets", type=int, help="connect_storm, reconnect_wave")
     parser.add_argument("--mux-rooms", type=int, help="mux: rooms on one socket (1000)")
     parser.add_argument("--mux-sockets", type=int, help="mux: sockets following 10 rooms (1000)")
     parser.add_argument("--client-procs", type=int, help="client processes per load (4)")
@@ -87,18 +87,24 @@ def main(argv: list[str] | None = None) -> int:
         from bench import streams
 
         return streams.main(argv[1:])
+    if argv[:1] == ["connect-profile"]:  # where a connect's CPU goes (bench/connect_profile.py)
+        from bench import connect_profile
+
+        return connect_profile.main(argv[1:])
     args = parse_args(argv)
     cfg = Config.make(
         args.quick,
         fanout_sizes=args.fanout_sizes,
         fanout_seconds=args.fanout_seconds,
         throughput_databases=args.databases,
+        storm_databases=args.databases,
         idle_clients=args.idle_clients,
         scaleout_listeners=args.scaleout_listeners,
         catchup_events=args.catchup_events,
-        client_procs=args.client_procs,
+        storm_sockets=args.storm_sockets,
         mux_rooms=args.mux_rooms,
         mux_sockets=args.mux_sockets,
+        client_procs=args.client_procs,
         servers=args.servers,
     )
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -139,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     json_path = out_dir / "report.json"
     report.write_json(json_path, data)
     png = report.plot(rows, out_dir / "latency.png")
+    storm_png = report.plot_storms(rows, out_dir / "storms.png")
 
     print()
     for name, scenario_rows in results.items():
@@ -152,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{log_problems['count']} warning/error lines in the server logs, first ones:")
         for line in log_problems["first"][:10]:
             print(f"    {line[:220]}")
-    print(f"\nJSON: {json_path}" + (f"\nplot: {png}" if png else ""))
+    plots = [str(p) for p in (png, storm_png) if p]
+    print(f"\nJSON: {json_path}" + (f"\nplots: {', '.join(plots)}" if plots else ""))
     print(f"total {time.monotonic() - started:.0f}s")
     if any("error" in r for r in rows) or len(results) < len(args.scenarios):
         return 1

@@ -1,6 +1,8 @@
-"""Load generation: WebSocket listeners, WebSocket senders and REST pollers in client processes.
+"""Load generation: WebSocket listeners and senders, and what every kind of client shares.
 
-Each client process runs one asyncio loop with many clients (stdlib + websockets only, no Django).
+Each client process (bench/client_process.py) runs one asyncio loop with many clients (stdlib +
+websockets only, no Django): the listeners and senders here, REST pollers (bench/pollers.py) or
+listeners that reconnect and resume (bench/resumers.py).
 Every message body carries the sender's wall-clock send time ``{"t": time.time_ns(), "i": n}``;
 every client records each message it receives (seq, receive time) and checks its own stream
 (received, lost, duplicated, out of order) against the seq range the senders had confirmed.
@@ -18,20 +20,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import random
-import signal
 import time
 import uuid
 from array import array
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from bench.measure import latency_summary, stream_stats
+from bench.measure import stream_stats
 
 
 def dumps(value: object) -> str:
@@ -61,6 +61,7 @@ class Control:
     sent_done: Any
     finish: Any
     abort: Any
+    phase: Any  # storms (bench/storm_load.py): the storm starts, or the wave drops every socket
     base: Any  # seq before the first message
     last: Any  # seq of the last confirmed message
 
@@ -72,6 +73,7 @@ class Control:
             sent_done=ctx.Event(),
             finish=ctx.Event(),
             abort=ctx.Event(),
+            phase=ctx.Event(),
             base=ctx.Value("q", 0),
             last=ctx.Value("q", 0),
         )
@@ -187,8 +189,11 @@ async def wait_flag(flag: Any, abort: Any, timeout: float) -> bool:
     return True
 
 
-async def _drain(logs: list[StreamLog], activity: Activity, ctl: Control, opts: ClientOpts):
-    """Return once every client has every confirmed message, or on a time limit."""
+async def drain(
+    complete: Callable[[], bool], activity: Activity, ctl: Control, opts: ClientOpts
+) -> None:
+    """Return once the senders are done and ``complete()`` (every client has every confirmed
+    message), or on a time limit (also: no frame for ``idle_timeout``)."""
     deadline = time.monotonic() + opts.seconds + 2 * opts.confirm_timeout + opts.drain_timeout
     drain_deadline = None
     while not ctl.abort.is_set() and time.monotonic() < deadline:
@@ -199,11 +204,20 @@ async def _drain(logs: list[StreamLog], activity: Activity, ctl: Control, opts: 
         if drain_deadline is None:
             drain_deadline = now + opts.drain_timeout
             activity.last_frame = max(activity.last_frame, now)
-        want = ctl.last.value - ctl.base.value
-        if all(log.closed is not None or len(log.seen) >= want for log in logs):
+        if complete():
             return
         if now > drain_deadline or now - activity.last_frame > opts.idle_timeout:
             return
+
+
+def all_confirmed(logs: list[StreamLog], ctl: Control) -> Callable[[], bool]:
+    """``drain``'s test for clients counted against the senders' whole seq range."""
+
+    def complete() -> bool:
+        want = ctl.last.value - ctl.base.value
+        return all(log.closed is not None or len(log.seen) >= want for log in logs)
+
+    return complete
 
 
 def summarize_logs(logs: list[StreamLog], lo: int, hi: int) -> tuple[dict[str, Any], bytes]:
@@ -229,24 +243,7 @@ def summarize_logs(logs: list[StreamLog], lo: int, hi: int) -> tuple[dict[str, A
     return part, latencies.tobytes()
 
 
-def client_main(kind: str, index: int, spec: dict, ctl, ready_q, result_q, opts) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
-    runner = {"listeners": _listeners, "sender": _sender, "pollers": _pollers}[kind]
-    try:
-        asyncio.run(runner(index, spec, ctl, ready_q, result_q, opts))
-    finally:
-        for q in (ready_q, result_q):
-            if ctl.abort.is_set():
-                # The parent may have stopped reading: never block exit flushing a queue.
-                q.cancel_join_thread()
-            else:
-                # Flush what was put (e.g. a failed connect reported just before exiting):
-                # the default at exit, said here because it matters.
-                q.close()
-                q.join_thread()
-
-
-async def _listeners(index, spec, ctl: Control, ready_q, result_q, opts: ClientOpts) -> None:
+async def listeners(index, spec, ctl: Control, ready_q, result_q, opts: ClientOpts) -> None:
     count, url, token = spec["count"], spec["url"], spec["token"]
     logs = [StreamLog() for _ in range(count)]
     activity = Activity()
@@ -272,7 +269,8 @@ async def _listeners(index, spec, ctl: Control, ready_q, result_q, opts: ClientO
         if not await wait_flag(ctl.go, ctl.abort, opts.ready_timeout):
             return
         cpu0 = time.process_time()
-        await _drain([log for _, log in live], activity, ctl, opts)
+        logs = [log for _, log in live]
+        await drain(all_confirmed(logs, ctl), activity, ctl, opts)
         cpu = time.process_time() - cpu0
         if ctl.abort.is_set():
             return
@@ -288,7 +286,7 @@ async def _listeners(index, spec, ctl: Control, ready_q, result_q, opts: ClientO
         await asyncio.gather(*readers, return_exceptions=True)
 
 
-async def _sender(index, spec, ctl: Control, ready_q, result_q, opts: ClientOpts) -> None:
+async def sender(index, spec, ctl: Control, ready_q, result_q, opts: ClientOpts) -> None:
     url, token = spec["url"], spec["token"]
     for attempt in range(5):  # daphne drops a handshake not accepted within 5 s (busy server)
         try:
@@ -389,158 +387,3 @@ async def _sender(index, spec, ctl: Control, ready_q, result_q, opts: ClientOpts
         await close_socket(ws)
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
-
-
-# --- REST pollers -------------------------------------------------------------------------------
-
-
-class HttpConn:
-    """A minimal keep-alive HTTP/1.1 GET client (Content-Length or chunked bodies)."""
-
-    def __init__(self, host: str, port: int, token: str | None) -> None:
-        self.host, self.port, self.token = host, port, token
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def get(self, path: str, timeout: float) -> tuple[int, bytes]:
-        return await asyncio.wait_for(self._get(path), timeout)
-
-    async def _get(self, path: str) -> tuple[int, bytes]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        auth = f"Authorization: Bearer {self.token}\r\n" if self.token else ""
-        request = f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{auth}\r\n"
-        self.writer.write(request.encode())
-        reader = self.reader
-        assert reader is not None
-        status_line = await reader.readline()
-        if not status_line:
-            raise ConnectionError("server closed the connection")
-        status = int(status_line.split()[1])
-        headers: dict[str, str] = {}
-        while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
-            name, _, value = line.decode("latin-1").partition(":")
-            headers[name.strip().lower()] = value.strip()
-        if "content-length" in headers:
-            body = await reader.readexactly(int(headers["content-length"]))
-        elif headers.get("transfer-encoding", "").lower() == "chunked":
-            parts = []
-            while size := int((await reader.readline()).split(b";")[0], 16):
-                parts.append(await reader.readexactly(size))
-                await reader.readline()
-            await reader.readline()
-            body = b"".join(parts)
-        else:
-            body = await reader.read()
-            await self.close()
-        if headers.get("connection", "").lower() == "close":
-            await self.close()
-        return status, body
-
-    async def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.writer.wait_closed(), 2)
-        self.reader = self.writer = None
-
-
-async def _pollers(index, spec, ctl: Control, ready_q, result_q, opts: ClientOpts) -> None:
-    """Clients that GET <path>?after_seq=N every poll_interval and follow next_after_seq."""
-    count, url, token = spec["count"], spec["url"], spec["token"]
-    parts = urlsplit(url)
-    host, port, path = parts.hostname or "127.0.0.1", parts.port or 80, parts.path
-    logs = [StreamLog() for _ in range(count)]
-    conns = [HttpConn(host, port, token) for _ in range(count)]
-    activity = Activity()
-    failures: Counter[str] = Counter()
-    request_ms = array("d")
-    gate = asyncio.Semaphore(opts.connect_concurrency)
-    after: list[int] = [0] * count
-
-    async def first(i: int) -> bool:
-        async with gate:
-            try:
-                status, body = await conns[i].get(f"{path}?limit=1", opts.connect_timeout)
-                page = json.loads(body)
-                if status != 200:
-                    raise RuntimeError(f"HTTP {status}")
-                after[i] = page["results"][-1]["seq"] if page["results"] else 0
-                return True
-            except Exception as exc:
-                failures[describe(exc)] += 1
-                await conns[i].close()
-                return False
-
-    ok = await asyncio.gather(*(first(i) for i in range(count)))
-    live = [i for i in range(count) if ok[i]]
-    ready_q.put(("pollers", index, len(live), dict(failures)))
-    stop = asyncio.Event()
-
-    async def poll(i: int) -> None:
-        log, conn = logs[i], conns[i]
-        started = time.monotonic() + random.uniform(0, opts.poll_interval)
-        tick = 0
-        while not stop.is_set() and not ctl.abort.is_set():
-            delay = started + tick * opts.poll_interval - time.monotonic()
-            if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
-                if stop.is_set():
-                    return
-            tick = max(tick + 1, int((time.monotonic() - started) / opts.poll_interval) + 1)
-            more = True
-            while more and not stop.is_set():
-                t0 = time.monotonic()
-                try:
-                    status, body = await conn.get(
-                        f"{path}?after_seq={after[i]}&limit=200", opts.connect_timeout
-                    )
-                except Exception as exc:
-                    log.other[describe(exc)] += 1
-                    await conn.close()
-                    break
-                now = time.time_ns()
-                request_ms.append((time.monotonic() - t0) * 1000)
-                activity.last_frame = time.monotonic()
-                if status != 200:
-                    log.other[f"HTTP {status}"] += 1
-                    break
-                page = json.loads(body)
-                for message in page["results"]:
-                    log.record(message, now)
-                    after[i] = max(after[i], message["seq"])
-                more = page.get("next_after_seq") is not None
-
-    tasks: list[asyncio.Task] = []
-    try:
-        # Polling starts once every client is connected (polls must not slow the others'
-        # connects); the parent may measure an idle window before ``go``.
-        if not await wait_flag(ctl.ready, ctl.abort, opts.ready_timeout):
-            return
-        tasks = [asyncio.create_task(poll(i)) for i in live]
-        if not await wait_flag(ctl.go, ctl.abort, opts.ready_timeout):
-            return
-        cpu0 = time.process_time()
-        await _drain([logs[i] for i in live], activity, ctl, opts)
-        stop.set()
-        await asyncio.wait(tasks, timeout=opts.connect_timeout)
-        cpu = time.process_time() - cpu0
-        if ctl.abort.is_set():
-            return
-        part, latencies = summarize_logs([logs[i] for i in live], ctl.base.value, ctl.last.value)
-        part.update(
-            connected=len(live),
-            connect_failures=dict(failures),
-            cpu_s=cpu,
-            requests=len(request_ms),
-            request_ms=latency_summary(request_ms),
-        )
-        result_q.put(("pollers", index, part, latencies))
-        await wait_flag(ctl.finish, ctl.abort, opts.finish_timeout)
-    finally:
-        stop.set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.gather(*(conn.close() for conn in conns))

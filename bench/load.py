@@ -13,7 +13,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.clients import ClientOpts, Control, client_main
+from bench.client_process import client_main
+from bench.clients import ClientOpts, Control
 from bench.measure import CpuWindow, cpu_seconds, latency_summary, peak_rss
 
 
@@ -34,7 +35,7 @@ def split(n: int, parts: int) -> list[int]:
     return [c for c in (n // parts + (i < n % parts) for i in range(parts)) if c]
 
 
-def _get(q, deadline: float, procs: list, what: str):
+def next_item(q, deadline: float, procs: list, what: str):
     """Next item from ``q``, failing fast if a client process died or time ran out."""
     while True:
         dead = [p.name for p in procs if p.exitcode not in (None, 0)]
@@ -59,46 +60,68 @@ def settle(processes: dict[str, int], limit: float = 30.0, busy: float = 0.1) ->
     return round(time.monotonic() - started, 2)
 
 
-def run_load(plan: LoadPlan, processes: dict[str, int], opts: ClientOpts) -> dict[str, Any]:
-    """Run one load; measure the server processes from ``go`` until every client drained."""
-    settle_s = settle(processes)
+def start_clients(kinds: list[tuple[str, list[dict]]], opts: ClientOpts) -> tuple:
+    """Start one client process per spec, for each (kind, specs) of ``kinds``; returns the
+    shared (control, ready queue, result queue) and the processes (for ``stop_clients``)."""
     ctx = mp.get_context("spawn")
     ctl = Control.create(ctx)
     ready_q, result_q = ctx.Queue(), ctx.Queue()
-    procs = []
-    for kind, specs in (("listeners", plan.listeners), ("pollers", plan.pollers)):
-        for i, spec in enumerate(specs):
-            procs.append(
-                ctx.Process(
-                    target=client_main,
-                    args=(kind, i, spec, ctl, ready_q, result_q, opts),
-                    name=f"{kind}-{i}",
-                    daemon=True,
-                )
-            )
-    for i, spec in enumerate(plan.senders):
-        procs.append(
-            ctx.Process(
-                target=client_main,
-                args=("sender", i, spec, ctl, ready_q, result_q, opts),
-                name=f"sender-{i}",
-                daemon=True,
-            )
+    procs = [
+        ctx.Process(
+            target=client_main,
+            args=(kind, i, spec, ctl, ready_q, result_q, opts),
+            name=f"{kind}-{i}",
+            daemon=True,
         )
+        for kind, specs in kinds
+        for i, spec in enumerate(specs)
+    ]
     try:
-        started = time.monotonic()
         for proc in procs:
             proc.start()
-        connected: Counter[str] = Counter()
-        failures: Counter[str] = Counter()
-        deadline = time.monotonic() + opts.ready_timeout
-        waiting = {p.name for p in procs}
-        for _ in procs:
-            what = f"the clients to connect ({', '.join(sorted(waiting))} not ready)"
-            kind, index, ok, failed = _get(ready_q, deadline, procs, what)
-            waiting.discard(f"{kind}-{index}")
-            connected[kind] += ok
-            failures.update(failed)
+    except BaseException:
+        stop_clients(procs, ctl)
+        raise
+    return ctl, ready_q, result_q, procs
+
+
+def stop_clients(procs: list, ctl: Control) -> None:
+    """Let the client processes end (aborting them unless the load finished), then kill any
+    that did not."""
+    if not ctl.finish.is_set():
+        ctl.abort.set()
+    procs = [p for p in procs if p.pid is not None]  # started
+    for proc in procs:
+        proc.join(timeout=15)
+    for proc in procs:
+        if proc.is_alive():
+            proc.kill()
+            proc.join(timeout=5)
+
+
+def wait_ready(procs: list, ready_q, timeout: float) -> tuple[Counter[str], Counter[str]]:
+    """Every client process' first report: (clients connected, failures), each by kind."""
+    connected: Counter[str] = Counter()
+    failures: Counter[str] = Counter()
+    deadline = time.monotonic() + timeout
+    waiting = {p.name for p in procs}
+    for _ in procs:
+        what = f"the clients to connect ({', '.join(sorted(waiting))} not ready)"
+        kind, index, ok, failed = next_item(ready_q, deadline, procs, what)
+        waiting.discard(f"{kind}-{index}")
+        connected[kind] += ok
+        failures.update(failed)
+    return connected, failures
+
+
+def run_load(plan: LoadPlan, processes: dict[str, int], opts: ClientOpts) -> dict[str, Any]:
+    """Run one load; measure the server processes from ``go`` until every client drained."""
+    settle_s = settle(processes)
+    started = time.monotonic()
+    kinds = [("listeners", plan.listeners), ("pollers", plan.pollers), ("sender", plan.senders)]
+    ctl, ready_q, result_q, procs = start_clients(kinds, opts)
+    try:
+        connected, failures = wait_ready(procs, ready_q, opts.ready_timeout)
         ctl.ready.set()
         connect_s = time.monotonic() - started
         if connected["sender"] < len(plan.senders):
@@ -115,7 +138,7 @@ def run_load(plan: LoadPlan, processes: dict[str, int], opts: ClientOpts) -> dic
         deadline = time.monotonic() + opts.seconds + 2 * opts.confirm_timeout
         deadline += opts.drain_timeout + 60
         for _ in procs:
-            kind, _, result, raw = _get(result_q, deadline, procs, "the results")
+            kind, _, result, raw = next_item(result_q, deadline, procs, "the results")
             if kind == "sender":
                 senders.append(result)
                 if len(senders) == len(plan.senders):
@@ -131,15 +154,7 @@ def run_load(plan: LoadPlan, processes: dict[str, int], opts: ClientOpts) -> dic
         load_after = os.getloadavg()
         ctl.finish.set()
     finally:
-        if not ctl.finish.is_set():
-            ctl.abort.set()
-        procs = [p for p in procs if p.pid is not None]  # started
-        for proc in procs:
-            proc.join(timeout=15)
-        for proc in procs:
-            if proc.is_alive():
-                proc.kill()
-                proc.join(timeout=5)
+        stop_clients(procs, ctl)
 
     messages = ctl.last.value - ctl.base.value
     out: dict[str, Any] = {
@@ -147,7 +162,7 @@ def run_load(plan: LoadPlan, processes: dict[str, int], opts: ClientOpts) -> dic
         "connect_seconds": round(connect_s, 2),
         "connect_failures": dict(failures),
         "messages": messages,
-        "senders": _merge_senders(senders),
+        "senders": merge_senders(senders),
         "window_seconds": round(window_s, 2),
         "server_cpu_s": round(sum(server_cpu.values()), 3),
         "server_cpu_by_process_s": server_cpu,
@@ -165,24 +180,12 @@ def run_load(plan: LoadPlan, processes: dict[str, int], opts: ClientOpts) -> dic
         mine = [p for k, p in parts if k == kind]
         if not mine:
             continue
-        total: Counter[str] = Counter()
-        for p in mine:
-            total.update({k: v for k, v in p.items() if isinstance(v, int) and k != "requests"})
         n = sum(p["connected"] for p in mine)
         out[kind] = {
+            **merge_deliveries(mine),
             "clients": sum(s["count"] for s in getattr(plan, kind)),
-            "connected": n,
             "expected": n * messages,
-            "received": total["received"],
-            "lost": total["lost"],
-            "duplicates": total["duplicates"],
-            "out_of_order": total["out_of_order"],
-            "unexpected_seqs": total["extra"],
-            "clients_with_gaps": total["clients_with_gaps"],
-            "closed_by_server": _merge(p["closed_by_server"] for p in mine),
-            "other_frames": _merge(p["other_frames"] for p in mine),
             "latency_ms": latency_summary(latencies[kind]),
-            "client_cpu_s": round(sum(p["cpu_s"] for p in mine), 3),
         }
         if kind == "pollers":
             out[kind]["requests"] = sum(p["requests"] for p in mine)
@@ -190,21 +193,41 @@ def run_load(plan: LoadPlan, processes: dict[str, int], opts: ClientOpts) -> dic
     return out
 
 
-def _merge(dicts) -> dict[str, int]:
+def merge_deliveries(parts: list[dict]) -> dict[str, Any]:
+    """The client processes' delivery figures (bench/clients.py's ``summarize_logs`` parts)
+    added up."""
+    total: Counter[str] = Counter()
+    for part in parts:
+        total.update({k: v for k, v in part.items() if isinstance(v, int) and k != "requests"})
+    return {
+        "connected": total["connected"],
+        "received": total["received"],
+        "lost": total["lost"],
+        "duplicates": total["duplicates"],
+        "out_of_order": total["out_of_order"],
+        "unexpected_seqs": total["extra"],
+        "clients_with_gaps": total["clients_with_gaps"],
+        "closed_by_server": merge(p["closed_by_server"] for p in parts),
+        "other_frames": merge(p["other_frames"] for p in parts),
+        "client_cpu_s": round(sum(p["cpu_s"] for p in parts), 3),
+    }
+
+
+def merge(dicts) -> dict[str, int]:
     merged: Counter[str] = Counter()
     for d in dicts:
         merged.update(d)
     return dict(merged)
 
 
-def _merge_senders(senders: list[dict]) -> dict[str, Any]:
+def merge_senders(senders: list[dict]) -> dict[str, Any]:
     if not senders:
         return {}
     return {
         "count": len(senders),
         "sent": sum(s["sent"] for s in senders),
         "confirmed": sum(s["confirmed"] for s in senders),
-        "refused": _merge(s["refused"] for s in senders),
+        "refused": merge(s["refused"] for s in senders),
         "send_seconds": round(max(s["send_seconds"] for s in senders), 3),
         "confirm_seconds": round(max(s["confirm_seconds"] for s in senders), 3),
         "max_behind_schedule_s": round(max(s["max_behind_schedule_s"] for s in senders), 3),

@@ -10,6 +10,7 @@ import math
 import os
 import re
 import threading
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -149,6 +150,35 @@ def stream_stats(seqs: Iterable[int], lo: int, hi: int) -> dict[str, int]:
         "extra": extra,
         "gap_runs": gap_runs,
     }
+
+
+def windowed(
+    sent: Sequence[float],
+    lat: Sequence[float],
+    origin: float,
+    edges: Sequence[float],
+    keep: bytes | bytearray | None = None,
+) -> list[dict[str, float | int | None]]:
+    """Latency summaries of the samples (send time ``sent[i]``, latency ``lat[i]``) by when they
+    were sent: one per window [origin + edges[k], origin + edges[k + 1]) (``math.inf`` allowed;
+    written None); ``keep``: only the samples whose flag is set."""
+    buckets: list[list[float]] = [[] for _ in edges[1:]]
+    for i, (at, ms) in enumerate(zip(sent, lat, strict=True)):
+        if keep is not None and not keep[i]:
+            continue
+        k = bisect_right(edges, at - origin) - 1
+        if 0 <= k < len(buckets):
+            buckets[k].append(ms)
+    finite = lambda v: None if math.isinf(v) else v  # noqa: E731
+    return [
+        {"from_s": finite(edges[k]), "to_s": finite(edges[k + 1]), **latency_summary(bucket)}
+        for k, bucket in enumerate(buckets)
+    ]
+
+
+def delivered_between(sent: Sequence[float], lat: Sequence[float], start: float, end: float) -> int:
+    """How many samples were received (send time + latency) in [start, end) (epoch seconds)."""
+    return sum(1 for at, ms in zip(sent, lat, strict=True) if start <= at + ms / 1000 < end)
 
 
 def per_1000(cpu_s: float | None, count: int | float | None) -> float | None:

@@ -109,6 +109,57 @@ COLUMNS["mux"] = [
 ]
 
 
+def _head(key: str, digits: int = 1) -> Callable[[Row], str]:
+    return lambda r: fmt((r.get("headline_ms") or {}).get(key), digits)
+
+
+def _ready(r: Row) -> str:
+    """When half and 95% of the listeners were ready, s after the storm (or the drop)."""
+    ready = r.get("ready_after_s") or {}
+    return f"{fmt(ready.get('p50'), 2)}/{fmt(ready.get('p95'), 2)}"
+
+
+def _by_window(r: Row) -> str:
+    """p99 per window (from-to s: ms), e.g. "0-1:350 1-2:40 ..."."""
+    cells = []
+    for w in r.get("latency_by_window") or []:
+        if w["samples"]:
+            if w["from_s"] is None:
+                span = f"<{w['to_s']:g}"
+            elif w["to_s"] is None:
+                span = f">{w['from_s']:g}"
+            else:
+                span = f"{w['from_s']:g}-{w['to_s']:g}"
+            cells.append(f"{span}:{fmt(w['p99'], 0)}")
+    return " ".join(cells) or "-"
+
+
+def _storm_columns(did: str, when: str, origin: str, extra: list) -> list:
+    """A storm's columns: ``did`` (connect, reconnect), the headline's messages ``when``, the
+    windows' ``origin``."""
+    return [
+        ("target", _r("target")),
+        ("sockets", _r("sockets")),
+        ("ready", _p("connected")),
+        (f"{did} s", _r("phase_seconds", 2)),
+        ("ready s p50/p95", _ready),
+        (f"CPU ms/{did}", _r("cpu_ms_per_connect", 2)),
+        ("msgs", _r("messages")),
+        *DELIVERY[:5],  # expected ... out of order
+        *extra,
+        (f"p50 ms {when}", _head("p50")),
+        (f"p99 ms {when}", _head("p99")),
+        ("p99 ready-only", lambda r: fmt((r.get("headline_ready_ms") or {}).get("p99"))),
+        (f"p99 by window (s after {origin}: ms)", _by_window),
+    ]
+
+
+COLUMNS["connect_storm"] = _storm_columns("connect", "from 1s", "the first connect", [])
+COLUMNS["reconnect_wave"] = _storm_columns(
+    "reconnect", "in wave", "the drop", [("missed (no resume)", _p("missed_without_resume"))]
+)
+
+
 def table(rows: list[Row], scenario: str) -> str:
     columns = COLUMNS[scenario]
     head = [name for name, _ in columns]
@@ -214,3 +265,52 @@ def plot(rows: list[Row], path: Path) -> Path | None:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_storms(rows: list[Row], path: Path) -> Path | None:
+    """p99 latency by when the message was sent, relative to the first connect (connect_storm)
+    and to the drop (reconnect_wave), Parley and raw, log scale."""
+    storms = [s for s in ("connect_storm", "reconnect_wave") if _storm_rows(rows, s)]
+    if not storms:
+        return None
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, axes = plt.subplots(1, len(storms), figsize=(6 * len(storms), 4.5), squeeze=False)
+    for ax, scenario in zip(axes[0], storms, strict=True):
+        for r, color in zip(_storm_rows(rows, scenario), plt.cm.tab10.colors, strict=False):
+            windows = [w for w in r["latency_by_window"] if w["samples"]]
+            points = [(_start(w), w["p99"]) for w in windows]
+            if windows:  # the last window's step runs to its end
+                last = windows[-1]
+                end = last["to_s"] if last["to_s"] is not None else 2 * max(_start(last), 1)
+                points.append((end, last["p99"]))
+            ax.step(*zip(*points, strict=True), where="post", color=color, label=r["target"])
+        ax.set_yscale("log")
+        what = "first connect" if scenario == "connect_storm" else "drop"
+        ax.set_xlabel(f"message sent, s after the {what}")
+        ax.set_ylabel("p99 latency, send → receive (ms)")
+        ax.set_title(f"{scenario} ({_storm_rows(rows, scenario)[0].get('sockets')} sockets)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _start(window: dict) -> float:
+    """Where a window starts on the plot (the one open to the past: 1 s before its end)."""
+    return window["from_s"] if window["from_s"] is not None else window["to_s"] - 1
+
+
+def _storm_rows(rows: list[Row], scenario: str) -> list[Row]:
+    return [
+        r
+        for r in rows
+        if r.get("scenario") == scenario and "error" not in r and r.get("latency_by_window")
+    ]

@@ -10,7 +10,8 @@ relay (``manage.py relay``) and the subscribers' workers (``manage.py consume an
 Users, tokens and the room are made through the product's own interfaces: users sign up on
 ``/accounts/signup/``; the room owner's token comes from ``manage.py token create``, the others'
 from ``POST /api/tokens/`` with their session; the room is created with ``POST /api/rooms/`` and
-joined with ``POST /api/rooms/<slug>/join/``.
+joined with ``POST /api/rooms/<slug>/join/`` (bench/browser.py). The storms' users, one per
+socket, are the exception: made in one ``manage.py shell`` (``create_socket_users``).
 
 :class:`RawStack` starts ``bench/raw_server.py``. Every process is stopped in ``close()``.
 """
@@ -19,8 +20,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import http.cookiejar
-import json
 import os
 import re
 import secrets
@@ -31,10 +30,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
+
+from bench.browser import Browser, expect
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -160,51 +159,15 @@ class RawStack(Stack):
         return f"ws://{HOST}:{self.port}/"
 
 
-class Browser:
-    """A cookie-keeping HTTP client for the setup steps (never through a proxy)."""
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.jar = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(
-            urllib.request.ProxyHandler({}), urllib.request.HTTPCookieProcessor(self.jar)
-        )
-
-    def cookie(self, name: str) -> str:
-        return next((c.value for c in self.jar if c.name == name), "")
-
-    def request(
-        self, method: str, path: str, data: Any = None, token: str | None = None, form=False
-    ) -> tuple[int, Any]:
-        headers = {"Accept": "application/json"}
-        body = None
-        if form:
-            body = urllib.parse.urlencode(data).encode()
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        elif data is not None:
-            body = json.dumps(data).encode()
-            headers["Content-Type"] = "application/json"
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        elif method != "GET":
-            headers["X-CSRFToken"] = self.cookie("csrftoken")
-        url = self.base + path  # always http://127.0.0.1:<port>/...
-        req = urllib.request.Request(url, data=body, headers=headers, method=method)  # noqa: S310
-        try:
-            with self.opener.open(req, timeout=60) as resp:
-                raw, status = resp.read(), resp.status
-        except urllib.error.HTTPError as exc:
-            raw, status = exc.read(), exc.code
-        try:
-            return status, json.loads(raw)
-        except ValueError:
-            return status, raw.decode(errors="replace")[:300]
-
-
-def _expect(status: int, body: Any, ok: tuple[int, ...], what: str) -> Any:
-    if status not in ok:
-        raise RuntimeError(f"{what}: HTTP {status} {str(body)[:300]}")
-    return body
+_SOCKET_USERS = """
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from accounts.tokens import create_token
+with transaction.atomic():
+    for i in range(%d):
+        user = get_user_model().objects.create_user("%s-%%d" %% i)
+        print("token", create_token(user=user, name="bench")[1])
+"""
 
 
 class ParleyStack(Stack):
@@ -337,7 +300,7 @@ class ParleyStack(Stack):
 
         def signup(name: str) -> str | None:
             browser = Browser(self.base)
-            _expect(*browser.request("GET", "/accounts/signup/"), (200,), "GET signup")
+            expect(*browser.request("GET", "/accounts/signup/"), (200,), "GET signup")
             form = {
                 "csrfmiddlewaretoken": browser.cookie("csrftoken"),
                 "username": name,
@@ -349,7 +312,7 @@ class ParleyStack(Stack):
                 raise RuntimeError(f"signup of {name} failed: HTTP {status} {str(body)[:300]}")
             if name == names[0]:
                 return None  # its token comes from the operator's command below
-            created = _expect(
+            created = expect(
                 *browser.request("POST", "/api/tokens/", {"name": "bench"}), (201,), "token"
             )
             return created["token"]
@@ -362,10 +325,21 @@ class ParleyStack(Stack):
         self.tokens = tokens
         return tokens
 
+    def create_socket_users(self, count: int, prefix: str) -> list[str]:
+        """``count`` more users, ``<prefix>-0`` ..., with one API token each: for the storms,
+        where every socket is a user of its own (as after a deploy, so each connect records
+        its own presence). Made in one ``manage.py shell`` with the product's ``create_user``
+        and ``create_token`` and no password: a sign-up each would hash 1,000 passwords."""
+        out = self.manage("shell", "-c", _SOCKET_USERS % (count, prefix), timeout=300)
+        tokens = [line.split()[1] for line in out.splitlines() if line.startswith("token ")]
+        if len(tokens) != count:
+            raise RuntimeError(f"made {len(tokens)} socket users of {count}:\n{out[-1000:]}")
+        return tokens
+
     def create_room(self, slug: str, members: list[str]) -> dict:
         """``POST /api/rooms/`` with the first token; every other token joins."""
         browser = Browser(self.base)
-        room = _expect(
+        room = expect(
             *browser.request(
                 "POST",
                 "/api/rooms/",
@@ -376,7 +350,7 @@ class ParleyStack(Stack):
             "create room",
         )
         for token in members[1:]:
-            _expect(
+            expect(
                 *browser.request("POST", f"/api/rooms/{slug}/join/", {}, token=token),
                 (200, 201, 204),
                 "join room",

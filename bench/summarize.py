@@ -1,5 +1,6 @@
-"""Issue 6's targets from several full runs: each ratio is taken within one run (Parley and the
-raw reference side by side), then the median over the runs is compared with its target.
+"""Issue 6's and issue 14's targets from several full runs: each ratio is taken within one run
+(Parley and the raw reference side by side), then the median over the runs is compared with
+its target.
 
     .venv/bin/python -m bench.summarize bench/results/<run1> bench/results/<run2> ...
 
@@ -83,10 +84,56 @@ def measures(report: Report) -> dict[str, Any]:
             push and push.get("kib_per_idle_socket"),
             raw_push and raw_push.get("kib_per_idle_socket"),
         )
+    out.update(_storms(report))
     catchup = _row(report, "catchup", "parley analytics")
     out["catch-up events/s"] = catchup.get("events_per_s") if catchup else None
     out["catch-up exactly once"] = bool(catchup and catchup.get("exactly_once"))
     return out
+
+
+def _storms(report: Report) -> dict[str, Any]:
+    """Issue 14's figures: connect_storm and reconnect_wave, per server and database measured."""
+    out: dict[str, Any] = {}
+    raw_storm = _row(report, "connect_storm", "raw")
+    raw_wave = _row(report, "reconnect_wave", "raw")
+    for server, target in SERVERS.items():
+        for database in ("sqlite", "postgres"):
+            storm = _row(report, "connect_storm", f"{target} {database}")
+            wave = _row(report, "reconnect_wave", f"{target} {database}")
+            if storm is None and wave is None and database != "sqlite":
+                continue  # not measured on this database in this run
+            name = f"{server} {database}"
+            out[f"{name}: connect storm CPU per connect / raw"] = _ratio(
+                _get(storm, "cpu_ms_per_connect"), _get(raw_storm, "cpu_ms_per_connect")
+            )
+            out[f"{name}: connect storm p99 from 1 s / raw p99"] = _ratio(
+                _headline_p99(storm), _headline_p99(raw_storm)
+            )
+            out[f"{name}: connect storm every message once, in order"] = _storm_clean(storm)
+            out[f"{name}: reconnect wave p99 in the wave / raw p99"] = _ratio(
+                _headline_p99(wave), _headline_p99(raw_wave)
+            )
+            out[f"{name}: reconnect wave CPU per reconnect / raw"] = _ratio(
+                _get(wave, "cpu_ms_per_connect"), _get(raw_wave, "cpu_ms_per_connect")
+            )
+            out[f"{name}: reconnect wave every message once, in order"] = _storm_clean(wave)
+    return out
+
+
+def _get(row: dict | None, key: str) -> Any:
+    return row.get(key) if row else None
+
+
+def _headline_p99(row: dict | None) -> float | None:
+    return (row.get("headline_ms") or {}).get("p99") if row else None
+
+
+def _storm_clean(row: dict | None) -> bool:
+    """Every listener ready, and every message it is counted against once and in order."""
+    if not _clean(row):
+        return False
+    part = row["listeners"]
+    return part.get("connected") == part.get("clients") and part.get("unexpected_seqs") == 0
 
 
 # (figure suffix, target, is it met?)
@@ -101,6 +148,12 @@ TARGETS: list[tuple[str, str, Callable[[Any], bool] | None]] = [
     ("throughput PostgreSQL lost == 0", "all runs", bool),
     ("idle CPU, polling / push", ">= 20", lambda v: v >= 20),
     ("memory per idle socket / raw", "<= 2", lambda v: v <= 2),
+    ("connect storm CPU per connect / raw", "<= 3", lambda v: v <= 3),
+    ("connect storm p99 from 1 s / raw p99", "<= 3", lambda v: v <= 3),
+    ("connect storm every message once, in order", "all runs", bool),
+    ("reconnect wave p99 in the wave / raw p99", "(reported)", None),
+    ("reconnect wave CPU per reconnect / raw", "(reported)", None),
+    ("reconnect wave every message once, in order", "all runs", bool),
     ("catch-up events/s", ">= 5000", lambda v: v >= 5000),
     ("catch-up exactly once", "all runs", bool),
 ]
@@ -108,8 +161,9 @@ TARGETS: list[tuple[str, str, Callable[[Any], bool] | None]] = [
 
 def summarize(runs: list[Report]) -> list[dict[str, Any]]:
     per_run = [measures(r) for r in runs]
+    keys = list(dict.fromkeys(key for m in per_run for key in m))  # a database may be in some
     rows = []
-    for key in per_run[0]:
+    for key in keys:
         values = [m.get(key) for m in per_run]
         target, check = next(
             ((t, c) for suffix, t, c in TARGETS if key.endswith(suffix)), ("", None)

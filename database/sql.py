@@ -8,8 +8,9 @@ statement with the ORM cost more CPU than the database spent running it (0.3-0.5
   ``upsert_add``): the statement is built from the model's metadata, the values prepared with
   the backend's own adapters, one statement per chunk of rows;
 - the statements every post runs (``allocate``, ``outbox_pending_ids``, ``mark_published``,
-  ``messages_with_client_ids``) and the readiness probe's (``oldest_pending_created_at``),
-  written out once on the tables and columns chat's migrations create.
+  ``messages_with_client_ids``), every connect (``room_position``, ``any_change_after``) and
+  the readiness probe (``oldest_pending_created_at``), written out once on the tables and
+  columns chat's migrations create.
 
 This module imports no app of Parley: ``chat``, ``broker`` and ``analytics`` all sit above it.
 Each statement runs on the current connection, so inside the caller's transaction; values are
@@ -198,6 +199,29 @@ def allocate(room_id: int, count: int, *, new_messages: bool) -> tuple[int, int]
             cursor.execute(_ALLOCATE_CHANGES, [count, room_id])
         row = cursor.fetchone()
     return None if row is None else (row[0], row[1])
+
+
+def room_position(room_id: int) -> tuple[int, int] | None:
+    """A room's (last_seq, last_change), None if there is no such room: every connect and every
+    catch-up reads it (built by the ORM, ~0.3 ms of CPU)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT last_seq, last_change FROM chat_room WHERE id = %s", [room_id])
+        row = cursor.fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+_ANY_CHANGE_AFTER = (
+    "SELECT 1 FROM chat_message WHERE room_id = %s AND seq <= %s AND change > %s LIMIT 1"
+)
+
+
+def any_change_after(room_id: int, up_to_seq: int, after_change: int) -> bool:
+    """Whether a message of the room with seq <= ``up_to_seq`` changed after ``after_change``
+    (by the unique index on (room, change)): a connect's edits replay asks, and the answer is
+    nearly always no."""
+    with connection.cursor() as cursor:
+        cursor.execute(_ANY_CHANGE_AFTER, [room_id, up_to_seq, after_change])
+        return cursor.fetchone() is not None
 
 
 _PENDING_OF_ROOM = (

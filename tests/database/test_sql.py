@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from analytics.models import RoomMinute
 from broker.models import ProcessedEvent
+from chat import actions
 from chat.models import Message, OutboxEvent, Room
 from database import sql
 
@@ -100,7 +101,7 @@ def test_upsert_add_creates_and_adds():
     assert list(stored) == [(T0, 5, 1), (other, 1, 1)]
 
 
-# --- the statements of every post ---------------------------------------------------------------
+# --- the statements of every post and connect ---------------------------------------------------
 def test_allocate_takes_seqs_and_changes(lobby):
     assert sql.allocate(lobby.pk, 3, new_messages=True) == (3, 3)
     assert sql.allocate(lobby.pk, 2, new_messages=False) == (3, 5)
@@ -108,6 +109,19 @@ def test_allocate_takes_seqs_and_changes(lobby):
     room = Room.objects.get(pk=lobby.pk)
     assert (room.last_seq, room.last_change) == (4, 6)
     assert sql.allocate(10**9, 1, new_messages=True) is None
+
+
+def test_room_position_and_any_change_after_are_what_a_connect_reads(lobby, alice):
+    assert sql.room_position(lobby.pk) == (0, 0)
+    for body in ("a", "b"):
+        actions.post_message(author=alice, room=lobby, body=body)
+    actions.edit_message(user=alice, message=Message.objects.get(room=lobby, seq=1), body="A")
+    assert sql.room_position(lobby.pk) == (2, 3)
+    assert sql.room_position(10**9) is None
+    assert sql.any_change_after(lobby.pk, 2, 2)  # seq 1 was edited by change 3
+    assert sql.any_change_after(lobby.pk, 1, 2)
+    assert not sql.any_change_after(lobby.pk, 2, 3)  # nothing after the newest change
+    assert not sql.any_change_after(lobby.pk, 0, 0)  # no message up to seq 0
 
 
 def test_outbox_pending_ids_of_a_room_and_of_no_room(lobby, secret_room):
