@@ -185,7 +185,8 @@ PARLEY = {
     "FLOOD_CLOSE_AFTER_ERRORS": 50,
     # Unsafe REST requests per user per minute (messages have their own limit above).
     "API_WRITES_PER_MINUTE": env.int("PARLEY_API_WRITES_PER_MINUTE", default=120),
-    # Messages per replay page on resume: bounds memory per socket.
+    # Messages per replay page on resume, and live events a replay keeps to send after it (the
+    # newest; more ask for another pass, chat.delivery): bounds memory per socket.
     "REPLAY_PAGE_SIZE": 200,
     # A client that does not read (realtime.sockets): a socket's replays, acks and pongs wait while
     # the server holds more than this for it unsent...
