@@ -171,8 +171,7 @@ PARLEY = {
     "RATE_LIMIT_FRAMES": env.int("PARLEY_RATE_LIMIT_FRAMES", default=120),
     # Open room and /ws/me/ sockets per user, across all server processes (close code 4409).
     "MAX_SOCKETS_PER_USER": env.int("PARLEY_MAX_SOCKETS_PER_USER", default=20),
-    # rooms one multiplexed socket (/ws/) may follow at once
-    "MAX_SUBSCRIPTIONS": env.int("PARLEY_MAX_SUBSCRIPTIONS", default=100),
+    "MAX_SUBSCRIPTIONS": env.int("PARLEY_MAX_SUBSCRIPTIONS", default=100),  # rooms per /ws/
     # Presence sessions (a user's sockets in a room, first open to last close: one
     # user.connected/user.disconnected pair) recorded per user and room per minute (chat.presence).
     "PRESENCE_SESSIONS_PER_MINUTE": env.int("PARLEY_PRESENCE_SESSIONS_PER_MINUTE", default=10),
@@ -210,9 +209,8 @@ PARLEY = {
     # ...or at the latest after this long, processed or not: the cap on what a subscriber that
     # stays away (or a Redis loss noticed later than this) can recover from the outbox.
     "OUTBOX_MAX_RETENTION_HOURS": env.int("PARLEY_OUTBOX_MAX_RETENTION_HOURS", default=24 * 7),
-    # An API token's last_used_at is written at most once per this many seconds (a reconnect wave
-    # would otherwise write every token's row at once): it tells when a token was last used to
-    # within this interval.
+    # A token's last_used_at is written at most once per this many seconds (a reconnect wave
+    # would otherwise write every token's row at once), so it is exact to within this interval.
     "TOKEN_LAST_USED_EVERY_SECONDS": env.int("PARLEY_TOKEN_LAST_USED_EVERY_SECONDS", default=60),
     # Threads per server process for the sockets' database work (infra.db).
     "DB_THREADS": env.int("PARLEY_DB_THREADS", default=4),
