@@ -9,8 +9,9 @@ locks (chat.consumers.room is that caller for ``/ws/rooms/<slug>/``). Nothing in
 the socket rather than the room, so one socket could host one per room it follows.
 
 The guarantee it keeps: ``message.new`` frames go out in seq order with no gap and no
-duplicate, and every later edit or delete follows. Each change of a room's messages (create,
-edit, delete) has a change number 1, 2, 3...; ``last_change`` is the newest change accounted
+duplicate, and every later edit or delete follows. Each change of a room (a message created,
+edited or deleted; a room event: a member joined or left, the room renamed or made private)
+has a change number 1, 2, 3...; ``last_change`` is the newest change accounted
 for. A live event at or below it is dropped; one beyond ``last_change + 1`` (the live layer lost
 something) asks for a catch-up from the database, the source of truth.
 
@@ -24,7 +25,8 @@ Two things must not interleave with live delivery:
 
 Replay frames follow the README's resume rule (contract.events.replay_frame): marked
 ``"replay": true``, new messages first in seq order without a change number, then edits and
-deletes of older messages in change order with theirs, and ``sync.done`` ends every replay
+deletes of older messages and room events (members, the room's title and privacy) in change
+order with theirs, and ``sync.done`` ends every replay
 that moved the position (every one the client asked for).
 """
 
@@ -57,15 +59,17 @@ class MessagesAfter:
 
 @dataclass(frozen=True, slots=True)
 class ChangesAfter:
-    """Query: up to ``limit`` edits or deletes of messages up to ``up_to_seq`` after change
-    ``after_change``, in change order (chat.selectors.changes_after)."""
+    """Query: up to ``limit`` edits or deletes of messages up to ``up_to_seq`` and room events
+    after change ``after_change``, merged in change order (chat.selectors.replay_changes_after)."""
 
     up_to_seq: int
     after_change: int
     limit: int
 
 
-Row = tuple[events.MessageData, int]  # a replayed message as it now is, and its latest change
+# A replayed message as it now is and its latest change; in the edit replay also a room event
+# (member.joined, member.left, room.updated: chat.room_events) and its change.
+Row = tuple[events.MessageData | events.RoomEventData, int]
 
 
 class RoomDelivery:
@@ -286,7 +290,8 @@ class RoomDelivery:
 class CatchUp:
     """One pass of a replay up to the room's position (seq, change) read before it: first the
     messages after ``last_seq`` up to that seq as they now are, in seq order; then the edits
-    and deletes of older messages after ``last_change``, in change order; one bounded page at
+    and deletes of older messages and the room events after ``last_change``, in change order
+    (chat.room_events: they take change numbers like edits); one bounded page at
     a time (``next_query``, then ``frames`` of its rows), ``finish`` when done.
 
     Stopping at the position's seq keeps ``last_seq`` and ``last_change`` in step: every message
@@ -348,8 +353,7 @@ class CatchUp:
                     # ahead of the position the pass ends at).
                     self.phase = None
                     return
-                kind = "message.deleted" if message["deleted_at"] else "message.edited"
-                yield events.replay_frame(kind, message, change)
+                yield events.changed_replay_frame(message, change)
 
     def finish(self) -> None:
         """The pass is over (all read, or the client is gone): every change up to the
