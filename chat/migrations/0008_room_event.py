@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('chat', '0006_message_request_digest'),
+        ('chat', '0007_message_body_validator'),
     ]
 
     operations = [
