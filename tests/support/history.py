@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from chat import actions
 from chat.models import Message, Room
 from contract import events
+from tests.support.rooms import LOBBY_CHANGES
 
 # What happens while the client is away: 6 posts (seq 7-12), 8 changes to messages 1-9 and 3
 # room events; each step takes one change number.
@@ -32,7 +33,7 @@ AWAY = [
     ("edit", 1),
 ]
 ROOM_EVENTS = 3  # of AWAY: member.joined, room.updated, member.left
-BEFORE = 2  # the lobby fixture's changes: alice made the room (member.joined), bob joined
+BEFORE = LOBBY_CHANGES  # alice made the room, bob joined: room events 1 and 2
 SEEN = 6  # seq of the client's position when it went away
 SEEN_CHANGE = BEFORE + SEEN  # and its change
 FINAL = (12, SEEN_CHANGE + len(AWAY))  # the room's (seq, change) afterwards
