@@ -101,7 +101,7 @@ def _record(room_id: int, build: Callable[[int, datetime], events.Event]) -> int
         RoomEvent.objects.create(
             room_id=room_id, change=change, type=frame_type, data=fields, created_at=now
         )
-        outbox.record(event, room_id=room_id, change=change)
+        outbox.record(event, room_id=room_id)
     return change
 
 
