@@ -236,7 +236,7 @@ async def test_every_documented_frame_is_exercised_and_matches(lobby, alice, bob
     joined = await _until(bob_sock, "member.joined")
     assert (joined["change"], joined["member"]) == (C + 8, {"user": "mallory", "role": "member"})
     await database_sync_to_async(_rename)(lobby, "The lobby")
-    assert (await _until(bob_sock, "room.updated"))["room"]["title"] == "The lobby"
+    assert (await _until(bob_sock, "room.updated"))["title"] == "The lobby"
     await database_sync_to_async(actions.leave_room)(user=mallory, room=lobby)
     assert (await _until(bob_sock, "member.left"))["reason"] == "left"
     await bob_sock.send({"type": "sync", "after_seq": 3, "after_change": C + 7})
@@ -271,6 +271,7 @@ async def test_every_documented_frame_is_exercised_and_matches(lobby, alice, bob
     )
     replayed = {f["type"] for f in await _frames_until(mux, "sync.done")}
     assert {"message.new", "message.edited", "message.deleted"} <= replayed
+    assert {"member.joined", "room.updated", "member.left"} <= replayed  # the room events
     assert (await _until(mux, "presence"))["online"] == ["bob"]
     alice_mux, _ = await open_path("/ws/", alice)
     await alice_mux.send({"type": "subscribe", "room": "lobby", "presence": True})
