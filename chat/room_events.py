@@ -40,7 +40,7 @@ def member_joined(membership: Membership) -> None:
     """Record room.joined for ``membership``, inside the transaction that made it."""
     _record(
         membership.room_id,
-        lambda change, now: events.membership(
+        lambda change, now: events.room_event(
             events.ROOM_JOINED,
             room=membership.room.slug,
             user=membership.user.get_username(),
@@ -68,7 +68,7 @@ def membership_deleted(membership: Membership) -> None:
     name = getattr(membership, "_left_shown_as", None) or membership.user.get_username()
     _record(
         membership.room_id,
-        lambda change, now: events.membership(
+        lambda change, now: events.room_event(
             events.ROOM_LEFT,
             room=membership.room.slug,
             user=name,
@@ -84,8 +84,13 @@ def room_updated(room: Room) -> None:
     """Record room.updated for ``room`` as it was just saved (its ``post_save``)."""
     room.last_change = _record(
         room.pk,
-        lambda change, now: events.room_updated(
-            room=room.slug, title=room.title, is_private=room.is_private, ts=now, change=change
+        lambda change, now: events.room_event(
+            events.ROOM_UPDATED,
+            room=room.slug,
+            ts=now,
+            change=change,
+            title=room.title,
+            is_private=room.is_private,
         ),
     )
 

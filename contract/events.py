@@ -18,6 +18,19 @@ from datetime import datetime
 from typing import Any, TypedDict
 
 from contract import redis_keys
+from contract.room_events import (  # the room events' schemas and frames, re-exported
+    LEFT_REASONS,
+    ROOM_EVENTS,
+    ROOM_JOINED,
+    ROOM_LEFT,
+    ROOM_UPDATED,
+    MemberLeftPayload,
+    MembershipPayload,
+    RoomEventData,
+    RoomUpdatedPayload,
+    room_frame,
+    room_frame_fields,
+)
 
 SCHEMA_VERSION = 1
 
@@ -33,20 +46,9 @@ MESSAGE_CREATED = "message.created"  # chat.message
 MESSAGE_EDITED = "message.edited"  # chat.message
 MESSAGE_DELETED = "message.deleted"  # chat.message: the message became a tombstone
 MESSAGE_EVENTS = (MESSAGE_CREATED, MESSAGE_EDITED, MESSAGE_DELETED)
-ROOM_JOINED = "room.joined"  # chat.room: a member joined (or was invited, or made the room)
-ROOM_LEFT = "room.left"  # chat.room: a membership ended (LEFT_REASONS)
-ROOM_UPDATED = "room.updated"  # chat.room: the room's slug, title or privacy changed
-ROOM_EVENTS = (ROOM_JOINED, ROOM_LEFT, ROOM_UPDATED)  # each takes a room change number
 USER_CONNECTED = "user.connected"  # chat.presence: a socket opened on a room
 USER_DISCONNECTED = "user.disconnected"  # chat.presence: that socket closed
 ACCESS_REVOKED = "access.revoked"  # chat.access: someone may have lost access (see chat.access)
-
-# Why a membership ended (MemberLeftPayload.reason).
-LEFT_REASONS = (
-    "left",  # the member left
-    "removed",  # by the room's owner, a moderator or staff (also the admin, a shell)
-    "account_deleted",  # the member's account was deleted: the event names the placeholder
-)
 
 # Why access may have been lost (AccessPayload.reason).
 ACCESS_REASONS = (
@@ -72,48 +74,12 @@ class MessageData(TypedDict):
     deleted_at: str | None
 
 
-class RoomEventData(TypedDict):
-    """A room event as kept for replays (chat.models.RoomEvent): its frame's type and fields
-    besides ``type`` and ``change`` (``room_frame_fields``)."""
-
-    frame: str
-    fields: dict[str, Any]
-
-
 class MessagePayload(TypedDict):
     """message.created, message.edited and message.deleted: the message as it now is."""
 
     version: int
     change: int  # the room's change number of this change
     message: MessageData
-
-
-class MembershipPayload(TypedDict):
-    """room.joined. Room events take the room's change numbers, like message changes."""
-
-    version: int
-    change: int
-    user: str
-    role: str
-
-
-class MemberLeftPayload(TypedDict):
-    """room.left; a deleted account's names the placeholder account, never the old username."""
-
-    version: int
-    change: int
-    user: str
-    role: str
-    reason: str  # one of LEFT_REASONS
-
-
-class RoomUpdatedPayload(TypedDict):
-    """room.updated: the room as it now is (the event's ``room`` is its slug)."""
-
-    version: int
-    change: int
-    title: str
-    is_private: bool
 
 
 class ConnectionPayload(TypedDict):
@@ -221,35 +187,14 @@ def message_created(message: Any) -> Event:
     return message_changed(MESSAGE_CREATED, message)
 
 
-def membership(
-    type: str,
-    *,
-    room: str,
-    user: str,
-    role: str,
-    ts: datetime,
-    change: int,
-    reason: str | None = None,
-) -> Event:
-    """room.joined / room.left (``reason``: one of LEFT_REASONS, for room.left only)."""
-    payload: dict[str, Any] = {"change": change, "user": user, "role": role}
-    if type == ROOM_LEFT:
-        if reason not in LEFT_REASONS:
-            raise ValueError(f"room.left needs a reason of {LEFT_REASONS}, not {reason!r}")
-        payload["reason"] = reason
+def room_event(type: str, *, room: str, ts: datetime, change: int, **payload: Any) -> Event:
+    """A room event (chat.room; ``room``: the slug as it now is) with its payload: room.joined
+    {user, role}, room.left {user, role, reason: one of LEFT_REASONS}, room.updated {title,
+    is_private} (contract.room_events)."""
+    if type == ROOM_LEFT and payload.get("reason") not in LEFT_REASONS:
+        raise ValueError(f"room.left needs a reason of {LEFT_REASONS}, not {payload!r}")
+    payload = {"change": change, **payload}
     return make_event(topic=TOPIC_ROOM, type=type, room=room, seq=None, ts=ts, payload=payload)
-
-
-def room_updated(*, room: str, title: str, is_private: bool, ts: datetime, change: int) -> Event:
-    """room.updated (``room``: the slug, as it now is)."""
-    return make_event(
-        topic=TOPIC_ROOM,
-        type=ROOM_UPDATED,
-        room=room,
-        seq=None,
-        ts=ts,
-        payload={"change": change, "title": title, "is_private": is_private},
-    )
 
 
 def connection(type: str, *, room: str, user: str, session: str, ts: datetime) -> Event:
@@ -316,39 +261,10 @@ def client_frame(event: Event) -> str | None:
     every socket: the relay publishes it with the event."""
     payload = event["payload"]
     if event["type"] in ROOM_EVENTS:
-        return room_frame(*room_frame_fields(event), payload["change"])
+        return dumps(room_frame(*room_frame_fields(event), payload["change"]))
     if event["type"] not in FRAME_TYPES:
         return None
     return message_frame(FRAME_TYPES[event["type"]], payload["message"], payload["change"])
-
-
-def room_frame_fields(event: Event) -> tuple[str, dict[str, Any]]:
-    """A room event's WebSocket frame type and its fields besides ``type`` and ``change``
-    (what chat.models.RoomEvent keeps for replays): ``member.joined`` {member: {user, role}},
-    ``member.left`` {member: {user}, reason}, ``room.updated`` {slug, title, is_private}."""
-    payload = event["payload"]
-    if event["type"] == ROOM_JOINED:
-        return "member.joined", {"member": {"user": payload["user"], "role": payload["role"]}}
-    if event["type"] == ROOM_LEFT:
-        return "member.left", {"member": {"user": payload["user"]}, "reason": payload["reason"]}
-    # Flat, not under "room": /ws/ tags every frame with "room" (its slug; in_room).
-    return "room.updated", {
-        "slug": event["room"],
-        "title": payload["title"],
-        "is_private": payload["is_private"],
-    }
-
-
-def room_frame(
-    frame_type: str, fields: dict[str, Any], change: int, *, replay: bool = False
-) -> str:
-    """A room event's frame, live or (``replay``) from the database. Both carry the change
-    number: a replay sends room events in change order, among the edits and deletes of older
-    messages, so each is a position to resume from."""
-    frame: dict[str, Any] = {"type": frame_type}
-    if replay:
-        frame["replay"] = True
-    return dumps({**frame, "change": change, **fields})
 
 
 def message_frame(frame_type: str, message: MessageData, change: int) -> str:
@@ -377,7 +293,7 @@ def changed_replay_frame(item: MessageData | RoomEventData, change: int) -> str:
     """The replay frame of a row of the edit replay: an older message's edit or delete, as the
     message now is, or a room event."""
     if "frame" in item:
-        return room_frame(item["frame"], item["fields"], change, replay=True)
+        return dumps(room_frame(item["frame"], item["fields"], change, replay=True))
     kind = "message.deleted" if item["deleted_at"] else "message.edited"
     return replay_frame(kind, item, change)
 

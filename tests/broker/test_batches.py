@@ -55,7 +55,7 @@ def message(body: str, *, room: str = "lobby", author: str = "alice", at: dateti
 
 
 def joined(user: str, *, room: str = "lobby", at: datetime = T0) -> dict:
-    return events.membership(
+    return events.room_event(
         events.ROOM_JOINED, room=room, user=user, role="member", ts=at, change=1
     )
 
