@@ -136,7 +136,9 @@ def test_pages_load_nothing_from_other_hosts(open_page, server, lobby, alice):
     assert violations == []
 
 
-def test_a_member_joining_and_a_new_title_show_live(open_page, lobby, alice, bob, mallory):
+def test_a_member_joining_and_a_new_title_show_live(
+    open_page, lobby, alice, bob, mallory, artifacts
+):
     """Room events on the room socket: mallory joins (with the page's Join button) and shows in
     alice's member list, with her count; the room renamed in a shell retitles the page; mallory
     leaving takes her off the list again."""
@@ -157,6 +159,8 @@ def test_a_member_joining_and_a_new_title_show_live(open_page, lobby, alice, bob
     lobby.save()
     expect(page.locator(".room-title")).to_have_text("The big lobby")
     expect(page).to_have_title("The big lobby · Parley")
+    page.click("#members summary")
+    page.screenshot(path=artifacts / "room-member-joined-live.png")
 
     actions.leave_room(user=mallory, room=lobby)
     expect(page.locator("#member-list li[data-username='mallory']")).to_have_count(0)
