@@ -1,11 +1,14 @@
-"""Token actions: create, revoke, and resolve a presented token to its user."""
+"""Token actions: create, revoke, and resolve a presented token to its user (and note when it
+was last used: at most once per token per ``PARLEY["TOKEN_LAST_USED_EVERY_SECONDS"]``)."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Q
@@ -14,8 +17,8 @@ from django.utils import timezone
 from accounts.models import ApiToken
 
 PREFIX = "plt_"
-# last_used_at is refreshed at most this often (one write per token per minute, not per call).
-_TOUCH_EVERY = timedelta(minutes=1)
+# Tokens (by digest) this process wrote last_used_at of, and when (time.monotonic()).
+_touched: dict[str, float] = {}
 
 
 def _digest(raw: str) -> str:
@@ -93,6 +96,27 @@ def token_for(raw: str) -> ApiToken | None:
     )
     if token is None:
         return None
-    if token.last_used_at is None or now - token.last_used_at > _TOUCH_EVERY:
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    _touch(token, now)
     return token
+
+
+def _touch(token: ApiToken, now: datetime) -> None:
+    """Set the token's ``last_used_at`` to ``now`` unless it was set within the setting's
+    interval: by its row as read, by this process (sockets of one token connecting at once read
+    the same old value), or by another process (the UPDATE's condition). A reconnect wave of a
+    token's sockets writes once, not once per socket."""
+    every = settings.PARLEY["TOKEN_LAST_USED_EVERY_SECONDS"]
+    stale = now - timedelta(seconds=every)
+    if token.last_used_at is not None and token.last_used_at > stale:
+        return
+    clock = time.monotonic()
+    written = _touched.get(token.digest)
+    if written is not None and clock - written < every:
+        return
+    if len(_touched) > 10_000:  # forget what is past its interval anyway
+        for digest in [d for d, at in _touched.items() if clock - at >= every]:
+            del _touched[digest]
+    _touched[token.digest] = clock
+    ApiToken.objects.filter(pk=token.pk).filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lte=stale)
+    ).update(last_used_at=now)

@@ -4,9 +4,10 @@
 is fed what happens — a live event, a replay's start, position, pages and end, a post sent and
 answered, an access change — and answers with what to do: a verdict for a live event (``SEND``
 its pre-made frame, ``CATCH_UP`` from the database, or None: nothing), the frames to send, or
-the next query of a replay. The caller owns every I/O: the sends, the database, the tasks and
-locks (chat.consumers.room is that caller for ``/ws/rooms/<slug>/``). Nothing in it belongs to
-the socket rather than the room, so one socket could host one per room it follows.
+the next query of a replay (one pass of it: chat.catchup.CatchUp). The caller owns every I/O:
+the sends, the database, the tasks and locks (chat.consumers.room is that caller for
+``/ws/rooms/<slug>/``). Nothing in it belongs to the socket rather than the room, so one
+socket could host one per room it follows.
 
 The guarantee it keeps: ``message.new`` frames go out in seq order with no gap and no
 duplicate, and every later edit or delete follows. Each change of a room (a message created,
@@ -17,26 +18,30 @@ something) asks for a catch-up from the database, the source of truth.
 
 Two things must not interleave with live delivery:
 - a replay (connect, ``sync``, a gap, a Redis reconnect, an access re-check): from
-  ``begin_replay`` to ``end_replay`` live events are only noted (``missed_change``); the
-  replay's caller catches up again for as long as ``catch_up_owed()``;
+  ``begin_replay`` to ``end_replay`` live events are noted (``missed_change``) and the newest
+  of them kept (up to ``keep``, contiguous: ``kept``). When a pass over the database ends, the
+  kept events that continue its position without a gap are what it missed: the replay ends
+  (``sync.done``) and sends them as live frames (``release_kept``). Only when they do not (a gap
+  before or among them, more than ``keep`` of them, a Redis reconnect) does the replay's caller
+  run another pass, for as long as ``catch_up_owed()``. So a replay under steady traffic ends
+  after one pass, not when the traffic stops;
 - the socket's own posts: from ``post_submitted`` until nothing is in flight, live events are
   held and released in order (``release_next``) once the ack that covers them has gone out, so
   a post's ack precedes the live copy of its message.
 
 Replay frames follow the README's resume rule (contract.events.replay_frame): marked
 ``"replay": true``, new messages first in seq order without a change number, then edits and
-deletes of older messages and room events (members, the room's title and privacy) in change
-order with theirs, and ``sync.done`` ends every replay
+deletes of older messages and room events (chat.room_events) in change order with theirs,
+and ``sync.done`` ends every replay
 that moved the position (every one the client asked for).
 """
 
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, Final
 
+from chat.catchup import CatchUp
 from contract import events
 
 # Verdicts on a live event (RoomDelivery.live / deliver); None: nothing to do.
@@ -44,32 +49,8 @@ SEND: Final = "send"  # write the event's pre-serialized frame (event["frame"]) 
 CATCH_UP: Final = "catch_up"  # start a catch-up from the database (a replay of its own)
 
 MAX_INFLIGHT = 64  # a socket's posts awaiting their ack before the server stops reading it
+KEEP = 200  # live events a replay keeps by default (the newest; the room consumer: a page)
 RECONNECTED = "layer.reconnected"  # chat.layers: Redis came back, what it carried meanwhile is lost
-
-
-@dataclass(frozen=True, slots=True)
-class MessagesAfter:
-    """Query: up to ``limit`` messages after ``after_seq`` up to ``up_to_seq``, in seq order
-    (chat.selectors.messages_after)."""
-
-    after_seq: int
-    up_to_seq: int
-    limit: int
-
-
-@dataclass(frozen=True, slots=True)
-class ChangesAfter:
-    """Query: up to ``limit`` edits or deletes of messages up to ``up_to_seq`` and room events
-    after change ``after_change``, merged in change order (chat.selectors.replay_changes_after)."""
-
-    up_to_seq: int
-    after_change: int
-    limit: int
-
-
-# A replayed message as it now is and its latest change; in the edit replay also a room event
-# (member.joined, member.left, room.updated: chat.room_events) and its change.
-Row = tuple[events.MessageData | events.RoomEventData, int]
 
 
 class RoomDelivery:
@@ -77,13 +58,15 @@ class RoomDelivery:
     which room it is.
 
     A new delivery is replaying: its socket listens on the room first and replays from the
-    database next, so live events are only noted until that first replay ends."""
+    database next, so live events are noted (and kept) until that first replay ends."""
 
     __slots__ = (
         "last_seq",
         "last_change",
         "replaying",
         "missed_change",
+        "kept",
+        "keep",
         "pass_owed",
         "replay_from",
         "access_dirty",
@@ -93,12 +76,16 @@ class RoomDelivery:
         "acked_change",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, keep: int = KEEP) -> None:
         self.last_seq = 0  # the newest message sent
         # the newest change accounted for (None: edits are not replayed, set by the replay)
         self.last_change: int | None = 0
         self.replaying = True  # a replay is running or waiting to run: live events are noted
         self.missed_change = 0  # the newest change a replay was told of while it ran
+        # The live events that came in during the replay, the newest ``keep`` of them without a
+        # gap (the last is ``missed_change``'s), to send after it; None when none (most sockets).
+        self.kept: collections.deque[dict] | None = None
+        self.keep = keep
         self.pass_owed = False  # a pass over the database is owed, whatever it finds
         self.replay_from: tuple[int, int | None] = (0, 0)  # the position the replay started at
         self.access_dirty = False  # access may have changed: re-check before delivering
@@ -132,7 +119,7 @@ class RoomDelivery:
             return None
         change = event["change"]
         if self.replaying or self.access_dirty or change > (self.last_change or 0) + 1:
-            return self._note_missed(change)
+            return self._note_missed(change, event)
         if change <= self.last_change:
             return None
         self.last_change = change
@@ -142,17 +129,43 @@ class RoomDelivery:
             self.last_seq = event["seq"]
         return SEND
 
-    def _note_missed(self, change: int) -> str | None:
-        """Change ``change`` (at least) was not sent: a replay must bring the socket up to it.
-        ``CATCH_UP`` when none is running or waiting to run."""
+    def _note_missed(self, change: int, event: dict | None = None) -> str | None:
+        """Change ``change`` (at least) was not sent: a replay must bring the socket up to it,
+        or send ``event`` (its live event) after it. ``CATCH_UP`` when none is running or
+        waiting to run."""
         if self.stopped:
             return None
         if change > self.missed_change:
             self.missed_change = change
+            if event is not None:
+                self._keep(event)
         if self.replaying:
             return None
         self.replaying = True
         return CATCH_UP
+
+    def _keep(self, event: dict) -> None:
+        """Keep ``event``, the newest change noted, for after the replay: the kept events run
+        without a gap up to it, the oldest dropped beyond ``keep`` (a pass then covers them)."""
+        kept = self.kept
+        if kept is None:
+            kept = self.kept = collections.deque(maxlen=self.keep)
+        elif kept and event["change"] != kept[-1]["change"] + 1:
+            kept.clear()  # one was lost on the way: a pass must cover it, and those before it
+        kept.append(event)
+
+    def _kept_follow(self) -> bool:
+        """Whether the kept events continue the position without a gap up to the newest change
+        noted (dropping those the replay already accounted for)."""
+        kept, last = self.kept, self.last_change or 0
+        while kept and kept[0]["change"] <= last:
+            kept.popleft()
+        # Non-empty, the kept events end at missed_change: contiguous up to it.
+        return (
+            bool(kept)
+            and kept[0]["change"] == last + 1
+            and kept[-1]["change"] == self.missed_change
+        )
 
     # --- access -------------------------------------------------------------------------------
     def access_changed(self) -> str | None:
@@ -181,11 +194,12 @@ class RoomDelivery:
     def stop(self) -> None:
         """Access is lost: nothing more is delivered, no replay goes on."""
         self.stopped = True
+        self.kept = None
 
     # --- replays ------------------------------------------------------------------------------
     def begin_replay(self) -> None:
         """A replay was asked for (and again when its turn comes: a replay that ended while it
-        waited let live events through): from now live events are only noted."""
+        waited let live events through): from now live events are noted and kept."""
         self.replaying = True
 
     def start_replay(self) -> None:
@@ -213,9 +227,36 @@ class RoomDelivery:
         return CatchUp(self, newest, page_size)
 
     def catch_up_owed(self) -> bool:
-        """Whether a pass is owed: live events came in beyond where the replay got to, or
-        Redis reconnected."""
-        return not self.stopped and (self.pass_owed or self.missed_change > (self.last_change or 0))
+        """Whether a pass is owed: Redis reconnected, or live events came in beyond where the
+        replay got to and the kept ones do not continue it without a gap."""
+        if self.stopped:
+            return False
+        return self.pass_owed or (
+            self.missed_change > (self.last_change or 0) and not self._kept_follow()
+        )
+
+    def release_kept(self) -> dict | None:
+        """After the replay's last pass and its ``sync.done``: the next kept live event to send
+        as a live frame (its pre-serialized ``event["frame"]``), in change order; the position
+        moves as each is taken. None when none is left, or the next does not follow (one was
+        lost on the way while they went out: ``end_replay`` then asks for a pass). Events that
+        come in meanwhile are kept, and follow."""
+        kept = self.kept
+        while kept and not self.stopped:
+            event = kept[0]
+            change, last = event["change"], self.last_change or 0
+            if change > last + 1:
+                return None
+            kept.popleft()
+            if change <= last:
+                continue
+            self.last_change = change
+            if event["event"] == events.MESSAGE_CREATED:
+                if event["seq"] <= self.last_seq:
+                    continue  # sent, in its latest state, by the pass
+                self.last_seq = event["seq"]
+            return event
+        return None
 
     def replay_done(self, *, announce: bool) -> str | None:
         """The ``sync.done`` frame that ends the replay, or None: always when ``announce`` (the
@@ -232,8 +273,16 @@ class RoomDelivery:
         """The replay is over (``completed``: its last frame was sent; False: it failed or
         was cancelled). Live delivery resumes. ``CATCH_UP`` when something came in while the
         last frame was being sent that would otherwise wait for the next live event: an event
-        beyond the position, a Redis reconnect, an access change to re-check."""
-        owed = completed and (self.catch_up_owed() or (self.access_dirty and not self.stopped))
+        beyond the position (kept events not sent are only noted from here: the next replay's
+        pass covers them), a Redis reconnect, an access change to re-check."""
+        self.kept = None
+        owed = (
+            completed
+            and not self.stopped
+            and (
+                self.pass_owed or self.missed_change > (self.last_change or 0) or self.access_dirty
+            )
+        )
         if not owed:  # else what is owed is the next replay's
             self.missed_change, self.pass_owed = 0, False
         self.replaying = self.stopped  # once stopped, live events stay set aside
@@ -285,77 +334,3 @@ class RoomDelivery:
         if not self.inflight:
             self.held = None
         return None
-
-
-class CatchUp:
-    """One pass of a replay up to the room's position (seq, change) read before it: first the
-    messages after ``last_seq`` up to that seq as they now are, in seq order; then the edits
-    and deletes of older messages and the room events after ``last_change``, in change order
-    (chat.room_events: they take change numbers like edits); one bounded page at
-    a time (``next_query``, then ``frames`` of its rows), ``finish`` when done.
-
-    Stopping at the position's seq keeps ``last_seq`` and ``last_change`` in step: every message
-    up to ``last_seq`` was created by change ``last_change`` at the latest, so the next pass's
-    edit replay never mistakes a message already sent for an edit. What was committed meanwhile
-    arrives live, or in the next pass."""
-
-    __slots__ = (
-        "delivery",
-        "newest_seq",
-        "newest_change",
-        "page_size",
-        "older_than",
-        "phase",
-        "cursor",
-    )
-
-    def __init__(self, delivery: RoomDelivery, newest: tuple[int, int], page_size: int) -> None:
-        self.delivery = delivery
-        self.newest_seq, self.newest_change = newest
-        self.page_size = page_size
-        self.older_than = delivery.last_seq  # the edit replay covers the messages sent before
-        self.phase = MessagesAfter  # the query of the page being sent; None: all read
-        self.cursor: int | None = None  # the edit replay's position
-
-    def next_query(self, page: list[Row] | None = None) -> MessagesAfter | ChangesAfter | None:
-        """The next page to read, given the page just sent (None at first); None: all read."""
-        d = self.delivery
-        if self.phase is MessagesAfter:
-            if d.last_seq < self.newest_seq and (page is None or len(page) == self.page_size):
-                return MessagesAfter(
-                    after_seq=d.last_seq, up_to_seq=self.newest_seq, limit=self.page_size
-                )
-            self.phase, self.cursor, page = ChangesAfter, d.last_change, None
-        if self.phase is None or self.cursor is None:
-            self.phase = None
-            return None
-        if page is not None:
-            if len(page) < self.page_size:
-                self.phase = None
-                return None
-            self.cursor = page[-1][1]
-        return ChangesAfter(
-            up_to_seq=self.older_than, after_change=self.cursor, limit=self.page_size
-        )
-
-    def frames(self, page: list[Row]) -> Iterator[str]:
-        """The replay frames of the page just read, one at a time; the position moves as each
-        is taken."""
-        if self.phase is MessagesAfter:
-            for message, _change in page:
-                self.delivery.last_seq = message["seq"]
-                yield events.replay_frame("message.new", message)
-        else:
-            for message, change in page:
-                if change > self.newest_change:
-                    # Committed after the position was read: it arrives live, or in the next
-                    # pass (sent now, it would come again there, and its change would run
-                    # ahead of the position the pass ends at).
-                    self.phase = None
-                    return
-                yield events.changed_replay_frame(message, change)
-
-    def finish(self) -> None:
-        """The pass is over (all read, or the client is gone): every change up to the
-        position is accounted for."""
-        self.delivery.last_change = self.newest_change

@@ -18,6 +18,7 @@ from datetime import timedelta
 
 import redis
 from channels.layers import get_channel_layer
+from django.db import DatabaseError
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -156,12 +157,23 @@ def flush_room(room_id: int | None, written: list[OutboxEvent] | None = None) ->
 
 
 def flush_after_commit(room_id: int | None, written: list[OutboxEvent] | None = None) -> None:
-    """The fast path, run by ``transaction.on_commit``: publish now, or leave it to the relay."""
+    """The fast path, run by ``transaction.on_commit``: publish now, or leave it to the relay.
+
+    Never raises: the caller's change is committed already, and a socket's connect or a post
+    must not fail because publishing it did. Whatever was not marked published stays pending
+    and the relay's sweep publishes it (a row Redis already has is dropped there by the change
+    guard, or arrives twice: subscribers and sockets drop repeats)."""
     try:
         published = flush_room(room_id, written)
     except redis.RedisError as exc:
         metrics.RELAY_ERRORS.labels("commit", "redis").inc()
         log.warning("Redis unreachable after commit, the relay will publish: %s", exc)
+    except DatabaseError as exc:
+        metrics.RELAY_ERRORS.labels("commit", "database").inc()
+        log.warning("outbox not marked after commit, the relay will publish: %s", exc)
+    except Exception:
+        metrics.RELAY_ERRORS.labels("commit", "other").inc()
+        log.exception("publishing after commit failed, the relay will publish")
     else:
         metrics.RELAY_PUBLISHED.labels("commit").inc(published)
 

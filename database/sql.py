@@ -265,13 +265,26 @@ def outbox_pending_ids(room_id: int | None, limit: int) -> list[int]:
 
 
 def mark_published(ids: Sequence[int], at: datetime) -> None:
-    """Set ``published_at`` of the outbox rows ``ids``."""
+    """Set ``published_at`` of those outbox rows ``ids`` that are still pending.
+
+    Flushers of one room run at once (every post's and every connect's after-commit flush, the
+    relay's sweep) and mark overlapping rows. PostgreSQL locks the rows in id order and skips
+    those another flusher holds (``FOR UPDATE SKIP LOCKED``: that one is marking them): two
+    plain ``UPDATE ... WHERE id IN (...)`` locking the same rows in different orders (an index
+    scan, a bitmap scan) deadlocked in the connect storm. SQLite runs one writer at a time."""
     stamp = connection.ops.adapt_datetimefield_value(at)
+    locking = connection.features.has_select_for_update_skip_locked
     with connection.cursor() as cursor:
-        for chunk in _chunks(ids, 1):
+        for chunk in _chunks(sorted(ids), 1):
             placeholders = ", ".join(["%s"] * len(chunk))
+            pending = f"id IN ({placeholders}) AND published_at IS NULL"
+            if locking:
+                pending = (
+                    f"id IN (SELECT id FROM chat_outboxevent WHERE {pending} "  # noqa: S608
+                    "ORDER BY id FOR UPDATE SKIP LOCKED)"
+                )
             cursor.execute(
-                f"UPDATE chat_outboxevent SET published_at = %s WHERE id IN ({placeholders})",  # noqa: S608
+                f"UPDATE chat_outboxevent SET published_at = %s WHERE {pending}",  # noqa: S608
                 [stamp, *chunk],
             )
 

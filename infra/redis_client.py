@@ -23,6 +23,7 @@ it follows a failover (``follow_primary`` also drops idle connections to a forme
 
 from __future__ import annotations
 
+import asyncio
 import functools
 
 import redis
@@ -64,14 +65,14 @@ def connect_async(url: str, **options) -> aioredis.Redis:
 
 def async_pool(
     url: str, *, max_connections: int, timeout: float, **options
-) -> aioredis.BlockingConnectionPool:
+) -> aioredis.ConnectionPool:
     """A bounded asyncio pool that makes a burst wait up to ``timeout`` for a connection."""
     spec = parse_sentinel(url)
     if spec is None:
-        return aioredis.BlockingConnectionPool.from_url(
+        return _WaitingPool.from_url(
             url, max_connections=max_connections, timeout=timeout, **options
         )
-    return _BlockingSentinelPool(
+    return _WaitingSentinelPool(
         spec.service,
         _async_sentinel(spec),
         db=spec.db,
@@ -91,13 +92,48 @@ def follow_primary(client: redis.Redis) -> None:
         pool.get_master_address()
 
 
-class _BlockingSentinelPool(
-    aioredis.sentinel.SentinelConnectionPool, aioredis.BlockingConnectionPool
-):
-    """redis-py has a blocking pool and a Sentinel pool, not both: this is both (the Sentinel
-    pool's primary lookup, the blocking pool's wait for a free connection). It relies on the
-    two classes cooperating through their MRO, hence redis' upper bound in pyproject.toml;
-    tests/test_sentinel.py runs it against real sentinels."""
+class _Waiting:
+    """Mixin of an asyncio connection pool: past ``max_connections`` a caller waits its turn
+    (first come, first served) up to ``timeout`` seconds, then gets redis' ConnectionError.
+
+    Waiters queue on a semaphore: a released connection goes straight to the next one. redis-py's
+    BlockingConnectionPool makes every waiter, and every release, take one asyncio lock again
+    after each wake-up; in a 1,000-socket connect storm that convoy on a busy event loop kept 20
+    connections idle while callers timed out (hundreds of "No connection available" per storm,
+    each a socket whose cap and presence failed open). Built on the pools' public
+    ``get_connection`` and ``release``."""
+
+    def __init__(self, *args, timeout: float, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.timeout = timeout
+        self._turns = asyncio.Semaphore(self.max_connections)
+
+    async def get_connection(self, *args, **kwargs):
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._turns.acquire()
+        except TimeoutError as exc:
+            raise redis.ConnectionError("No connection available.") from exc
+        try:
+            return await super().get_connection()
+        except BaseException:
+            self._turns.release()
+            raise
+
+    async def release(self, connection) -> None:
+        try:
+            await super().release(connection)
+        finally:
+            self._turns.release()
+
+
+class _WaitingPool(_Waiting, aioredis.ConnectionPool):
+    """The bounded pool of one Redis server."""
+
+
+class _WaitingSentinelPool(_Waiting, aioredis.sentinel.SentinelConnectionPool):
+    """The bounded pool of a Sentinel-managed primary: the Sentinel pool's primary lookup, and
+    the wait for a free connection. tests/test_sentinel.py runs it against real sentinels."""
 
 
 def _sentinel(spec: SentinelURL) -> Sentinel:
@@ -154,9 +190,10 @@ def blocking_client() -> redis.Redis:
 
 
 def _ephemeral() -> aioredis.Redis:
-    # A bounded pool that makes a burst wait for a connection: redis-py's default pool fails
-    # with "Too many connections" past 100, which 1,000 sockets connecting at once reach
-    # (measured by the benchmark).
+    # A bounded pool that makes a burst wait for a connection (_Waiting): an unbounded pool
+    # opened a connection per connecting socket, and redis-py's default fails with "Too many
+    # connections" past its maximum, which 1,000 sockets connecting at once reach (measured by
+    # the benchmark).
     pool = async_pool(
         settings.REDIS_URL,
         max_connections=EPHEMERAL_POOL_SIZE,

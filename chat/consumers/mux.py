@@ -50,7 +50,7 @@ class Subscription(RoomSignals, RoomStream):
         self.room_id = room.pk
         self.slug = room.slug
         self.group = events.room_group(room.pk)
-        self.delivery = RoomDelivery()
+        self.delivery = RoomDelivery(keep=settings.PARLEY["REPLAY_PAGE_SIZE"])
         self.replay_lock = asyncio.Lock()
 
     # --- what RoomStream asks of its host: the socket's, with the room added ------------------

@@ -49,7 +49,7 @@ class RoomConsumer(RoomSignals, RoomStream, ListeningConsumer):
         await self.accept(subprotocol=chosen_subprotocol(self.scope))
         # A new delivery replays first (below): an access change from the gate meanwhile is
         # only noted, and the replay re-checks access before sending anything.
-        self.delivery = RoomDelivery()
+        self.delivery = RoomDelivery(keep=settings.PARLEY["REPLAY_PAGE_SIZE"])
         if self.scope["user"].is_authenticated:
             await self._enter_gate()
         try:
@@ -70,7 +70,7 @@ class RoomConsumer(RoomSignals, RoomStream, ListeningConsumer):
         self.room_id = room.pk
         # Listen before reading the database: an event committed from here on arrives live,
         # or is in the replay below, or both (deduplicated). Until the replay is done, live
-        # events are only noted.
+        # events are kept for after it (chat.delivery).
         self.group = events.room_group(room.pk)
         await self.layer.listen(self.group, self, self._on_room_event)
         self.session = uuid.uuid4().hex
@@ -109,7 +109,7 @@ class RoomConsumer(RoomSignals, RoomStream, ListeningConsumer):
     # --- access changes (chat.access), called by the gate (must not block) -----------------------
     def access_changed(self, message: dict, *, definitive: bool) -> None:
         """Deliver nothing until access is re-checked (by a replay: live events meanwhile are
-        only noted, and caught up on if access still holds)."""
+        kept, and sent or caught up on if access still holds)."""
         if definitive:
             self._lose(access.CLOSE_CREDENTIALS)
         elif self.delivery.access_changed() is CATCH_UP:

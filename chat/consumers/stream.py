@@ -19,7 +19,8 @@ import logging
 from django.conf import settings
 
 from chat import access, actions, batching, protocol, selectors
-from chat.delivery import CATCH_UP, SEND, MessagesAfter, RoomDelivery
+from chat.catchup import MessagesAfter
+from chat.delivery import CATCH_UP, SEND, RoomDelivery
 from infra.db import db
 
 log = logging.getLogger("parley.ws")
@@ -74,9 +75,10 @@ class RoomStream:
         self, resume: tuple[int | None, int | None] | None, *, announce: bool = False
     ) -> None:
         """Re-check access if asked, resume from ``resume`` (after_seq, after_change) if given
-        (after_seq None: from now; after_change None: no edits replayed), then catch up for
-        as long as live events came in beyond where the replay got to; then ``sync.done``
-        when the delivery says so (always when ``announce``)."""
+        (after_seq None: from now; after_change None: no edits replayed), then catch up again
+        only while the live events kept meanwhile do not follow where it got to; then
+        ``sync.done`` when the delivery says so (always when ``announce``), then the kept
+        events as live frames."""
         d = self.delivery
         d.begin_replay()
         async with self.replay_lock:
@@ -95,11 +97,21 @@ class RoomStream:
                 done = d.replay_done(announce=announce)
                 if done is not None:
                     await self.send(done)
+                await self._send_kept()
                 completed = True
             finally:
                 again = d.end_replay(completed=completed)
         if again is CATCH_UP:
             self._start_catch_up()
+
+    async def _send_kept(self) -> None:
+        """The live events kept during the replay, in order, while access holds (those kept
+        while they go follow): under steady traffic the replay ends here, not when it stops."""
+        d = self.delivery
+        while await self._may_send() and (event := d.release_kept()) is not None:
+            pending = self.push(event)
+            if pending is not None:
+                await pending
 
     async def _catch_up(self, newest: tuple[int, int] | None = None) -> None:
         """One pass up to the room's position ``newest`` (read first when not given: every

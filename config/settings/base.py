@@ -185,7 +185,8 @@ PARLEY = {
     "FLOOD_CLOSE_AFTER_ERRORS": 50,
     # Unsafe REST requests per user per minute (messages have their own limit above).
     "API_WRITES_PER_MINUTE": env.int("PARLEY_API_WRITES_PER_MINUTE", default=120),
-    # Messages per replay page on resume: bounds memory per socket.
+    # Messages per replay page on resume, and live events a replay keeps to send after it (the
+    # newest; more ask for another pass, chat.delivery): bounds memory per socket.
     "REPLAY_PAGE_SIZE": 200,
     # A client that does not read (realtime.sockets): a socket's replays, acks and pongs wait while
     # the server holds more than this for it unsent...
@@ -209,6 +210,10 @@ PARLEY = {
     # ...or at the latest after this long, processed or not: the cap on what a subscriber that
     # stays away (or a Redis loss noticed later than this) can recover from the outbox.
     "OUTBOX_MAX_RETENTION_HOURS": env.int("PARLEY_OUTBOX_MAX_RETENTION_HOURS", default=24 * 7),
+    # An API token's last_used_at is written at most once per this many seconds (a reconnect wave
+    # would otherwise write every token's row at once): it tells when a token was last used to
+    # within this interval.
+    "TOKEN_LAST_USED_EVERY_SECONDS": env.int("PARLEY_TOKEN_LAST_USED_EVERY_SECONDS", default=60),
     # Threads per server process for the sockets' database work (infra.db).
     "DB_THREADS": env.int("PARLEY_DB_THREADS", default=4),
 }

@@ -16,14 +16,8 @@ import uuid
 import pytest
 
 from chat import protocol
-from chat.delivery import (
-    CATCH_UP,
-    MAX_INFLIGHT,
-    SEND,
-    ChangesAfter,
-    MessagesAfter,
-    RoomDelivery,
-)
+from chat.catchup import ChangesAfter, MessagesAfter
+from chat.delivery import CATCH_UP, MAX_INFLIGHT, SEND, RoomDelivery
 from contract import events
 
 RECONNECTED = {"type": "layer.reconnected"}
@@ -98,14 +92,13 @@ def test_a_gap_asks_for_one_catch_up_and_later_events_are_only_noted():
     assert d.missed_change == 6 and d.last_change == 3
 
 
-def test_live_events_during_a_replay_are_noted_and_caught_up_before_it_ends():
+def test_live_events_during_a_replay_that_do_not_follow_it_are_caught_up_before_it_ends():
     d = RoomDelivery()  # connecting: replaying from the start
-    assert d.live(live(1)) is None
     d.start_replay()
     d.resume(0, 0, (0, 0))  # the room was empty when the position was read
     d.catch_up((0, 0), 200).finish()
-    assert d.live(live(2)) is None  # still replaying
-    assert d.catch_up_owed()  # events came in beyond the position: another pass
+    assert d.live(live(2)) is None  # still replaying (change 1 was lost on the way)
+    assert d.catch_up_owed()  # an event came in beyond the position, after a gap: another pass
     plan = d.catch_up((2, 2), 200)
     query = plan.next_query()
     assert query == MessagesAfter(after_seq=0, up_to_seq=2, limit=200)
@@ -118,9 +111,138 @@ def test_live_events_during_a_replay_are_noted_and_caught_up_before_it_ends():
     plan.finish()
     assert not d.catch_up_owed()
     assert json.loads(d.replay_done(announce=True)) == {"type": "sync.done", "seq": 2, "change": 2}
+    assert d.release_kept() is None  # the kept change 2 went out in the pass
     assert d.end_replay() is None
     assert d.live(live(2)) is None  # sent by the replay
     assert d.live(live(3)) is SEND
+
+
+def kept_after_replay(d: RoomDelivery) -> list[tuple[int, str | None]]:
+    """The replay is over (its pass and sync.done): (change, frame type) of the kept events
+    it sends as live frames."""
+    released = []
+    while (event := d.release_kept()) is not None:
+        released.append((event["change"], json.loads(event["frame"]).get("replay")))
+    return released
+
+
+def replay_from(at: tuple[int, int], newest: tuple[int, int], feed=()) -> RoomDelivery:
+    """A delivery resuming from ``at`` whose pass reads the room at ``newest`` (and sends
+    nothing: these tests look at what comes after); ``feed``: live events during the pass."""
+    d = RoomDelivery(keep=4)
+    d.start_replay()
+    d.resume(*at, newest)
+    for event in feed:
+        assert d.live(event) is None
+    d.catch_up(newest, 200).finish()
+    return d
+
+
+def test_live_events_that_follow_a_replay_end_it_after_one_pass_and_go_out_after_sync_done():
+    d = RoomDelivery(keep=4)  # connecting: events are kept from the first
+    assert d.live(live(11)) is None  # before the position was read: the pass sends it
+    d.start_replay()
+    d.resume(0, 0, (11, 11))
+    plan = d.catch_up((11, 11), 200)
+    for change in (12, 13, 14):  # while the pass runs
+        assert d.live(live(change)) is None
+    d.live(live(13))  # a duplicate
+    assert plan.next_query() == MessagesAfter(after_seq=0, up_to_seq=11, limit=200)
+    rows = [(message(seq), seq) for seq in range(1, 12)]
+    assert len(list(plan.frames(rows))) == 11
+    assert plan.next_query(rows) == ChangesAfter(up_to_seq=0, after_change=0, limit=200)
+    assert plan.next_query([]) is None
+    plan.finish()
+    assert not d.catch_up_owed()  # no second pass: the kept events follow change 11
+    assert json.loads(d.replay_done(announce=True)) == {
+        "type": "sync.done",
+        "seq": 11,
+        "change": 11,
+    }
+    assert d.live(live(15)) is None  # while sync.done was written: kept too
+    assert kept_after_replay(d) == [(12, None), (13, None), (14, None), (15, None)]
+    assert (d.last_seq, d.last_change) == (15, 15)  # as live delivery moves it
+    assert d.end_replay() is None
+    assert d.live(live(15)) is None
+    assert d.live(live(16)) is SEND
+
+
+def test_kept_edits_and_deletes_follow_a_replay_like_new_messages():
+    # The pass read (5, 6); 7 creates message 6, 8 edits message 2, 9 deletes message 6.
+    edit = live(8, seq=2, kind=events.MESSAGE_EDITED)
+    delete = live(9, seq=6, kind=events.MESSAGE_DELETED)
+    d = replay_from((5, 6), (5, 6), [live(6, seq=5), live(7, seq=6), edit, delete])
+    assert not d.catch_up_owed()
+    assert kept_after_replay(d) == [(7, None), (8, None), (9, None)]  # 6 was the pass'
+    assert (d.last_seq, d.last_change) == (6, 9)
+
+
+def test_a_gap_before_or_among_the_kept_events_asks_for_another_pass():
+    d = replay_from((3, 3), (3, 3), [live(5), live(6)])  # 4 was lost
+    assert d.catch_up_owed()
+    d.catch_up((6, 6), 200).finish()  # the second pass covers them
+    assert not d.catch_up_owed() and kept_after_replay(d) == []
+    d = replay_from((3, 3), (3, 3), [live(4), live(6), live(7)])  # 5 was lost
+    assert d.catch_up_owed()
+    d.catch_up((5, 5), 200).finish()  # read before 6 committed: 6 and 7 follow it
+    assert not d.catch_up_owed()
+    assert kept_after_replay(d) == [(6, None), (7, None)]
+
+
+def test_more_live_events_than_a_replay_keeps_ask_for_another_pass_that_keeps_the_newest():
+    d = replay_from((3, 3), (3, 3), [live(c) for c in range(4, 10)])  # 6 events, keep=4
+    assert d.catch_up_owed()  # 4 and 5 were dropped
+    d.catch_up((5, 5), 200).finish()  # a short pass up to them
+    assert not d.catch_up_owed()
+    assert [c for c, _ in kept_after_replay(d)] == [6, 7, 8, 9]
+
+
+def test_a_gap_while_kept_events_go_out_ends_the_replay_with_a_catch_up():
+    d = replay_from((3, 3), (3, 3), [live(4)])
+    assert d.release_kept()["change"] == 4
+    assert d.live(live(6)) is None  # 5 lost while 4 went out
+    assert d.release_kept() is None
+    assert d.end_replay() is CATCH_UP  # the next replay's pass covers 5 and 6
+    assert d.catch_up_owed()
+
+
+def test_a_redis_reconnect_during_a_replay_still_owes_one_pass():
+    d = replay_from((3, 3), (3, 3), [live(4)])
+    assert d.live(RECONNECTED) is None
+    assert d.catch_up_owed()  # even though the kept event follows
+    d.catch_up((4, 4), 200).finish()
+    assert not d.catch_up_owed() and kept_after_replay(d) == []
+
+
+def test_kept_events_are_not_sent_once_access_is_lost():
+    d = replay_from((3, 3), (3, 3))
+    assert d.access_changed() is None  # during the replay: it re-checks before sending
+    assert d.live(live(4)) is None and d.live(live(5)) is None
+    assert d.may_send() is None  # the caller re-checks access before each kept event...
+    assert d.check_access()
+    d.stop()  # ...and finds it lost
+    assert d.release_kept() is None and d.kept is None
+    assert d.replay_done(announce=True) is None
+    assert d.end_replay() is None and d.live(live(6)) is None
+
+
+def test_a_replay_for_an_access_check_sends_what_it_kept_without_a_pass():
+    d = live_at(3, 3)
+    assert d.access_changed() is CATCH_UP
+    assert d.live(live(4)) is None  # kept until access is re-checked
+    assert d.check_access()  # still allowed
+    d.begin_replay()
+    d.start_replay()
+    assert not d.catch_up_owed()  # the kept event follows: no pass
+    assert d.replay_done(announce=False) is None
+    assert kept_after_replay(d) == [(4, None)]
+    assert d.end_replay() is None
+
+
+def test_kept_events_left_when_a_replay_ends_are_only_noted():
+    d = replay_from((3, 3), (3, 3), [live(4)])
+    assert d.end_replay(completed=False) is None  # failed: the next gap asks for a pass
+    assert d.kept is None and d.live(live(5)) is CATCH_UP
 
 
 def test_a_live_event_noted_while_sync_done_was_sent_starts_a_catch_up():
@@ -424,6 +546,9 @@ class Socket:
         if done is not None:
             self.send(done)
         self.tick()  # while sync.done is written
+        while self.may_send() and (event := self.d.release_kept()) is not None:
+            self.frames.append(json.loads(event["frame"]))
+            self.tick()  # while it is written
         if self.d.end_replay() is CATCH_UP:
             self.catch_ups += 1
 
