@@ -111,7 +111,8 @@ def delete_user(*, user: AbstractBaseUser, mode: str | None = None) -> Deletion:
     - their messages are tombstoned or re-attributed to the placeholder account, by ``mode``
       (default ``PARLEY_DELETED_USER_MESSAGES``), each with its change number and event;
     - their memberships end (room.left each); mentions of them, tokens and sessions go;
-    - published outbox rows naming them go (chat.departure.forget_published_events);
+    - published outbox rows naming them go (chat.departure.forget_published_events), and the
+      room events kept for replays name the placeholder (chat.departure.forget_room_events);
     - analytics forgets their username (analytics.erasure.forget_user);
     - the account row goes.
 
@@ -134,6 +135,7 @@ def delete_user(*, user: AbstractBaseUser, mode: str | None = None) -> Deletion:
         tokens = ApiToken.objects.filter(user=user).count()
         sessions = _end_sessions(user)
         departure.forget_published_events(username=username)
+        departure.forget_room_events(username=username, shown_as=shown_as)
         erasure.forget_user(username=username, shown_as=shown_as.get_username(), at=timezone.now())
         try:
             user.delete()  # tokens and mentions of them cascade

@@ -38,7 +38,7 @@ from django.utils import timezone
 
 from accounts.credentials import Credential, credential_name, credential_valid, session_digest
 from accounts.models import ApiToken
-from chat import outbox
+from chat import outbox, room_events
 from chat.models import Membership, Room
 from contract import events
 from infra.loops import per_loop
@@ -107,27 +107,46 @@ def _cascading(origin, model) -> bool:
 
 @receiver(post_delete, sender=Membership)
 def _membership_ended(sender, instance: Membership, origin=None, **kwargs) -> None:
-    # Deleting the room or the user records one event of its own for all of them.
+    # Deleting the room or the user records one event of its own for all of them (and a
+    # deleted room has no sockets left to tell; a user is deleted by accounts.actions, which
+    # ends each membership first).
     if _cascading(origin, Room) or _cascading(origin, get_user_model()):
         return
     record("membership_ended", room=instance.room, user_id=instance.user_id)
+    room_events.membership_deleted(instance)  # room.left, the one place it is recorded
+
+
+# What a room's sockets are told of when it changes (room.updated, chat.room_events).
+_ROOM_SHOWN = ("slug", "title", "is_private")
 
 
 @receiver(pre_save, sender=Room)
-def _note_room_privacy(sender, instance: Room, update_fields=None, **kwargs) -> None:
-    instance._became_private = bool(
-        instance.pk
-        and instance.is_private
-        and (update_fields is None or "is_private" in update_fields)
-        and Room.objects.filter(pk=instance.pk, is_private=False).exists()
-    )
+def _note_room_change(sender, instance: Room, update_fields=None, **kwargs) -> None:
+    instance._became_private = instance._room_updated = False
+    if instance._state.adding or not instance.pk:
+        return
+    old = Room.objects.filter(pk=instance.pk).values(*_ROOM_SHOWN).first()
+    if old is None:
+        return
+    changed = {
+        name
+        for name in _ROOM_SHOWN
+        if (update_fields is None or name in update_fields) and getattr(instance, name) != old[name]
+    }
+    instance._became_private = "is_private" in changed and instance.is_private
+    instance._room_updated = bool(changed)
 
 
 @receiver(post_save, sender=Room)
-def _room_made_private(sender, instance: Room, created: bool, **kwargs) -> None:
-    if not created and getattr(instance, "_became_private", False):
+def _room_changed(sender, instance: Room, created: bool, **kwargs) -> None:
+    if created:
+        return
+    if getattr(instance, "_became_private", False):
         instance._became_private = False
         record("room_private", room=instance)
+    if getattr(instance, "_room_updated", False):
+        instance._room_updated = False
+        room_events.room_updated(instance)
 
 
 @receiver(post_delete, sender=Room)

@@ -28,15 +28,17 @@ class MessagesAfter:
 
 @dataclass(frozen=True, slots=True)
 class ChangesAfter:
-    """Query: up to ``limit`` edits or deletes of messages up to ``up_to_seq`` after change
-    ``after_change``, in change order (chat.selectors.changes_after)."""
+    """Query: up to ``limit`` edits or deletes of messages up to ``up_to_seq`` and room events
+    after change ``after_change``, merged in change order (chat.selectors.replay_changes_after)."""
 
     up_to_seq: int
     after_change: int
     limit: int
 
 
-Row = tuple[events.MessageData, int]  # a replayed message as it now is, and its latest change
+# A replayed message as it now is and its latest change; in the edit replay also a room event
+# (member.joined, member.left, room.updated: chat.room_events) and its change.
+Row = tuple[events.MessageData | events.RoomEventData, int]
 
 
 class Position(Protocol):
@@ -50,8 +52,9 @@ class Position(Protocol):
 class CatchUp:
     """One pass of a replay up to the room's position (seq, change) read before it: first the
     messages after ``last_seq`` up to that seq as they now are, in seq order; then the edits
-    and deletes of older messages after ``last_change``, in change order; one bounded page at
-    a time (``next_query``, then ``frames`` of its rows), ``finish`` when done.
+    and deletes of older messages and the room events after ``last_change``, in change order
+    (chat.room_events: they take change numbers like edits); one bounded page at a time
+    (``next_query``, then ``frames`` of its rows), ``finish`` when done.
 
     Stopping at the position's seq keeps ``last_seq`` and ``last_change`` in step: every message
     up to ``last_seq`` was created by change ``last_change`` at the latest, so the next pass's
@@ -112,8 +115,7 @@ class CatchUp:
                     # ahead of the position the pass ends at).
                     self.phase = None
                     return
-                kind = "message.deleted" if message["deleted_at"] else "message.edited"
-                yield events.replay_frame(kind, message, change)
+                yield events.changed_replay_frame(message, change)
 
     def finish(self) -> None:
         """The pass is over (all read, or the client is gone): every change up to the

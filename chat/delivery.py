@@ -10,8 +10,9 @@ the sends, the database, the tasks and locks (chat.consumers.room is that caller
 socket could host one per room it follows.
 
 The guarantee it keeps: ``message.new`` frames go out in seq order with no gap and no
-duplicate, and every later edit or delete follows. Each change of a room's messages (create,
-edit, delete) has a change number 1, 2, 3...; ``last_change`` is the newest change accounted
+duplicate, and every later edit or delete follows. Each change of a room (a message created,
+edited or deleted; a room event: a member joined or left, the room renamed or made private)
+has a change number 1, 2, 3...; ``last_change`` is the newest change accounted
 for. A live event at or below it is dropped; one beyond ``last_change + 1`` (the live layer lost
 something) asks for a catch-up from the database, the source of truth.
 
@@ -30,7 +31,8 @@ Two things must not interleave with live delivery:
 
 Replay frames follow the README's resume rule (contract.events.replay_frame): marked
 ``"replay": true``, new messages first in seq order without a change number, then edits and
-deletes of older messages in change order with theirs, and ``sync.done`` ends every replay
+deletes of older messages and room events (chat.room_events) in change order with theirs,
+and ``sync.done`` ends every replay
 that moved the position (every one the client asked for).
 """
 

@@ -12,7 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Case, IntegerField, Q, Value, When
 from django.utils import timezone
 
-from chat import changes, outbox
+from chat import changes, room_events
 from chat.actions import DIRECT_PREFIX
 from chat.models import Membership, Message, OutboxEvent, Room
 from contract import events
@@ -87,20 +87,13 @@ def release_messages(*, user: AbstractBaseUser, shown_as: AbstractBaseUser, mode
 
 
 def leave_all_rooms(*, user: AbstractBaseUser, shown_as: AbstractBaseUser) -> int:
-    """End every membership of ``user``; each publishes room.left (naming ``shown_as``) like
-    any leave. Returns the memberships ended."""
+    """End every membership of ``user``; each publishes room.left (naming ``shown_as``, reason
+    "account_deleted") like any leave. Returns the memberships ended."""
     memberships = list(Membership.objects.filter(user=user).select_related("room"))
-    now = timezone.now()
     for membership in memberships:
-        membership.delete()
-        event = events.membership(
-            events.ROOM_LEFT,
-            room=membership.room.slug,
-            user=shown_as.get_username(),
-            role=membership.role,
-            ts=now,
+        room_events.end_membership(
+            membership, reason=room_events.ACCOUNT_DELETED, shown_as=shown_as
         )
-        outbox.record(event, room_id=membership.room_id)
     return len(memberships)
 
 
@@ -112,3 +105,9 @@ def forget_published_events(*, username: str) -> int:
     theirs = Q(event__payload__message__author=username) | Q(event__payload__user=username)
     deleted, _ = OutboxEvent.objects.filter(theirs, published_at__isnull=False).delete()
     return deleted
+
+
+def forget_room_events(*, username: str, shown_as: AbstractBaseUser) -> int:
+    """The room events kept for replays name ``shown_as`` instead of ``username`` (as its
+    messages do). Returns the events rewritten."""
+    return room_events.forget_member(username=username, shown_as=shown_as.get_username())

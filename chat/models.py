@@ -33,6 +33,20 @@ class Room(models.Model):
     def __str__(self) -> str:
         return self.slug
 
+    def save(self, *args, **kwargs) -> None:
+        """Save; a room that exists never has its counters written from here.
+
+        ``last_seq`` and ``last_change`` move only through ``allocate`` (under the row lock):
+        an instance's copy of them is stale once anything was posted, and writing it back
+        would hand out a seq or change number twice."""
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = [
+                f.name
+                for f in self._meta.concrete_fields
+                if not f.primary_key and f.name not in ("last_seq", "last_change")
+            ]
+        super().save(*args, **kwargs)
+
     @classmethod
     def allocate(cls, room_id: int, *, new_message: bool, count: int = 1) -> tuple[int, int]:
         """Take the next change number (and, for a new message, the next seq) of a room;
@@ -173,6 +187,28 @@ class Message(models.Model):
     def delete(self, *args, **kwargs):
         """Messages are never removed (seqs stay gapless): use chat.actions.delete_message."""
         raise TypeError("a message is deleted with chat.actions.delete_message (a tombstone)")
+
+
+class RoomEvent(models.Model):
+    """A change of a room that is not a message (chat.room_events): a member joined or left,
+    the room was renamed or its privacy changed. It holds the room change number it took and
+    what its WebSocket frame says, so a resume replays it (kept as long as the room)."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="+", db_index=False)
+    change = models.PositiveBigIntegerField()
+    # The frame's type (member.joined, member.left, room.updated) and its other fields.
+    type = models.CharField(max_length=32)
+    data = models.JSONField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            # Also the index of the replay's query: a room's events after a change, in order.
+            models.UniqueConstraint(fields=["room", "change"], name="room_event_unique_change")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.room_id}@{self.change} {self.type}"
 
 
 class Mention(models.Model):

@@ -27,7 +27,7 @@ def record(*recorded: events.Event, room_id: int | None) -> list[OutboxEvent]:
     are, without reading them back (``relay.flush_room``; more than a relay page of rows, such as
     a departed user's thousands of messages, are read back in pages so memory does not grow
     until commit). If Redis is unreachable then, the rows stay pending and the relay publishes
-    them later. A message event's change number is its payload's.
+    them later. A message's or room event's change number is its payload's.
     """
     if not recorded:
         return []
@@ -45,7 +45,8 @@ def _row(event: events.Event, *, room_id: int | None) -> OutboxEvent:
         type=event["type"],
         room_id=room_id,
         seq=event["seq"],
-        change=event["payload"]["change"] if event["topic"] == events.TOPIC_MESSAGE else None,
+        # A room's changes (messages, room events) carry their change number; others none.
+        change=event["payload"].get("change"),
         event=event,
         created_at=parse_datetime(event["ts"]),
     )

@@ -95,6 +95,22 @@ def changes_after(
     return _replayed(rows.order_by("change")[:limit])
 
 
+def replay_changes_after(
+    *, room_id: int, up_to_seq: int, after_change: int, limit: int
+) -> list[tuple[events.MessageData | events.RoomEventData, int]]:
+    """The edit replay's page: ``changes_after`` and the room's events after ``after_change``
+    (chat.room_events), merged in change order (one sequence: no ties), the first ``limit``.
+    Shorter than ``limit``: nothing more of either; else the next page starts after the last
+    row's change."""
+    rows: list[tuple[events.MessageData | events.RoomEventData, int]] = list(
+        changes_after(room_id=room_id, up_to_seq=up_to_seq, after_change=after_change, limit=limit)
+    )
+    for change, frame, fields in sql.room_events_after(room_id, after_change, limit):
+        rows.append(({"frame": frame, "fields": fields}, change))
+    rows.sort(key=lambda row: row[1])
+    return rows[:limit]
+
+
 def _replayed(rows: QuerySet[Message]) -> list[tuple[events.MessageData, int]]:
     """Each row as ``events.message_data`` shapes it, with its change number, read as plain
     values: building a Message, its Room and its User per row was ~60% of a reconnect's

@@ -18,6 +18,19 @@ from datetime import datetime
 from typing import Any, TypedDict
 
 from contract import redis_keys
+from contract.room_events import (  # the room events' schemas and frames, re-exported
+    LEFT_REASONS,
+    ROOM_EVENTS,
+    ROOM_JOINED,
+    ROOM_LEFT,
+    ROOM_UPDATED,
+    MemberLeftPayload,
+    MembershipPayload,
+    RoomEventData,
+    RoomUpdatedPayload,
+    room_frame,
+    room_frame_fields,
+)
 
 SCHEMA_VERSION = 1
 
@@ -33,8 +46,6 @@ MESSAGE_CREATED = "message.created"  # chat.message
 MESSAGE_EDITED = "message.edited"  # chat.message
 MESSAGE_DELETED = "message.deleted"  # chat.message: the message became a tombstone
 MESSAGE_EVENTS = (MESSAGE_CREATED, MESSAGE_EDITED, MESSAGE_DELETED)
-ROOM_JOINED = "room.joined"  # chat.room
-ROOM_LEFT = "room.left"  # chat.room
 USER_CONNECTED = "user.connected"  # chat.presence: a socket opened on a room
 USER_DISCONNECTED = "user.disconnected"  # chat.presence: that socket closed
 ACCESS_REVOKED = "access.revoked"  # chat.access: someone may have lost access (see chat.access)
@@ -69,12 +80,6 @@ class MessagePayload(TypedDict):
     version: int
     change: int  # the room's change number of this change
     message: MessageData
-
-
-class MembershipPayload(TypedDict):
-    version: int
-    user: str
-    role: str
 
 
 class ConnectionPayload(TypedDict):
@@ -182,16 +187,14 @@ def message_created(message: Any) -> Event:
     return message_changed(MESSAGE_CREATED, message)
 
 
-def membership(type: str, *, room: str, user: str, role: str, ts: datetime) -> Event:
-    """room.joined / room.left."""
-    return make_event(
-        topic=TOPIC_ROOM,
-        type=type,
-        room=room,
-        seq=None,
-        ts=ts,
-        payload={"user": user, "role": role},
-    )
+def room_event(type: str, *, room: str, ts: datetime, change: int, **payload: Any) -> Event:
+    """A room event (chat.room; ``room``: the slug as it now is) with its payload: room.joined
+    {user, role}, room.left {user, role, reason: one of LEFT_REASONS}, room.updated {title,
+    is_private} (contract.room_events)."""
+    if type == ROOM_LEFT and payload.get("reason") not in LEFT_REASONS:
+        raise ValueError(f"room.left needs a reason of {LEFT_REASONS}, not {payload!r}")
+    payload = {"change": change, **payload}
+    return make_event(topic=TOPIC_ROOM, type=type, room=room, seq=None, ts=ts, payload=payload)
 
 
 def connection(type: str, *, room: str, user: str, session: str, ts: datetime) -> Event:
@@ -236,7 +239,8 @@ PAYLOADS: dict[str, type] = {
     MESSAGE_EDITED: MessagePayload,
     MESSAGE_DELETED: MessagePayload,
     ROOM_JOINED: MembershipPayload,
-    ROOM_LEFT: MembershipPayload,
+    ROOM_LEFT: MemberLeftPayload,
+    ROOM_UPDATED: RoomUpdatedPayload,
     USER_CONNECTED: ConnectionPayload,
     USER_DISCONNECTED: ConnectionPayload,
     ACCESS_REVOKED: AccessPayload,
@@ -255,9 +259,11 @@ SIGNAL = "chat.signal"  # the channel-layer message of an ephemeral frame (prese
 def client_frame(event: Event) -> str | None:
     """The live WebSocket frame of an event (None: not one sockets see), serialized once for
     every socket: the relay publishes it with the event."""
+    payload = event["payload"]
+    if event["type"] in ROOM_EVENTS:
+        return dumps(room_frame(*room_frame_fields(event), payload["change"]))
     if event["type"] not in FRAME_TYPES:
         return None
-    payload = event["payload"]
     return message_frame(FRAME_TYPES[event["type"]], payload["message"], payload["change"])
 
 
@@ -281,6 +287,15 @@ def replay_frame(frame_type: str, message: MessageData, change: int | None = Non
         frame["change"] = change
     frame["message"] = message
     return dumps(frame)
+
+
+def changed_replay_frame(item: MessageData | RoomEventData, change: int) -> str:
+    """The replay frame of a row of the edit replay: an older message's edit or delete, as the
+    message now is, or a room event."""
+    if "frame" in item:
+        return dumps(room_frame(item["frame"], item["fields"], change, replay=True))
+    kind = "message.deleted" if item["deleted_at"] else "message.edited"
+    return replay_frame(kind, item, change)
 
 
 def sync_done(seq: int, change: int | None) -> str:

@@ -8,7 +8,8 @@ statement with the ORM cost more CPU than the database spent running it (0.3-0.5
   ``upsert_add``): the statement is built from the model's metadata, the values prepared with
   the backend's own adapters, one statement per chunk of rows;
 - the statements every post runs (``allocate``, ``outbox_pending_ids``, ``mark_published``,
-  ``messages_with_client_ids``), every connect (``room_position``, ``any_change_after``) and
+  ``messages_with_client_ids``), every connect (``room_position``, ``any_change_after``,
+  ``room_events_after``) and
   the readiness probe (``oldest_pending_created_at``), written out once on the tables and
   columns chat's migrations create.
 
@@ -21,6 +22,7 @@ every statement on both.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -222,6 +224,23 @@ def any_change_after(room_id: int, up_to_seq: int, after_change: int) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(_ANY_CHANGE_AFTER, [room_id, up_to_seq, after_change])
         return cursor.fetchone() is not None
+
+
+_ROOM_EVENTS_AFTER = (
+    "SELECT change, type, data FROM chat_roomevent WHERE room_id = %s AND change > %s "
+    "ORDER BY change LIMIT %s"
+)
+
+
+def room_events_after(room_id: int, after_change: int, limit: int) -> list[tuple[int, str, dict]]:
+    """(change, frame type, fields) of up to ``limit`` room events (chat.models.RoomEvent) after
+    ``after_change``, in change order, by the unique index on (room, change): every connect's
+    edit replay asks, and the answer is nearly always none."""
+    with connection.cursor() as cursor:
+        cursor.execute(_ROOM_EVENTS_AFTER, [room_id, after_change, limit])
+        rows = cursor.fetchall()
+    # JSON comes back as text (SQLite; Django's PostgreSQL backend too) or parsed.
+    return [(c, t, d if isinstance(d, dict) else json.loads(d)) for c, t, d in rows]
 
 
 _PENDING_OF_ROOM = (

@@ -13,6 +13,7 @@ import json
 import sys
 import urllib.request
 import uuid
+from collections.abc import Callable
 
 import websockets
 
@@ -30,8 +31,22 @@ def api(base: str, token: str, method: str, path: str, body: dict | None = None,
         return json.load(response)
 
 
-async def listen(url: str, token: str, until_body: str | None = None) -> tuple[int, int]:
-    """Print the replay and live frames; return (seq, change) to resume from."""
+def show(frame: dict) -> None:
+    """The default ``on_frame``: print what a frame says."""
+    if frame["type"].startswith("message."):
+        message = frame["message"]
+        print(f"{frame['type']} #{message['seq']} {message['author']}: {message['body']}")
+    elif frame["type"] in ("member.joined", "member.left"):
+        print(f"{frame['type']} {frame['member']['user']}")
+    elif frame["type"] == "room.updated":
+        print(f"room.updated: {frame['title']}")
+    # Any other type (presence, typing, one a newer server adds): ignored.
+
+
+async def listen(
+    url: str, token: str, until_body: str | None = None, on_frame: Callable[[dict], None] = show
+) -> tuple[int, int]:
+    """Hand every replay and live frame to ``on_frame``; return (seq, change) to resume from."""
     headers = {"Authorization": f"Bearer {token}"}
     async with websockets.connect(url, additional_headers=headers) as socket:
         seq = change = 0
@@ -42,14 +57,16 @@ async def listen(url: str, token: str, until_body: str | None = None) -> tuple[i
                 print(f"caught up to seq {seq}, change {change}")
                 if until_body is None:
                     return seq, change
-            elif frame["type"].startswith("message."):
-                message = frame["message"]
-                # The resume rule: the highest seq you have, and the change of the last frame
-                # that carried one (replayed new messages carry none; sync.done ends a replay).
-                seq, change = max(seq, message["seq"]), frame.get("change", change)
-                print(f"{frame['type']} #{message['seq']} {message['author']}: {message['body']}")
-                if message["body"] == until_body:
-                    return seq, change
+                continue
+            # The resume rule: the highest seq you have, and the change of the last frame that
+            # carried one (replayed new messages carry none; room events and frames of a type
+            # this program does not know count like any other; sync.done ends a replay).
+            if frame["type"].startswith("message."):
+                seq = max(seq, frame["message"]["seq"])
+            change = frame.get("change", change)
+            on_frame(frame)
+            if until_body is not None and frame.get("message", {}).get("body") == until_body:
+                return seq, change
 
 
 async def main(base: str, token: str, room: str) -> None:

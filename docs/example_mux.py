@@ -55,7 +55,9 @@ async def follow(url: str, token: str, positions: dict, *, post: bool) -> None:
                     waiting.discard(room)
             elif kind == "message.ack":
                 print(f"{room}: acked #{frame['message']['seq']}")
-            else:
+            else:  # room events (member.joined, member.left, room.updated) and others
+                if "change" in frame:  # counted by the same rule
+                    positions[room] = (seq, frame["change"])
                 print(f"{room}: {kind} {frame}")
 
 

@@ -6,12 +6,10 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
-from chat import outbox, selectors
+from chat import room_events, selectors
 from chat.errors import ActionError
 from chat.models import Membership, Room
-from contract import events
 
 # Slugs of direct-message rooms (see open_direct_room); create_room refuses them.
 DIRECT_PREFIX = "dm-"
@@ -40,7 +38,7 @@ def _create_room(*, creator: AbstractBaseUser, slug: str, title: str, is_private
         with transaction.atomic():
             room = Room.objects.create(slug=slug, title=title, is_private=is_private)
             owner = Membership.objects.create(user=creator, room=room, role=Membership.Role.OWNER)
-            _record_membership(events.ROOM_JOINED, owner)
+            room_events.member_joined(owner)
     except IntegrityError:  # created concurrently (room_slug_unique_ci)
         raise taken from None
     return room
@@ -103,8 +101,7 @@ def leave_room(*, user: AbstractBaseUser, room: Room) -> bool:
         membership = Membership.objects.filter(user=user, room=room).first()
         if membership is None:
             return False
-        membership.delete()
-        _record_membership(events.ROOM_LEFT, membership)
+        room_events.end_membership(membership, reason=room_events.LEFT)
     return True
 
 
@@ -130,8 +127,7 @@ def remove_member(*, remover: AbstractBaseUser, room: Room, username: str) -> No
             raise ActionError("forbidden", "only the owner removes a moderator or the owner")
         if target.role == Membership.Role.OWNER:
             raise ActionError("forbidden", "the owner cannot be removed")
-        target.delete()
-        _record_membership(events.ROOM_LEFT, target)
+        room_events.end_membership(target, reason=room_events.REMOVED)
 
 
 def check_can_invite(*, inviter: AbstractBaseUser, room: Room) -> None:
@@ -171,16 +167,5 @@ def _add_member(user: AbstractBaseUser, room: Room) -> Membership:
     with transaction.atomic():
         membership, created = Membership.objects.get_or_create(user=user, room=room)
         if created:
-            _record_membership(events.ROOM_JOINED, membership)
+            room_events.member_joined(membership)
     return membership
-
-
-def _record_membership(type: str, membership: Membership) -> None:
-    event = events.membership(
-        type,
-        room=membership.room.slug,
-        user=membership.user.get_username(),
-        role=membership.role,
-        ts=timezone.now(),
-    )
-    outbox.record(event, room_id=membership.room_id)

@@ -131,7 +131,7 @@ class RoomStream:
                     limit=query.limit,
                 )
             else:
-                page = await db(selectors.changes_after)(
+                page = await db(selectors.replay_changes_after)(
                     room_id=self.room_id,
                     up_to_seq=query.up_to_seq,
                     after_change=query.after_change,

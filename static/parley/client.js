@@ -4,10 +4,14 @@
 //   edited, deleted) the room's change number. A change at or below the last one seen is a
 //   duplicate and dropped; one beyond last+1 means the live path lost something, so the client
 //   asks the server to replay ({"type": "sync"}) and drops the early frame (the replay includes it).
+// - Room events (member.joined, member.left, room.updated) take the room's change numbers too:
+//   live and replayed they are counted exactly like edits, and handed to onRoomEvent.
 // - Replay frames ("replay": true: after connecting, a sync, or the server filling a gap) are
-//   new messages in seq order (no change number), then edits and deletes of older messages in
-//   change order (with theirs); sync.done ends every replay with the position. The resume
-//   rule: the highest seq you have and the change of the last frame that carried one.
+//   new messages in seq order (no change number), then edits and deletes of older messages and
+//   room events in change order (with theirs); sync.done ends every replay with the position.
+//   The resume rule: the highest seq you have and the change of the last frame that carried one.
+// - A frame type this client does not know is ignored, but a change number it carries is
+//   counted like any other (so a newer server's room events cause no false gap).
 // - A dropped socket reconnects with exponential back-off and jitter, resuming with
 //   ?after_seq=<last seq>&after_change=<last change>. Refusals that cannot change by retrying
 //   (4400, 4401, 4403, 4404) stop; any other code is retried, 4408 (the client read too slowly)
@@ -16,10 +20,12 @@
 //   creates each at most once.
 
 const FINAL_CLOSE_CODES = new Set([4400, 4401, 4403, 4404]);
+const ROOM_EVENTS = new Set(["member.joined", "member.left", "room.updated"]);
 
 export class RoomConnection {
   constructor({ slug, afterSeq = null, onMessage = () => {}, onChange = () => {},
-                onState = () => {}, onError = () => {}, onAck = () => {}, url = null,
+                onRoomEvent = () => {}, onState = () => {}, onError = () => {}, onAck = () => {},
+                url = null,
                 presence = false, onPresence = () => {}, onTyping = () => {},
                 minDelayMs = 250, maxDelayMs = 15000 }) {
     this.slug = slug;
@@ -27,6 +33,7 @@ export class RoomConnection {
     this.lastChange = null; // unknown until the first sync.done
     this.onMessage = onMessage; // a new message (or, in a replay, one that changed since)
     this.onChange = onChange; // an edited or deleted message: replace it by seq
+    this.onRoomEvent = onRoomEvent; // a member.joined, member.left or room.updated frame
     this.onState = onState;
     this.onError = onError;
     this.onAck = onAck;
@@ -116,6 +123,9 @@ export class RoomConnection {
       case "message.new":
       case "message.edited":
       case "message.deleted":
+      case "member.joined":
+      case "member.left":
+      case "room.updated":
         return this._deliver(frame);
       case "sync.done": {
         if (this.lastSeq === null || frame.seq > this.lastSeq) this.lastSeq = frame.seq;
@@ -139,7 +149,8 @@ export class RoomConnection {
         if (frame.client_id) this.unacked.delete(frame.client_id);
         this.onError(frame);
         return;
-      default:
+      default: // unknown: ignored, but its change (if any) counts like any other
+        if (Number.isInteger(frame.change)) return this._deliver(frame);
         return;
     }
   }
@@ -155,7 +166,7 @@ export class RoomConnection {
         this.lastSeq = message.seq;
         return this.onMessage(message);
       }
-      return this.onChange(frame.type, message);
+      return this._changed(frame);
     }
     if (this.lastChange !== null && frame.change <= this.lastChange) return; // duplicate
     if (this.lastChange !== null && frame.change > this.lastChange + 1) {
@@ -173,6 +184,14 @@ export class RoomConnection {
       this.lastSeq = message.seq;
       return this.onMessage(message);
     }
-    return this.onChange(frame.type, message);
+    return this._changed(frame);
+  }
+
+  /** A change other than a new message, once counted: an edit or delete, or a room event. */
+  _changed(frame) {
+    if (frame.type === "message.edited" || frame.type === "message.deleted") {
+      return this.onChange(frame.type, frame.message);
+    }
+    if (ROOM_EVENTS.has(frame.type)) return this.onRoomEvent(frame);
   }
 }

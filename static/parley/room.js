@@ -6,6 +6,7 @@
 import { _, fmt } from "./i18n.js";
 import { Avatars } from "./avatars.js";
 import { RoomConnection } from "./client.js";
+import { RoomHeading } from "./members.js";
 import { MessageActions, toolsFor } from "./msgactions.js";
 import { ReadMark } from "./reading.js";
 import { refusalText } from "./refusals.js";
@@ -287,6 +288,7 @@ function announce(message) {
 
 const typing = new TypingLine(document.getElementById("typing"));
 
+const heading = new RoomHeading(data); // the member list, who is online, the title
 const conn = new RoomConnection({
   slug: data.slug,
   afterSeq: data.historyFrom,
@@ -301,13 +303,11 @@ const conn = new RoomConnection({
   },
   onAck: acknowledged,
   onError: refused,
+  onRoomEvent: (frame) => heading.apply(frame),
   presence: true,
   onPresence(users) {
-    document.getElementById("online-list").textContent = users.join(", ") || _("nobody");
+    heading.showOnline(users);
     for (const name of users) avatars.url(name); // someone new: their picture before their post
-    for (const item of document.querySelectorAll("#member-list li[data-username]")) {
-      item.classList.toggle("is-online", users.includes(item.dataset.username));
-    }
   },
   onTyping: (username) => typing.show(username),
   onState(value) {

@@ -23,8 +23,9 @@ from accounts.tokens import create_token, user_for_token
 from analytics import subscriber
 from analytics.models import BehaviourRecord, ConnectionSession, UserMinute
 from chat import actions, departure, mentions
-from chat.models import Membership, Mention, Message, OutboxEvent, Room
+from chat.models import Membership, Mention, Message, OutboxEvent, Room, RoomEvent
 from contract import events
+from tests.support.rooms import C
 from tests.support.ws import open_socket, session_cookie
 
 db = pytest.mark.django_db(transaction=True)
@@ -85,6 +86,7 @@ def test_deleting_a_user_who_posted_releases_everything(alice, bob, mallory, lob
     counted = UserMinute.objects.filter(user="bob").values_list("messages", flat=True)
     bobs_count = sum(counted)
     assert BehaviourRecord.objects.filter(user="bob").exists()
+    assert RoomEvent.objects.filter(data__member__user="bob").count() == 2  # lobby, bobs
 
     done = delete_user(user=bob)
 
@@ -105,7 +107,8 @@ def test_deleting_a_user_who_posted_releases_everything(alice, bob, mallory, lob
     }
     assert Message.objects.get(room=lobby, seq=3).body == "hi @bob"  # alice's stays
     # Published like any other change: one message.deleted per message, with the next change
-    # numbers of each room, and a room.left per membership; none names bob.
+    # numbers of each room, and a room.left per membership (a room event, next); none names
+    # bob, nor do the room events kept for replays.
     new = [e for e in all_events() if e["id"] not in before]
     deleted = [e for e in new if e["type"] == events.MESSAGE_DELETED]
     left = [e for e in new if e["type"] == events.ROOM_LEFT]
@@ -123,11 +126,14 @@ def test_deleting_a_user_who_posted_releases_everything(alice, bob, mallory, lob
     assert {
         (e["payload"]["message"]["author"], e["payload"]["message"]["body"]) for e in deleted
     } == {(GONE, "")}
-    for room in Room.objects.all():  # each room's next change numbers, in seq order
-        changes = [e["payload"]["change"] for e in deleted if e["room"] == room.slug]
+    for room in Room.objects.all():  # each room's next change numbers, in seq order, then left
+        changes = [e["payload"]["change"] for e in deleted + left if e["room"] == room.slug]
         assert changes == list(range(room.last_change - len(changes) + 1, room.last_change + 1))
     assert sorted(e["room"] for e in left) == ["bobs", "lobby", "secret"]
     assert {e["payload"]["user"] for e in left} == {GONE}
+    assert {e["payload"]["reason"] for e in left} == {"account_deleted"}
+    assert not RoomEvent.objects.filter(data__member__user="bob").exists()
+    assert RoomEvent.objects.filter(data__member__user=GONE).count() == 2 + 3  # joined, left
     assert not any(mentions_bob(e) for e in new)
     assert not any(mentions_bob(row.event) for row in OutboxEvent.objects.all())
     # Their credentials authenticate nothing.
@@ -169,8 +175,8 @@ def test_anonymize_keeps_the_bodies_under_the_placeholder(alice, bob, lobby, str
     # A kept message's event says the author changed (message.edited: the message as it now
     # is, edited_at untouched); a tombstone stays a tombstone with the new author on it.
     assert [(e["type"], e["seq"], e["payload"]["change"]) for e in new] == [
-        ("message.edited", 1, 4),
-        ("message.deleted", 2, 5),
+        ("message.edited", 1, C + 4),
+        ("message.deleted", 2, C + 5),
     ]
     assert [e["payload"]["message"]["author"] for e in new] == [GONE, GONE]
     assert new[0]["payload"]["message"]["body"] == "keep me"
@@ -189,7 +195,7 @@ async def test_open_sockets_see_the_messages_change(lobby, alice, bob):
     await database_sync_to_async(delete_user)(user=bob)
 
     frame = await sock.next(lambda f: f["type"] != "message.new")
-    assert (frame["type"], frame["change"]) == ("message.deleted", 2)
+    assert (frame["type"], frame["change"]) == ("message.deleted", C + 2)
     assert (frame["message"]["author"], frame["message"]["body"]) == (GONE, "")
     await sock.disconnect()
 

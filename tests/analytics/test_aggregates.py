@@ -100,7 +100,7 @@ def _stream_ids_of(event_id: uuid.UUID, topic: str) -> list[str]:
 
 def _republish(row: OutboxEvent) -> None:
     """Put an already published outbox row on its stream once more (a relay re-send)."""
-    get_redis().delete(relay.published_key("chat.message"))
+    get_redis().delete(relay.published_key(events.stream_key(row.topic)))
     assert relay.publish_rows([row]) == 1
     assert len(_stream_ids_of(row.event_id, row.topic)) == 2
 

@@ -30,6 +30,7 @@ from config.settings.base import PARLEY
 from infra.redis_client import get_redis
 from tests.support import contract
 from tests.support.api import token_client
+from tests.support.rooms import C
 from tests.support.ws import Socket, open_path, open_socket
 
 MESSAGE = {
@@ -168,11 +169,16 @@ async def _frames_until(sock: Socket, frame_type: str) -> list[dict]:
 
 @database_sync_to_async
 def _history(lobby, alice) -> None:
-    """seq 1 (edited), seq 2 (deleted): changes 1 to 4."""
+    """seq 1 (edited), seq 2 (deleted): changes C + 1 to C + 4."""
     first = actions.post_message(author=alice, room=lobby, body="first").message
     second = actions.post_message(author=alice, room=lobby, body="second @bob").message
     actions.edit_message(user=alice, message=first, body="first, edited")
     actions.delete_message(user=alice, message=Message.objects.get(pk=second.pk))
+
+
+def _rename(room, title: str) -> None:
+    room.title = title
+    room.save()
 
 
 @database_sync_to_async
@@ -199,7 +205,7 @@ async def test_every_documented_frame_is_exercised_and_matches(lobby, alice, bob
     fresh, frame = await open_socket(bob, query="after_seq=0")
     assert [(await fresh.recv())["type"], frame["type"]] == ["message.new", "message.new"]
     await fresh.disconnect()
-    bob_sock, frame = await open_socket(bob, query="after_seq=2&after_change=0&presence=1")
+    bob_sock, frame = await open_socket(bob, query=f"after_seq=2&after_change={C}&presence=1")
     assert frame["type"] == "message.edited" and frame["replay"] is True
     assert (await _until(bob_sock, "message.deleted"))["replay"] is True
     await _until(bob_sock, "sync.done")
@@ -214,7 +220,7 @@ async def test_every_documented_frame_is_exercised_and_matches(lobby, alice, bob
     ack = await alice_sock.post("hello @bob", client_id=str(uuid.uuid4()))
     assert ack["type"] == "message.ack"
     new = await _until(bob_sock, "message.new")
-    assert "replay" not in new and new["change"] == 5
+    assert "replay" not in new and new["change"] == C + 5
     assert (await _until(me, "room.activity"))["seq"] == 3
     await _process_mentions()
     assert (await _until(me, "mention.new"))["message"]["seq"] == 3
@@ -222,10 +228,19 @@ async def test_every_documented_frame_is_exercised_and_matches(lobby, alice, bob
     assert (await _until(me, "error"))["code"] == "unknown_type"
     message = await database_sync_to_async(Message.objects.get)(seq=3)
     await database_sync_to_async(actions.edit_message)(user=alice, message=message, body="hi")
-    assert (await _until(bob_sock, "message.edited"))["change"] == 6
+    assert (await _until(bob_sock, "message.edited"))["change"] == C + 6
     await database_sync_to_async(actions.delete_message)(user=alice, message=message)
-    assert (await _until(bob_sock, "message.deleted"))["change"] == 7
-    await bob_sock.send({"type": "sync", "after_seq": 3, "after_change": 7})
+    assert (await _until(bob_sock, "message.deleted"))["change"] == C + 7
+    # Room events: a member joins, the room is renamed, the member leaves.
+    await database_sync_to_async(actions.join_room)(user=mallory, room=lobby)
+    joined = await _until(bob_sock, "member.joined")
+    assert (joined["change"], joined["member"]) == (C + 8, {"user": "mallory", "role": "member"})
+    await database_sync_to_async(_rename)(lobby, "The lobby")
+    assert (await _until(bob_sock, "room.updated"))["title"] == "The lobby"
+    await database_sync_to_async(actions.leave_room)(user=mallory, room=lobby)
+    assert (await _until(bob_sock, "member.left"))["reason"] == "left"
+    await bob_sock.send({"type": "sync", "after_seq": 3, "after_change": C + 7})
+    assert (await bob_sock.recv())["replay"] is True  # the room events again, replayed
     await _until(bob_sock, "sync.done")
     await bob_sock.send({"type": "ping"})
     await _until(bob_sock, "pong")
@@ -256,6 +271,7 @@ async def test_every_documented_frame_is_exercised_and_matches(lobby, alice, bob
     )
     replayed = {f["type"] for f in await _frames_until(mux, "sync.done")}
     assert {"message.new", "message.edited", "message.deleted"} <= replayed
+    assert {"member.joined", "room.updated", "member.left"} <= replayed  # the room events
     assert (await _until(mux, "presence"))["online"] == ["bob"]
     alice_mux, _ = await open_path("/ws/", alice)
     await alice_mux.send({"type": "subscribe", "room": "lobby", "presence": True})

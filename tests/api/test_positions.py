@@ -14,6 +14,7 @@ from chat import actions, selectors
 from chat.models import Message
 from config.settings.base import PARLEY
 from tests.support.api import assert_error, token_client
+from tests.support.rooms import SECRET_CHANGES, C
 from tests.support.ws import open_socket
 
 LOBBY = "/api/rooms/lobby/messages/"
@@ -27,12 +28,16 @@ def test_messages_carry_the_change_of_their_latest_state(alice, bob, lobby):
     client = token_client(bob)
 
     page = client.get(LOBBY).json()
-    assert [(m["seq"], m["change"]) for m in page["results"]] == [(1, 4), (2, 2), (3, 3)]
-    assert (page["last_seq"], page["last_change"]) == (3, 4)
+    assert [(m["seq"], m["change"]) for m in page["results"]] == [
+        (1, C + 4),
+        (2, C + 2),
+        (3, C + 3),
+    ]
+    assert (page["last_seq"], page["last_change"]) == (3, C + 4)
     room = client.get("/api/rooms/lobby/").json()
-    assert (room["last_seq"], room["last_change"]) == (3, 4)
+    assert (room["last_seq"], room["last_change"]) == (3, C + 4)
     posted = client.post(LOBBY, {"body": "new"}, format="json").json()
-    assert (posted["seq"], posted["change"]) == (4, 5)
+    assert (posted["seq"], posted["change"]) == (4, C + 5)
 
 
 @pytest_asyncio.fixture
@@ -88,7 +93,7 @@ async def test_paging_over_rest_then_resuming_the_socket_from_the_page_position_
         }
     )()
     assert copy == truth
-    assert (frame["seq"], frame["change"]) == (5, 7)
+    assert (frame["seq"], frame["change"]) == (5, C + 7)
 
 
 # --- GET /api/me/ --------------------------------------------------------------------------------
@@ -111,7 +116,7 @@ def test_me_says_who_i_am_and_my_rooms_with_positions(api, alice, bob, mallory, 
                 "is_private": False,
                 "role": "member",
                 "last_seq": 0,
-                "last_change": 0,
+                "last_change": C,
                 "last_read_seq": 0,
                 "unread": 0,
             },
@@ -121,7 +126,7 @@ def test_me_says_who_i_am_and_my_rooms_with_positions(api, alice, bob, mallory, 
                 "is_private": True,
                 "role": "member",
                 "last_seq": 3,
-                "last_change": 4,
+                "last_change": SECRET_CHANGES + 4,
                 "last_read_seq": 2,
                 "unread": 1,
             },

@@ -16,6 +16,7 @@ from chat import actions
 from chat.models import Membership, Message, Room
 from config.settings.base import PARLEY
 from tests.support.api import CSRF, assert_error, bearer, session_client, token_client
+from tests.support.rooms import SECRET_CHANGES
 
 ROOMS = "/api/rooms/"
 
@@ -42,7 +43,7 @@ def test_list_shows_public_rooms_and_own_private_rooms_with_role_and_unread(
         "title": "Secret",
         "is_private": True,
         "last_seq": 0,
-        "last_change": 0,
+        "last_change": SECRET_CHANGES,
         "created_at": rooms["secret"]["created_at"],
         "role": "owner",
         "unread": 0,

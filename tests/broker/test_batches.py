@@ -55,7 +55,9 @@ def message(body: str, *, room: str = "lobby", author: str = "alice", at: dateti
 
 
 def joined(user: str, *, room: str = "lobby", at: datetime = T0) -> dict:
-    return events.membership(events.ROOM_JOINED, room=room, user=user, role="member", ts=at)
+    return events.room_event(
+        events.ROOM_JOINED, room=room, user=user, role="member", ts=at, change=1
+    )
 
 
 def publish(*evs: dict) -> list[str]:

@@ -9,6 +9,7 @@ from chat import actions
 from chat.models import Message, Room
 from tests.support import history
 from tests.support.procs import Daphne
+from tests.support.rooms import C
 from tests.support.ws import session_cookie
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
@@ -85,7 +86,7 @@ def test_client_recovers_a_gap_with_sync(browser, server, lobby, alice, bob):
     # Three messages whose live frames never reach the page: saved without publishing.
     Message.objects.bulk_create(
         [
-            Message(room=lobby, author=alice, body=f"unseen {seq}", seq=seq, change=seq)
+            Message(room=lobby, author=alice, body=f"unseen {seq}", seq=seq, change=C + seq)
             for seq in (2, 3, 4)
         ]
     )
@@ -96,7 +97,7 @@ def test_client_recovers_a_gap_with_sync(browser, server, lobby, alice, bob):
     # show 2, 3, 4 in order.
     frame = {
         "type": "message.new",
-        "change": 4,
+        "change": C + 4,
         "message": {"seq": 4, "room": "lobby", "body": "early"},
     }
     page.evaluate("(frame) => window.parleyRoom._receive(frame)", frame)

@@ -134,3 +134,34 @@ def test_pages_load_nothing_from_other_hosts(open_page, server, lobby, alice):
         page.reload(wait_until="networkidle")
     assert elsewhere == []
     assert violations == []
+
+
+def test_a_member_joining_and_a_new_title_show_live(
+    open_page, lobby, alice, bob, mallory, artifacts
+):
+    """Room events on the room socket: mallory joins (with the page's Join button) and shows in
+    alice's member list, with her count; the room renamed in a shell retitles the page; mallory
+    leaving takes her off the list again."""
+    page = _room(open_page, alice)
+    members = page.locator("#member-list li[data-username]")
+    expect(members).to_have_count(2)
+    page_m = _room(open_page, mallory)
+    page_m.click("#join-form button")
+    expect(page.locator("#member-list li[data-username='mallory']")).to_have_count(1)
+    expect(page.locator("#member-list li[data-username='mallory'] .member-name")).to_have_text(
+        "mallory"
+    )
+    expect(page.locator("#member-count")).to_have_text("3 members")
+    # alice owns the room: the new entry has the same buttons as the server-made ones.
+    expect(page.locator("#member-list li[data-username='mallory'] .remove-member")).to_have_count(1)
+
+    lobby.title = "The big lobby"
+    lobby.save()
+    expect(page.locator(".room-title")).to_have_text("The big lobby")
+    expect(page).to_have_title("The big lobby · Parley")
+    page.click("#members summary")
+    page.screenshot(path=artifacts / "room-member-joined-live.png")
+
+    actions.leave_room(user=mallory, room=lobby)
+    expect(page.locator("#member-list li[data-username='mallory']")).to_have_count(0)
+    expect(page.locator("#member-count")).to_have_text("2 members")

@@ -14,6 +14,7 @@ from chat import actions
 from chat.models import Membership, Mention, Message, Room
 from tests.browser.conftest import DESKTOP, PHONE
 from tests.support.procs import wait_until
+from tests.support.rooms import C
 
 BOTH_SIZES = pytest.mark.parametrize(
     "viewport", [DESKTOP, {"width": 390, "height": 844}], ids=["1440x900", "390x844"]
@@ -223,9 +224,12 @@ def test_a_link_to_a_message_opens_the_room_there(open_page, lobby, alice, bob):
 
 def test_a_link_to_a_message_older_than_the_replay_pages_back_to_it(open_page, lobby, alice, bob):
     Message.objects.bulk_create(
-        [Message(room=lobby, author=alice, body=f"m{n}", seq=n, change=n) for n in range(1, 1201)]
+        [
+            Message(room=lobby, author=alice, body=f"m{n}", seq=n, change=C + n)
+            for n in range(1, 1201)
+        ]
     )
-    Room.objects.filter(pk=lobby.pk).update(last_seq=1200, last_change=1200)
+    Room.objects.filter(pk=lobby.pk).update(last_seq=1200, last_change=C + 1200)
     Membership.objects.filter(room=lobby).update(last_read_seq=1200)
     page = _room(open_page, bob, query="?seq=130")  # the socket replays 201 to 1200
     page.wait_for_selector("#messages li.highlight[data-seq='130']", timeout=20_000)

@@ -30,6 +30,7 @@ from config.settings.base import PARLEY
 from contract import events
 from infra.redis_client import get_redis
 from tests.support import ws
+from tests.support.rooms import SECRET_CHANGES, C
 from tests.support.ws import Socket, open_socket, session_cookie
 
 pytestmark = [
@@ -106,7 +107,7 @@ async def assert_next_is_sentinel(sock: Socket, room: Room, author) -> int:
     sentinel = await save_message(room, author, "sentinel")
     assert await sock.recv() == {
         "type": "message.new",
-        "change": sentinel["seq"],
+        "change": C + sentinel["seq"],
         "message": sentinel,
     }
     return sentinel["seq"]
@@ -121,7 +122,7 @@ async def assert_pong_is_next(sock: Socket) -> None:
 async def test_post_over_websocket_is_acked_and_pushed_to_both_clients(lobby, alice, bob):
     a, hello_a = await open_socket(alice)
     b, hello_b = await open_socket(bob)
-    assert hello_a == hello_b == {"type": "sync.done", "seq": 0, "change": 0}
+    assert hello_a == hello_b == {"type": "sync.done", "seq": 0, "change": C}
 
     ack = await a.post("hello")
 
@@ -154,7 +155,7 @@ async def test_ack_carries_the_message_and_the_client_id(lobby, bob, stream_even
     assert ack["message"]["author"] == "bob" and ack["message"]["room"] == "lobby"
     assert pushed == {
         "type": "message.new",
-        "change": ack["message"]["seq"],
+        "change": C + ack["message"]["seq"],
         "message": ack["message"],
     }
     [event] = stream_events()
@@ -226,7 +227,7 @@ async def test_refused_connection_is_closed_with_its_code(
 
 async def test_member_opens_private_room(secret_room, bob, alice):
     sock, hello = await open_socket(bob, "secret")
-    assert hello == {"type": "sync.done", "seq": 0, "change": 0}
+    assert hello == {"type": "sync.done", "seq": 0, "change": SECRET_CHANGES}
     ack = await sock.post("members only")
     assert ack["type"] == "message.ack" and ack["message"]["room"] == "secret"
     await sock.disconnect()
@@ -286,14 +287,14 @@ async def test_own_origin_or_no_origin_is_accepted(lobby, bob, origin, host):
     comm, connected = await _handshake(bob, origin, host)
     assert connected is True
     sock = Socket(comm)
-    assert await sock.recv() == {"type": "sync.done", "seq": 0, "change": 0}
+    assert await sock.recv() == {"type": "sync.done", "seq": 0, "change": C}
     await assert_pong_is_next(sock)
     await sock.disconnect()
 
 
 async def test_no_origin_via_open_socket_is_accepted(lobby, bob):
     sock, hello = await open_socket(bob, origin=None)
-    assert hello == {"type": "sync.done", "seq": 0, "change": 0}
+    assert hello == {"type": "sync.done", "seq": 0, "change": C}
     await sock.disconnect()
 
 
@@ -326,7 +327,7 @@ async def test_connect_without_after_seq_starts_from_now(lobby, alice, bob):
     for body in ("a", "b", "c"):
         await save_message(lobby, alice, body)
     sock, hello = await open_socket(bob)
-    assert hello == {"type": "sync.done", "seq": 3, "change": 3}
+    assert hello == {"type": "sync.done", "seq": 3, "change": C + 3}
     assert await assert_next_is_sentinel(sock, lobby, alice) == 4
     await sock.disconnect()
 
@@ -335,21 +336,25 @@ async def test_sync_frame_replays_from_the_given_seq(lobby, alice, bob):
     for body in ("a", "b", "c", "d"):
         await save_message(lobby, alice, body)
     sock, hello = await open_socket(bob)
-    assert hello == {"type": "sync.done", "seq": 4, "change": 4}
+    assert hello == {"type": "sync.done", "seq": 4, "change": C + 4}
 
     await sock.send({"type": "sync", "after_seq": 1})
     frames = await recv_until(sock, is_sync_done)
 
     assert seqs_of(frames) == [2, 3, 4]
-    assert len(frames) == 4 and frames[-1] == {"type": "sync.done", "seq": 4, "change": 4}
+    assert len(frames) == 4 and frames[-1] == {"type": "sync.done", "seq": 4, "change": C + 4}
     # A sync at the newest seq replays nothing; the string form of a seq is accepted too.
     await sock.send({"type": "sync", "after_seq": "4"})
-    assert await sock.recv() == {"type": "sync.done", "seq": 4, "change": 4}
+    assert await sock.recv() == {"type": "sync.done", "seq": 4, "change": C + 4}
     assert await assert_next_is_sentinel(sock, lobby, alice) == 5
     # Going back again replays the sentinel as well.
     await sock.send({"type": "sync", "after_seq": 3})
     frames = await recv_until(sock, is_sync_done)
-    assert seqs_of(frames) == [4, 5] and frames[-1] == {"type": "sync.done", "seq": 5, "change": 5}
+    assert seqs_of(frames) == [4, 5] and frames[-1] == {
+        "type": "sync.done",
+        "seq": 5,
+        "change": C + 5,
+    }
     await sock.disconnect()
 
 
@@ -359,21 +364,21 @@ async def test_after_seq_beyond_newest_is_clamped(lobby, alice, bob):
 
     sock, hello = await open_socket(bob, query="after_seq=1000")
 
-    assert hello == {"type": "sync.done", "seq": 2, "change": 2}
+    assert hello == {"type": "sync.done", "seq": 2, "change": C + 2}
     ack = await sock.post("live after clamp")
     assert ack["message"]["seq"] == 3
     [message] = await sock.messages(until_seq=3)
     assert message == ack["message"]
     # The same clamp applies to a sync frame.
     await sock.send({"type": "sync", "after_seq": 10**30})
-    assert await sock.recv() == {"type": "sync.done", "seq": 3, "change": 3}
+    assert await sock.recv() == {"type": "sync.done", "seq": 3, "change": C + 3}
     assert await assert_next_is_sentinel(sock, lobby, alice) == 4
     await sock.disconnect()
 
 
 async def test_resume_of_an_empty_room(lobby, bob):
     sock, hello = await open_socket(bob, query="after_seq=0")
-    assert hello == {"type": "sync.done", "seq": 0, "change": 0}
+    assert hello == {"type": "sync.done", "seq": 0, "change": C}
     await sock.disconnect()
 
 
@@ -462,7 +467,7 @@ async def test_resume_from_zero_in_a_room_of_100_000_messages(lobby, alice, bob)
         frame = await sock.recv()
 
     assert expected - 1 == BIG_ROOM  # count: seqs 1..100,000, increasing by one, no gap
-    assert frame == {"type": "sync.done", "seq": BIG_ROOM, "change": BIG_ROOM}
+    assert frame == {"type": "sync.done", "seq": BIG_ROOM, "change": C + BIG_ROOM}
     assert await assert_next_is_sentinel(sock, lobby, alice) == BIG_ROOM + 1
     await sock.disconnect()
 
@@ -471,7 +476,7 @@ async def test_resume_from_zero_in_a_room_of_100_000_messages(lobby, alice, bob)
 async def test_lost_live_event_is_filled_from_the_database(lobby, alice, bob):
     await save_message(lobby, alice, "one")
     sock, hello = await open_socket(bob)
-    assert hello == {"type": "sync.done", "seq": 1, "change": 1}
+    assert hello == {"type": "sync.done", "seq": 1, "change": C + 1}
 
     [lost] = await insert_without_publishing(lobby, alice, 1)  # seq 2: never published
     after = await save_message(lobby, alice, "three")  # seq 3: published live
@@ -482,7 +487,7 @@ async def test_lost_live_event_is_filled_from_the_database(lobby, alice, bob):
     assert first["message"]["seq"] == 2 and first["message"]["body"] == "unpublished 2"
     # Filled from the database: replay frames (no change number), then the position.
     assert second == {"type": "message.new", "replay": True, "message": after}
-    assert done == {"type": "sync.done", "seq": 3, "change": 3}
+    assert done == {"type": "sync.done", "seq": 3, "change": C + 3}
     assert await assert_next_is_sentinel(sock, lobby, alice) == 4
     await sock.disconnect()
 
@@ -496,7 +501,7 @@ async def test_several_lost_events_are_filled_in_pages(lobby, alice, bob):
             sock, lambda f: f["type"] == "message.new" and f["message"]["seq"] == 11
         )
     assert seqs_of(frames) == list(range(1, 12)) and len(frames) == 11
-    assert await sock.recv() == {"type": "sync.done", "seq": 11, "change": 11}
+    assert await sock.recv() == {"type": "sync.done", "seq": 11, "change": C + 11}
     assert await assert_next_is_sentinel(sock, lobby, alice) == 12
     await sock.disconnect()
 
@@ -504,7 +509,11 @@ async def test_several_lost_events_are_filled_in_pages(lobby, alice, bob):
 async def test_republished_event_is_delivered_once(lobby, alice, bob, stream_events):
     sock, _ = await open_socket(bob)
     first = await save_message(lobby, alice, "only once")
-    assert await sock.recv() == {"type": "message.new", "change": first["seq"], "message": first}
+    assert await sock.recv() == {
+        "type": "message.new",
+        "change": C + first["seq"],
+        "message": first,
+    }
 
     def republish() -> int:
         row = OutboxEvent.objects.get(room=lobby, seq=first["seq"])
@@ -521,7 +530,11 @@ async def test_republished_event_is_delivered_once(lobby, alice, bob, stream_eve
 async def test_guard_drops_a_republish_before_it_reaches_sockets(lobby, alice, bob, stream_events):
     sock, _ = await open_socket(bob)
     first = await save_message(lobby, alice, "once")
-    assert await sock.recv() == {"type": "message.new", "change": first["seq"], "message": first}
+    assert await sock.recv() == {
+        "type": "message.new",
+        "change": C + first["seq"],
+        "message": first,
+    }
 
     def republish() -> int:
         return relay.publish_rows([OutboxEvent.objects.get(room=lobby, seq=first["seq"])])
@@ -548,14 +561,14 @@ async def _reconnect_via_layer_announcement(room: Room) -> None:
 )
 async def test_layer_reconnected_catches_up_from_the_database(lobby, alice, bob, announce):
     sock, hello = await open_socket(bob)
-    assert hello == {"type": "sync.done", "seq": 0, "change": 0}
+    assert hello == {"type": "sync.done", "seq": 0, "change": C}
     await insert_without_publishing(lobby, alice, 3)  # "published while Redis was away"
 
     await announce(lobby)
 
     frames = [await sock.recv() for _ in range(3)]
     assert seqs_of(frames) == [1, 2, 3] and len(frames) == 3
-    assert await sock.recv() == {"type": "sync.done", "seq": 3, "change": 3}
+    assert await sock.recv() == {"type": "sync.done", "seq": 3, "change": C + 3}
     assert await assert_next_is_sentinel(sock, lobby, alice) == 4
     # Nothing missing: another announcement sends nothing.
     await announce(lobby)
@@ -567,7 +580,7 @@ async def test_layer_reconnected_catches_up_from_the_database(lobby, alice, bob,
     frame = await sock.recv()
     assert frame["type"] == "message.new" and frame["message"] == fifth
     if frame.get("replay"):
-        assert await sock.recv() == {"type": "sync.done", "seq": 5, "change": 5}
+        assert await sock.recv() == {"type": "sync.done", "seq": 5, "change": C + 5}
     assert await assert_next_is_sentinel(sock, lobby, alice) == 6
     await sock.disconnect()
 

@@ -18,6 +18,7 @@ from tests.chat.test_consumers import (
     insert_without_publishing,
     save_message,
 )
+from tests.support.rooms import C
 from tests.support.ws import TIMEOUT, open_socket
 
 pytestmark = [
@@ -31,7 +32,7 @@ async def test_a_redis_reconnect_in_a_quiet_room_costs_one_pass(lobby, bob, monk
     """A reconnect owes one pass over the database, not a change number to wait for: the
     catch-up used to read the room's position again and again until a message came."""
     sock, hello = await open_socket(bob)
-    assert hello == {"type": "sync.done", "seq": 0, "change": 0}
+    assert hello == {"type": "sync.done", "seq": 0, "change": C}
     loop = asyncio.get_running_loop()
     positions_read = []
     started = asyncio.Event()
@@ -48,7 +49,7 @@ async def test_a_redis_reconnect_in_a_quiet_room_costs_one_pass(lobby, bob, monk
 
     # A sync waits for the catch-up to end (replays run one at a time).
     await sock.send({"type": "sync", "after_seq": 0})
-    assert await sock.recv() == {"type": "sync.done", "seq": 0, "change": 0}
+    assert await sock.recv() == {"type": "sync.done", "seq": 0, "change": C}
     assert len(positions_read) == 2  # the reconnect's pass, then the sync's
     await sock.disconnect()
 
@@ -101,7 +102,7 @@ async def test_a_resume_far_behind_ends_while_a_sender_keeps_posting(
 
     sender = asyncio.create_task(send_continuously())
     await asyncio.sleep(0.05)  # a few messages posted before the socket connects
-    sock, frame = await open_socket(bob, query="after_seq=0&after_change=0")
+    sock, frame = await open_socket(bob, query=f"after_seq=0&after_change={C}")
     seqs, live_after_sync = [], 0
     while frame["type"] != "sync.done":
         assert frame["type"] == "message.new" and frame["replay"] is True
@@ -109,7 +110,7 @@ async def test_a_resume_far_behind_ends_while_a_sender_keeps_posting(
         frame = await sock.recv()
     synced.set()
     assert not sender.done()  # sync.done while the sender is still posting
-    assert frame["seq"] == seqs[-1] and frame["change"] == frame["seq"]
+    assert frame["seq"] == seqs[-1] and frame["change"] == C + frame["seq"]
     assert len(passes) <= 2  # one pass over the 2,000, and at most one short one
     posted = await asyncio.wait_for(sender, 60) + len(passes)
     assert posted_after_sync == 20

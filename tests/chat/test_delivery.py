@@ -641,3 +641,27 @@ def test_the_consumers_loop_against_a_changing_room_converges(seed, lossy):
         sock.run_catch_ups()
     sock.settle()
     assert apply(sock.frames, start[1], start[0], sock.own) == room.state()
+
+
+def test_room_events_count_like_edits_live_and_in_the_edit_replay():
+    """A room event (member.joined, ...) is a change like an edit: live it moves the position by
+    one and never the seq; replayed it comes among the edits in change order, with its change,
+    and not past the position the pass read."""
+    d = live_at(2, 2)
+    joined = {**live(3), "event": events.ROOM_JOINED, "seq": None, "frame": "{}"}
+    assert d.live(joined) is SEND and (d.last_seq, d.last_change) == (2, 3)
+    assert d.live(joined) is None  # a duplicate
+    assert d.live({**joined, "change": 5}) is CATCH_UP  # 4 is missing
+    d.begin_replay()
+    d.start_replay()
+    plan = d.catch_up((2, 6), 200)
+    assert plan.next_query() == ChangesAfter(up_to_seq=2, after_change=3, limit=200)
+    left = events.RoomEventData(frame="member.left", fields={"member": {"user": "bob"}})
+    page = [(message(1, "edited"), 4), (left, 5), (left, 7)]  # 7: after the position read
+    frames = [json.loads(f) for f in plan.frames(page)]
+    assert frames == [
+        {"type": "message.edited", "replay": True, "change": 4, "message": message(1, "edited")},
+        {"type": "member.left", "replay": True, "change": 5, "member": {"user": "bob"}},
+    ]
+    plan.finish()
+    assert (d.last_seq, d.last_change) == (2, 6)

@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 from accounts.tokens import create_token
 from chat import actions
 from chat.models import Message, Room
+from tests.support.rooms import C
 from tests.support.ws import open_socket
 
 db = pytest.mark.django_db(transaction=True)
@@ -30,14 +31,14 @@ def test_the_author_edits_and_the_change_is_published(lobby, alice, stream_event
     message = post(lobby, alice, "typo")
     edited = actions.edit_message(user=alice, message=message, body="fixed")
 
-    assert (edited.body, edited.seq, edited.change) == ("fixed", 1, 2)
+    assert (edited.body, edited.seq, edited.change) == ("fixed", 1, C + 2)
     assert edited.edited_at is not None
-    assert Room.objects.get(pk=lobby.pk).last_change == 2
+    assert Room.objects.get(pk=lobby.pk).last_change == C + 2
     created, changed = stream_events()
     assert (changed["type"], changed["seq"], changed["payload"]["change"]) == (
         "message.edited",
         1,
-        2,
+        C + 2,
     )
     assert changed["payload"]["message"]["body"] == "fixed"
 
@@ -58,7 +59,7 @@ def test_edits_are_validated_like_posts(lobby, alice):
         with pytest.raises(actions.ActionError) as err:
             actions.edit_message(user=alice, message=message, body=body)
         assert err.value.code == code
-    assert Room.objects.get(pk=lobby.pk).last_change == 1
+    assert Room.objects.get(pk=lobby.pk).last_change == C + 1
 
 
 @db
@@ -105,9 +106,9 @@ async def test_edits_and_deletes_reach_every_socket(lobby, alice, bob):
     for sock in (a, b):
         frames = [await sock.next(lambda f: f["type"] != "message.ack") for _ in range(3)]
         assert [(f["type"], f["change"]) for f in frames] == [
-            ("message.new", 1),
-            ("message.edited", 2),
-            ("message.deleted", 3),
+            ("message.new", C + 1),
+            ("message.edited", C + 2),
+            ("message.deleted", C + 3),
         ]
         assert frames[1]["message"]["body"] == "hi" and frames[1]["message"]["edited_at"]
         assert frames[2]["message"]["body"] == "" and frames[2]["message"]["deleted_at"]
@@ -122,13 +123,13 @@ async def test_resume_replays_new_messages_then_changes_to_older_ones(lobby, ali
 
     def while_bob_is_away():
         m1, m2 = Message.objects.select_related("room", "author").filter(seq__in=(1, 2))
-        actions.edit_message(user=alice, message=m2, body="two, edited")  # change 4
-        m4 = post(lobby, alice, "four")  # change 5
-        actions.delete_message(user=alice, message=m1)  # change 6
-        actions.edit_message(user=alice, message=m4, body="four, edited")  # change 7
+        actions.edit_message(user=alice, message=m2, body="two, edited")  # change C + 4
+        m4 = post(lobby, alice, "four")  # change C + 5
+        actions.delete_message(user=alice, message=m1)  # change C + 6
+        actions.edit_message(user=alice, message=m4, body="four, edited")  # change C + 7
 
     await database_sync_to_async(while_bob_is_away)()
-    sock, first = await open_socket(bob, query="after_seq=3&after_change=3")
+    sock, first = await open_socket(bob, query=f"after_seq=3&after_change={C + 3}")
     frames = [first]
     while frames[-1]["type"] != "sync.done":
         frames.append(await sock.recv())
@@ -137,15 +138,15 @@ async def test_resume_replays_new_messages_then_changes_to_older_ones(lobby, ali
     # older message's edit or delete does (they come in change order).
     assert [(f["type"], f["message"]["seq"], f.get("change")) for f in frames[:-1]] == [
         ("message.new", 4, None),  # the new message as it now is
-        ("message.edited", 2, 4),
-        ("message.deleted", 1, 6),
+        ("message.edited", 2, C + 4),
+        ("message.deleted", 1, C + 6),
     ]
     assert all(f["replay"] is True for f in frames[:-1])
     assert frames[0]["message"]["body"] == "four, edited"
-    assert frames[-1] == {"type": "sync.done", "seq": 4, "change": 7}
+    assert frames[-1] == {"type": "sync.done", "seq": 4, "change": C + 7}
     await database_sync_to_async(post)(lobby, alice, "five")
     live = await sock.recv()
-    assert (live["type"], live["message"]["seq"], live["change"]) == ("message.new", 5, 8)
+    assert (live["type"], live["message"]["seq"], live["change"]) == ("message.new", 5, C + 8)
     await sock.disconnect()
 
 
@@ -154,26 +155,26 @@ async def test_resume_replays_new_messages_then_changes_to_older_ones(lobby, ali
 async def test_a_lost_live_edit_is_recovered_by_its_change_number(lobby, alice, bob):
     await database_sync_to_async(post)(lobby, alice, "original")
     sock, hello = await open_socket(bob)
-    assert hello == {"type": "sync.done", "seq": 1, "change": 1}
+    assert hello == {"type": "sync.done", "seq": 1, "change": C + 1}
 
     def edit_without_publishing():  # as if the live layer dropped the edit's event
         with transaction.atomic():
             Room.objects.filter(pk=lobby.pk).update(last_change=F("last_change") + 1)
             Message.objects.filter(seq=1).update(
-                body="silently edited", change=2, edited_at=timezone.now()
+                body="silently edited", change=C + 2, edited_at=timezone.now()
             )
-        post(lobby, alice, "next")  # change 3: the socket sees 3 after 1 and catches up
+        post(lobby, alice, "next")  # change C + 3: the socket sees it after C + 1: catches up
 
     await database_sync_to_async(edit_without_publishing)()
     frames = [await sock.recv() for _ in range(3)]
     assert [(f["type"], f.get("replay"), f.get("change")) for f in frames] == [
         ("message.new", True, None),  # filled from the database: replay frames
-        ("message.edited", True, 2),
-        ("sync.done", None, 3),
+        ("message.edited", True, C + 2),
+        ("sync.done", None, C + 3),
     ]
     assert frames[1]["message"]["body"] == "silently edited"
     await database_sync_to_async(post)(lobby, alice, "after")
-    assert (await sock.recv())["change"] == 4  # live again, nothing repeated
+    assert (await sock.recv())["change"] == C + 4  # live again, nothing repeated
     await sock.disconnect()
 
 

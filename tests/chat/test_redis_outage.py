@@ -20,6 +20,7 @@ from contract import events
 from infra.embedded_redis import RedisServer
 from tests.support.events import check_event
 from tests.support.procs import RemoteSocket, async_wait_until
+from tests.support.rooms import C
 
 pytestmark = [
     pytest.mark.asyncio,
@@ -73,7 +74,7 @@ async def connect_both(daphne, cookies) -> dict[str, RemoteSocket]:
     sockets = {}
     for name in ("alice", "bob"):
         sock, hello = await RemoteSocket.open(daphne.ws_url("lobby"), cookies[name])
-        assert hello == {"type": "sync.done", "seq": 0, "change": 0}
+        assert hello == {"type": "sync.done", "seq": 0, "change": C}
         sockets[name] = sock
     return sockets
 
@@ -180,7 +181,7 @@ async def test_server_killed_client_resumes_on_new_process_exactly_once(
     first = processes.daphne(name=f"{server}-1", server=server)
     with processes.explain():
         sock, hello = await RemoteSocket.open(first.ws_url("lobby"), cookie)
-        assert hello == {"type": "sync.done", "seq": 0, "change": 0}
+        assert hello == {"type": "sync.done", "seq": 0, "change": C}
         sent: list[str] = []
         for i in range(3):
             sent.append(f"before {i}")

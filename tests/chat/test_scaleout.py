@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.procs import RemoteSocket
+from tests.support.rooms import C
 
 pytestmark = [
     pytest.mark.asyncio,
@@ -21,7 +22,7 @@ async def test_messages_posted_to_either_process_reach_clients_of_both(processes
     with processes.explain():
         on_a, hello_a = await RemoteSocket.open(a.ws_url("lobby"), cookies["alice"])
         on_b, hello_b = await RemoteSocket.open(b.ws_url("lobby"), cookies["bob"])
-        assert hello_a == hello_b == {"type": "sync.done", "seq": 0, "change": 0}
+        assert hello_a == hello_b == {"type": "sync.done", "seq": 0, "change": C}
 
         sent: list[str] = []
         for seq in range(1, 21):

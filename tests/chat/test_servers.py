@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from accounts.tokens import create_token
 from chat import protocol
 from tests.support.procs import RemoteSocket, Server
+from tests.support.rooms import C
 from tests.support.ws import session_cookie
 
 pytestmark = [
@@ -87,7 +88,7 @@ async def test_a_program_connects_with_a_token_subprotocol(processes, alice, lob
         sock, hello = await RemoteSocket.open(
             srv.ws_url("lobby"), None, subprotocols=["parley", f"bearer.{raw}"]
         )
-        assert hello == {"type": "sync.done", "seq": 0, "change": 0}
+        assert hello == {"type": "sync.done", "seq": 0, "change": C}
         assert sock.ws.subprotocol == "parley"  # the token is never echoed
         message = await sock.post("from a program")
         assert message["seq"] == 1 and message["author"] == "alice"

@@ -15,6 +15,7 @@ from broker.models import ProcessedEvent
 from chat import actions
 from chat.models import Message, OutboxEvent, Room
 from database import sql
+from tests.support.rooms import C
 
 pytestmark = pytest.mark.django_db
 
@@ -103,25 +104,39 @@ def test_upsert_add_creates_and_adds():
 
 # --- the statements of every post and connect ---------------------------------------------------
 def test_allocate_takes_seqs_and_changes(lobby):
-    assert sql.allocate(lobby.pk, 3, new_messages=True) == (3, 3)
-    assert sql.allocate(lobby.pk, 2, new_messages=False) == (3, 5)
-    assert sql.allocate(lobby.pk, 1, new_messages=True) == (4, 6)
+    assert sql.allocate(lobby.pk, 3, new_messages=True) == (3, C + 3)
+    assert sql.allocate(lobby.pk, 2, new_messages=False) == (3, C + 5)
+    assert sql.allocate(lobby.pk, 1, new_messages=True) == (4, C + 6)
     room = Room.objects.get(pk=lobby.pk)
-    assert (room.last_seq, room.last_change) == (4, 6)
+    assert (room.last_seq, room.last_change) == (4, C + 6)
     assert sql.allocate(10**9, 1, new_messages=True) is None
 
 
 def test_room_position_and_any_change_after_are_what_a_connect_reads(lobby, alice):
-    assert sql.room_position(lobby.pk) == (0, 0)
+    assert sql.room_position(lobby.pk) == (0, C)  # the fixture's room events
     for body in ("a", "b"):
         actions.post_message(author=alice, room=lobby, body=body)
     actions.edit_message(user=alice, message=Message.objects.get(room=lobby, seq=1), body="A")
-    assert sql.room_position(lobby.pk) == (2, 3)
+    assert sql.room_position(lobby.pk) == (2, C + 3)
     assert sql.room_position(10**9) is None
-    assert sql.any_change_after(lobby.pk, 2, 2)  # seq 1 was edited by change 3
-    assert sql.any_change_after(lobby.pk, 1, 2)
-    assert not sql.any_change_after(lobby.pk, 2, 3)  # nothing after the newest change
+    assert sql.any_change_after(lobby.pk, 2, C + 2)  # seq 1 was edited by change C + 3
+    assert sql.any_change_after(lobby.pk, 1, C + 2)
+    assert not sql.any_change_after(lobby.pk, 2, C + 3)  # nothing after the newest change
     assert not sql.any_change_after(lobby.pk, 0, 0)  # no message up to seq 0
+
+
+def test_room_events_after_reads_the_kept_room_events_in_change_order(lobby, mallory):
+    actions.join_room(user=mallory, room=lobby)  # C + 1
+    lobby.title = "The lobby"
+    lobby.save()  # C + 2
+    assert sql.room_events_after(lobby.pk, 0, 10) == [
+        (1, "member.joined", {"member": {"user": "alice", "role": "owner"}}),
+        (2, "member.joined", {"member": {"user": "bob", "role": "member"}}),
+        (C + 1, "member.joined", {"member": {"user": "mallory", "role": "member"}}),
+        (C + 2, "room.updated", {"slug": "lobby", "title": "The lobby", "is_private": False}),
+    ]
+    assert [c for c, _, _ in sql.room_events_after(lobby.pk, 1, 2)] == [2, C + 1]
+    assert sql.room_events_after(lobby.pk, C + 2, 10) == []
 
 
 def test_outbox_pending_ids_of_a_room_and_of_no_room(lobby, secret_room):
