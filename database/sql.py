@@ -4,9 +4,9 @@ Why by hand: on the paths that run for every post and every subscriber batch, bu
 statement with the ORM cost more CPU than the database spent running it (0.3-0.5 ms against
 0.03-0.1 ms; bulk_update's CASE about 2 ms a row). Two kinds live here:
 
-- bulk writes of any model (``insert``, ``insert_instances``, ``update_instances``,
-  ``upsert_add``): the statement is built from the model's metadata, the values prepared with
-  the backend's own adapters, one statement per chunk of rows;
+- bulk writes of any model (``insert``, ``insert_new``, ``insert_instances``,
+  ``update_instances``, ``upsert_add``): the statement is built from the model's metadata, the
+  values prepared with the backend's own adapters, one statement per chunk of rows;
 - the statements every post runs (``allocate``, ``outbox_pending_ids``, ``mark_published``,
   ``messages_with_client_ids``), every connect (``room_position``, ``any_change_after``,
   ``room_events_after``) and
@@ -98,25 +98,50 @@ def insert_instances(objs: list[models.Model]) -> None:
         obj._state.db = connection.alias
 
 
+def insert_new(
+    model: type[models.Model],
+    names: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    unique: Sequence[str],
+    returning: str | None = None,
+) -> list:
+    """INSERT the rows (tuples of Python values in ``names`` order) whose ``unique`` columns (a
+    unique constraint's) match no row, skipping the others: ``INSERT ... ON CONFLICT (unique)
+    DO NOTHING``, a statement per chunk. Returns the ``returning`` column of each row written,
+    as the database gives it, when named: a row missing from it was there already (another
+    transaction's; on PostgreSQL the statement waits for a conflicting uncommitted insert's
+    transaction to end). Every ``unique`` key appears once in ``rows``."""
+    quote = connection.ops.quote_name
+    tail = f" ON CONFLICT ({', '.join(quote(f.column) for f in _columns(model, unique))})"
+    tail += " DO NOTHING"
+    if returning:
+        tail += f" RETURNING {quote(model._meta.get_field(returning).column)}"
+    return _insert(model, _columns(model, names), list(rows), tail=tail, returning=bool(returning))
+
+
 def _insert(
     model: type[models.Model],
     fields: list[models.Field],
     rows: Sequence[Sequence[Any]],
     *,
+    tail: str = "",
     returning: bool = False,
 ) -> list:
-    """INSERT the rows (Python values in ``fields`` order), a statement per chunk; the new
-    primary keys, in row order, when ``returning``."""
+    """INSERT the rows (Python values in ``fields`` order), a statement per chunk, ``tail``
+    after each; the values of the one column ``tail`` returns, in row order, when
+    ``returning`` (the new primary keys by default)."""
     adapters = [_adapter(f) for f in fields]
     prepared = [tuple(a(v) for a, v in zip(adapters, row, strict=True)) for row in rows]
-    tail = f" RETURNING {connection.ops.quote_name(model._meta.pk.column)}" if returning else ""
-    pks: list = []
+    if returning and not tail:
+        tail = f" RETURNING {connection.ops.quote_name(model._meta.pk.column)}"
+    values: list = []
     with connection.cursor() as cursor:
         for chunk in _chunks(prepared, len(fields)):
             cursor.execute(_values(model, fields, len(chunk)) + tail, [v for r in chunk for v in r])
             if returning:
-                pks.extend(pk for (pk,) in cursor.fetchall())
-    return pks
+                values.extend(value for (value,) in cursor.fetchall())
+    return values
 
 
 def update_instances(objs: list[models.Model], names: Sequence[str]) -> None:

@@ -10,7 +10,7 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from analytics.models import RoomMinute
+from analytics.models import ConnectionSession, LatencyMinute, RoomMinute
 from broker.models import ProcessedEvent
 from chat import actions
 from chat.models import Message, OutboxEvent, Room
@@ -89,6 +89,32 @@ def test_update_instances_writes_the_named_fields_only(lobby, alice, bob):
     assert (stored[a.pk].body, stored[a.pk].edited_at, stored[a.pk].author_id) == ("a2", T0, bob.pk)
     assert stored[a.pk].client_id == a.client_id
     assert (stored[b.pk].body, stored[b.pk].seq) == ("b2", 2)
+
+
+def test_insert_new_skips_rows_whose_key_is_taken_and_returns_those_written():
+    names = ("session", "user", "room", "connected_at", "disconnected_at", "duration_s")
+    ConnectionSession.objects.create(session="taken", user="alice", room="lobby")
+    rows = [
+        ("taken", "mallory", "secret", T0, T0, 0.0),
+        ("s1", "bob", "lobby", T0, None, None),
+        ("s2", "carol", "lobby", None, T0, 1.5),
+    ]
+    written = sql.insert_new(
+        ConnectionSession, names, rows, unique=("session",), returning="session"
+    )
+    assert sorted(written) == ["s1", "s2"]
+    stored = {s.session: s for s in ConnectionSession.objects.all()}
+    assert (stored["taken"].user, stored["taken"].connected_at) == ("alice", None)  # untouched
+    s1 = stored["s1"]
+    assert (s1.user, s1.connected_at, s1.disconnected_at, s1.duration_s) == ("bob", T0, None, None)
+    assert (stored["s2"].disconnected_at, stored["s2"].duration_s) == (T0, 1.5)
+    # Nothing returned unless asked; a JSON column; past the parameter limit in chunks.
+    minutes = [(T0 + timedelta(minutes=i), 0, 0.0, 0.0, {"1": i}) for i in range(400)]
+    columns = ("minute", "count", "total_ms", "max_ms", "buckets")
+    assert sql.insert_new(LatencyMinute, columns, minutes[:1], unique=("minute",)) == []
+    written = sql.insert_new(LatencyMinute, columns, minutes, unique=("minute",), returning="id")
+    assert len(written) == 399 and LatencyMinute.objects.count() == 400
+    assert LatencyMinute.objects.get(minute=T0 + timedelta(minutes=7)).buckets == {"1": 7}
 
 
 def test_upsert_add_creates_and_adds():
