@@ -120,8 +120,7 @@ def _add_latencies(latencies: dict[datetime, list[float]]) -> None:
         [(minute, 0, 0.0, 0.0, {}) for minute in minutes],
         unique=("minute",),
     )
-    rows = LatencyMinute.objects.select_for_update().filter(minute__in=minutes).order_by("minute")
-    changed = list(rows)
+    changed = sql.rows_in(LatencyMinute, "minute", minutes, lock=True)
     for row in changed:
         values = latencies[row.minute]
         row.count += len(values)

@@ -18,8 +18,6 @@ from analytics.models import ConnectionSession
 from contract import events
 from database import sql
 
-# Session keys per lookup (within every database's limit of query parameters).
-_LOOKUP_CHUNK = 500
 _TIMES = ("connected_at", "disconnected_at", "duration_s")
 _COLUMNS = ("session", "user", "room", *_TIMES)
 
@@ -69,17 +67,8 @@ def apply(seen: list[Seen]) -> None:
 
 
 def _locked(keys: Iterable[str]) -> dict[str, ConnectionSession]:
-    """The rows of those sessions, locked until the transaction ends (PostgreSQL; SQLite has
-    one writer at a time), in key order so that two workers never wait for each other in a
-    circle."""
-    keys = sorted(keys)
-    rows: dict[str, ConnectionSession] = {}
-    for i in range(0, len(keys), _LOOKUP_CHUNK):
-        found = ConnectionSession.objects.select_for_update().filter(
-            session__in=keys[i : i + _LOOKUP_CHUNK]
-        )
-        rows.update((row.session, row) for row in found.order_by("session"))
-    return rows
+    """The rows of those sessions, locked until the transaction ends (sql.rows_in)."""
+    return {row.session: row for row in sql.rows_in(ConnectionSession, "session", keys, lock=True)}
 
 
 def _fold(seen: Iterable[Seen], rows: dict[str, ConnectionSession]) -> None:

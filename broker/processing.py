@@ -10,6 +10,7 @@ import logging
 import traceback
 import uuid
 from dataclasses import dataclass
+from functools import cached_property
 
 import redis
 from django.db import InterfaceError, OperationalError, transaction
@@ -36,8 +37,9 @@ class Entry:
     stream_id: str
     event: Event
 
-    @property
+    @cached_property
     def event_id(self) -> uuid.UUID:
+        # Parsed once: a batch asks each entry five times (ledger lookup, dedupe, ledger row).
         return uuid.UUID(self.event["id"])
 
 

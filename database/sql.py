@@ -42,12 +42,25 @@ def _adapter(field: models.Field) -> Callable[[Any], Any]:
             return lambda v: v
         return lambda v: None if v is None else v.hex
     if isinstance(field, models.DateTimeField):
-        return connection.ops.adapt_datetimefield_value
+        return _same_value_once(connection.ops.adapt_datetimefield_value)
     if isinstance(field, models.CharField | models.TextField | models.IntegerField):
         return lambda v: v
     if isinstance(field, models.FloatField):
         return lambda v: v
     return lambda v: field.get_db_prep_save(v, connection)
+
+
+def _same_value_once(adapt: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``adapt``, reusing its last answer for the same object: a batch's rows share one
+    ``processed_at``, and Django's datetime adapters cost ~25 us a value."""
+    last: list = [object(), None]
+
+    def adapted(value: Any) -> Any:
+        if value is not last[0]:
+            last[0], last[1] = value, adapt(value)
+        return last[1]
+
+    return adapted
 
 
 def _columns(model: type[models.Model], names: Sequence[str]) -> list[models.Field]:
@@ -168,6 +181,33 @@ def update_instances(objs: list[models.Model], names: Sequence[str]) -> None:
     ]
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
+
+
+def rows_in(
+    model: type[models.Model], key: str, values: Iterable[Any], *, lock: bool = False
+) -> list[models.Model]:
+    """The instances of ``model`` whose ``key`` is one of ``values``, in ``key`` order, a
+    statement per chunk (read through ``raw()``, so the backend's converters apply); ``lock``:
+    ``FOR UPDATE`` where the database has it (PostgreSQL; SQLite has one writer at a time),
+    rows locked in key order so that two lockers never wait for each other in a circle. A
+    filter ``key__in`` cost ~13 us of the ORM's CPU per value."""
+    field = model._meta.get_field(key)
+    adapt = _adapter(field)
+    ordered = sorted(set(values))
+    if not ordered:
+        return []
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in model._meta.concrete_fields)
+    head = f"SELECT {columns} FROM {quote(model._meta.db_table)} WHERE {quote(field.column)} IN"  # noqa: S608
+    tail = f" ORDER BY {quote(field.column)}"
+    if lock and connection.features.has_select_for_update:
+        tail += " FOR UPDATE"
+    rows: list[models.Model] = []
+    for chunk in _chunks(ordered, 1):
+        params = [adapt(v) for v in chunk]
+        statement = f"{head} ({', '.join(['%s'] * len(chunk))}){tail}"
+        rows.extend(model.objects.raw(statement, params))
+    return rows
 
 
 def upsert_add(

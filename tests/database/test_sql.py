@@ -117,6 +117,28 @@ def test_insert_new_skips_rows_whose_key_is_taken_and_returns_those_written():
     assert LatencyMinute.objects.get(minute=T0 + timedelta(minutes=7)).buckets == {"1": 7}
 
 
+def test_rows_in_reads_instances_by_key_in_key_order():
+    for i in (3, 1, 2):
+        LatencyMinute.objects.create(minute=T0 + timedelta(minutes=i), count=i, buckets={"5": i})
+    ConnectionSession.objects.create(session="b", user="bob", room="lobby", connected_at=T0)
+    ConnectionSession.objects.create(session="a", user="alice", room="lobby", duration_s=1.5)
+
+    sessions = sql.rows_in(ConnectionSession, "session", ["b", "zz", "a", "b"], lock=True)
+    assert [(s.session, s.user, s.connected_at, s.duration_s) for s in sessions] == [
+        ("a", "alice", None, 1.5),
+        ("b", "bob", T0, None),
+    ]
+    assert sessions[0].pk == ConnectionSession.objects.get(session="a").pk
+    minutes = sql.rows_in(LatencyMinute, "minute", [T0 + timedelta(minutes=i) for i in (3, 2, 9)])
+    assert [(m.minute, m.count, m.buckets) for m in minutes] == [
+        (T0 + timedelta(minutes=2), 2, {"5": 2}),
+        (T0 + timedelta(minutes=3), 3, {"5": 3}),
+    ]
+    assert sql.rows_in(LatencyMinute, "minute", []) == []
+    many = [T0 + timedelta(minutes=i) for i in range(1200)]  # past the parameter limit
+    assert len(sql.rows_in(LatencyMinute, "minute", many, lock=True)) == 3
+
+
 def test_upsert_add_creates_and_adds():
     other = T0 + timedelta(minutes=1)
     keys, counters = ("room", "minute"), ("messages", "joins", "leaves", "connects")
