@@ -41,17 +41,20 @@ def apply(seen: list[Seen]) -> None:
     if not seen:
         return
     rows = _locked({s.session for s in seen})
-    fresh: dict[str, ConnectionSession] = {}
+    times = {
+        key: [row.connected_at, row.disconnected_at, row.duration_s] for key, row in rows.items()
+    }
+    fresh: dict[str, tuple[str, str]] = {}  # new session -> (user, room) of its first event
     for s in seen:
         if s.session not in rows and s.session not in fresh:
-            fresh[s.session] = ConnectionSession(session=s.session, user=s.user, room=s.room)
-    before = {key: _times(row) for key, row in rows.items()}
-    _fold([s for s in seen if s.session in fresh], fresh)
+            fresh[s.session] = (s.user, s.room)
+    new = {key: [None, None, None] for key in fresh}
+    _fold([s for s in seen if s.session in fresh], new)
     written = set(
         sql.insert_new(
             ConnectionSession,
             _COLUMNS,
-            [tuple(getattr(row, name) for name in _COLUMNS) for row in fresh.values()],
+            [(key, *fresh[key], *new[key]) for key in fresh],
             unique=("session",),
             returning="session",
         )
@@ -59,10 +62,17 @@ def apply(seen: list[Seen]) -> None:
     lost = {key for key in fresh if key not in written}
     if lost:  # another worker's transaction wrote them first (and has committed)
         again = _locked(lost)
-        before.update((key, _times(row)) for key, row in again.items())
         rows.update(again)
-    _fold([s for s in seen if s.session in rows], rows)
-    changed = [row for key, row in rows.items() if _times(row) != before[key]]
+        times.update(
+            (k, [r.connected_at, r.disconnected_at, r.duration_s]) for k, r in again.items()
+        )
+    before = {key: tuple(value) for key, value in times.items()}
+    _fold([s for s in seen if s.session in rows], times)
+    changed = []
+    for key, row in rows.items():
+        if tuple(times[key]) != before[key]:
+            row.connected_at, row.disconnected_at, row.duration_s = times[key]
+            changed.append(row)
     sql.update_instances(changed, _TIMES)
 
 
@@ -71,16 +81,10 @@ def _locked(keys: Iterable[str]) -> dict[str, ConnectionSession]:
     return {row.session: row for row in sql.rows_in(ConnectionSession, "session", keys, lock=True)}
 
 
-def _fold(seen: Iterable[Seen], rows: dict[str, ConnectionSession]) -> None:
+def _fold(seen: Iterable[Seen], times: dict[str, list]) -> None:
+    """Set each event's time on its session's [connected_at, disconnected_at, duration_s]."""
     for s in seen:
-        row = rows[s.session]
-        if s.type == events.USER_CONNECTED:
-            row.connected_at = s.at
-        else:
-            row.disconnected_at = s.at
-        if row.connected_at and row.disconnected_at:
-            row.duration_s = (row.disconnected_at - row.connected_at).total_seconds()
-
-
-def _times(row: ConnectionSession) -> tuple:
-    return (row.connected_at, row.disconnected_at, row.duration_s)
+        session = times[s.session]
+        session[0 if s.type == events.USER_CONNECTED else 1] = s.at
+        if session[0] and session[1]:
+            session[2] = (session[1] - session[0]).total_seconds()

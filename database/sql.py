@@ -4,9 +4,9 @@ Why by hand: on the paths that run for every post and every subscriber batch, bu
 statement with the ORM cost more CPU than the database spent running it (0.3-0.5 ms against
 0.03-0.1 ms; bulk_update's CASE about 2 ms a row). Two kinds live here:
 
-- bulk writes of any model (``insert``, ``insert_new``, ``insert_instances``,
-  ``update_instances``, ``upsert_add``): the statement is built from the model's metadata, the
-  values prepared with the backend's own adapters, one statement per chunk of rows;
+- bulk writes and reads of any model (``insert``, ``insert_new``, ``insert_instances``,
+  ``update_instances``, ``upsert_add``, ``rows_in``): built from the model's metadata, values
+  prepared with the backend's own adapters, one statement per chunk of rows;
 - the statements every post runs (``allocate``, ``outbox_pending_ids``, ``mark_published``,
   ``messages_with_client_ids``), every connect (``room_position``, ``any_change_after``,
   ``room_events_after``) and
@@ -51,8 +51,7 @@ def _adapter(field: models.Field) -> Callable[[Any], Any]:
 
 
 def _same_value_once(adapt: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """``adapt``, reusing its last answer for the same object: a batch's rows share one
-    ``processed_at``, and Django's datetime adapters cost ~25 us a value."""
+    """``adapt``, its answer reused for the same object (a batch's rows share a datetime)."""
     last: list = [object(), None]
 
     def adapted(value: Any) -> Any:
@@ -119,15 +118,14 @@ def insert_new(
     unique: Sequence[str],
     returning: str | None = None,
 ) -> list:
-    """INSERT the rows (tuples of Python values in ``names`` order) whose ``unique`` columns (a
-    unique constraint's) match no row, skipping the others: ``INSERT ... ON CONFLICT (unique)
-    DO NOTHING``, a statement per chunk. Returns the ``returning`` column of each row written,
-    as the database gives it, when named: a row missing from it was there already (another
-    transaction's; on PostgreSQL the statement waits for a conflicting uncommitted insert's
-    transaction to end). Every ``unique`` key appears once in ``rows``."""
+    """INSERT the rows (Python values in ``names`` order) whose ``unique`` columns (a unique
+    constraint's, each key once in ``rows``) match no row: ``ON CONFLICT (unique) DO NOTHING``,
+    a statement per chunk. Returns the ``returning`` column of the rows written, as the
+    database gives it: a row missing was there already (PostgreSQL waits for a conflicting
+    uncommitted insert's transaction to end)."""
     quote = connection.ops.quote_name
-    tail = f" ON CONFLICT ({', '.join(quote(f.column) for f in _columns(model, unique))})"
-    tail += " DO NOTHING"
+    conflict = ", ".join(quote(f.column) for f in _columns(model, unique))
+    tail = f" ON CONFLICT ({conflict}) DO NOTHING"
     if returning:
         tail += f" RETURNING {quote(model._meta.get_field(returning).column)}"
     return _insert(model, _columns(model, names), list(rows), tail=tail, returning=bool(returning))
@@ -184,13 +182,17 @@ def update_instances(objs: list[models.Model], names: Sequence[str]) -> None:
 
 
 def rows_in(
-    model: type[models.Model], key: str, values: Iterable[Any], *, lock: bool = False
+    model: type[models.Model],
+    key: str,
+    values: Iterable[Any],
+    *,
+    where: dict[str, Any] | None = None,
+    lock: bool = False,
 ) -> list[models.Model]:
-    """The instances of ``model`` whose ``key`` is one of ``values``, in ``key`` order, a
-    statement per chunk (read through ``raw()``, so the backend's converters apply); ``lock``:
-    ``FOR UPDATE`` where the database has it (PostgreSQL; SQLite has one writer at a time),
-    rows locked in key order so that two lockers never wait for each other in a circle. A
-    filter ``key__in`` cost ~13 us of the ORM's CPU per value."""
+    """The instances of ``model`` whose ``key`` is in ``values`` and whose fields equal
+    ``where``'s, in ``key`` order (``raw()``: the backend's converters apply; a ``key__in``
+    filter cost ~13 us of CPU per value); ``lock``: ``FOR UPDATE`` where there is one
+    (PostgreSQL; SQLite has one writer), in key order so that lockers never wait in a circle."""
     field = model._meta.get_field(key)
     adapt = _adapter(field)
     ordered = sorted(set(values))
@@ -198,13 +200,16 @@ def rows_in(
         return []
     quote = connection.ops.quote_name
     columns = ", ".join(quote(f.column) for f in model._meta.concrete_fields)
-    head = f"SELECT {columns} FROM {quote(model._meta.db_table)} WHERE {quote(field.column)} IN"  # noqa: S608
+    equal = [(model._meta.get_field(name), value) for name, value in (where or {}).items()]
+    head = f"SELECT {columns} FROM {quote(model._meta.db_table)} WHERE "  # noqa: S608
+    head += "".join(f"{quote(f.column)} = %s AND " for f, _ in equal) + quote(field.column) + " IN"
+    fixed = [_adapter(f)(value) for f, value in equal]
     tail = f" ORDER BY {quote(field.column)}"
     if lock and connection.features.has_select_for_update:
         tail += " FOR UPDATE"
     rows: list[models.Model] = []
     for chunk in _chunks(ordered, 1):
-        params = [adapt(v) for v in chunk]
+        params = [*fixed, *(adapt(v) for v in chunk)]
         statement = f"{head} ({', '.join(['%s'] * len(chunk))}){tail}"
         rows.extend(model.objects.raw(statement, params))
     return rows

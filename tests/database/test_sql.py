@@ -135,6 +135,12 @@ def test_rows_in_reads_instances_by_key_in_key_order():
         (T0 + timedelta(minutes=3), 3, {"5": 3}),
     ]
     assert sql.rows_in(LatencyMinute, "minute", []) == []
+    event_id = uuid.uuid4()
+    names = ("subscriber", "event_id", "topic", "stream_id", "worker", "processed_at")
+    sql.insert(ProcessedEvent, names, [(n, event_id, "t", "1-0", "w", T0) for n in ("s", "t")])
+    ids = [event_id, uuid.uuid4()]
+    ledger = sql.rows_in(ProcessedEvent, "event_id", ids, where={"subscriber": "t"})
+    assert [(row.subscriber, row.event_id) for row in ledger] == [("t", event_id)]
     many = [T0 + timedelta(minutes=i) for i in range(1200)]  # past the parameter limit
     assert len(sql.rows_in(LatencyMinute, "minute", many, lock=True)) == 3
 
