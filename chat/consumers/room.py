@@ -48,7 +48,12 @@ class RoomConsumer(RoomSignals, RoomStream, ListeningConsumer):
         # Accept before refusing: a close code sent during the handshake never reaches the
         # client (the server answers HTTP 403 instead), and clients need the code to decide.
         await self.accept(subprotocol=chosen_subprotocol(self.scope))
-        await self._open()
+        if not await self.take_turn():
+            return  # the client left while waiting: its disconnect is handled next
+        try:
+            await self._open()
+        finally:
+            self.end_turn()
 
     async def _open(self) -> None:
         """The connect's work: access, the socket cap, listening, presence and the replay."""
