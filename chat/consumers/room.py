@@ -67,6 +67,7 @@ class RoomConsumer(RoomSignals, RoomStream, ListeningConsumer):
             resume = (self._query_seq("after_seq"), self._query_seq("after_change"))
             room, ahead = await self._find_room(slug, resume)
         except RoomAccessError as exc:
+            self.room_id = None  # refused: no frame of the client's is handled
             connecting.forget(slug)
             await self.close(code=exc.code, reason=exc.detail)
             return
@@ -74,6 +75,7 @@ class RoomConsumer(RoomSignals, RoomStream, ListeningConsumer):
             await self.close(code=protocol.CLOSE_BAD_REQUEST, reason=exc.detail)
             return
         if not await self.admitted():
+            self.room_id = None
             return
         connecting.learn(slug, room.pk)
         self.room = room
@@ -95,6 +97,9 @@ class RoomConsumer(RoomSignals, RoomStream, ListeningConsumer):
         user = self.scope["user"]
         guessed = connecting.guess(slug) if user.is_authenticated else None
         if guessed is not None:
+            # The gate hands this room's access changes to the socket from now on (the replay
+            # re-checks before sending anything): none committed after the read below is missed.
+            self.room_id = guessed
             await self._listen(guessed)
             room, ahead = await db(connecting.open_room)(
                 user=user,
@@ -107,6 +112,7 @@ class RoomConsumer(RoomSignals, RoomStream, ListeningConsumer):
             if ahead is not None:
                 return room, ahead
             # Another room has the slug now: what was noted so far was the other room's.
+            self.room_id = room.pk
             await self.layer.unlisten(self.group, self)
             self.group = None
             wrong = self.delivery
