@@ -11,7 +11,12 @@ a bounded number of rows.
 The user's open sockets in the room are a Redis sorted set of socket sessions scored by their
 expiry, kept alive by the process' refresher (chat.online), so the sockets of a killed process
 stop counting after ``online.TTL_SECONDS``. While Redis is unreachable each socket records its
-own pair, as if it were alone (the outbox keeps the rows until Redis is back).
+own pair, as if it were alone (the outbox keeps the rows until Redis is back). A room socket
+runs the scripts in its connect's and disconnect's one Redis round trip (chat.arrival).
+
+The events of all the process' sockets are written in batches (infra.batches), as posts are:
+a connect storm's rows take one database hop, one transaction and one relay flush per room
+per batch, where each used to take its own. A socket's events keep their order.
 """
 
 from __future__ import annotations
@@ -104,9 +109,7 @@ def opened(*, user: AbstractBaseUser, room: Room, session: str, started: object)
     return bool(started)
 
 
-def close_call(
-    *, user: AbstractBaseUser, room: Room, session: str
-) -> tuple[list[str], list]:
+def close_call(*, user: AbstractBaseUser, room: Room, session: str) -> tuple[list[str], list]:
     """The keys and arguments of ``CLOSE`` for that socket closing; stops keeping its entry
     alive."""
     sockets, session_key = _keys(room, user)

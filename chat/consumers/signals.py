@@ -34,8 +34,9 @@ class RoomSignals:
             await self.layer.listen(self.signals, self, self._on_signal)
         username = self.scope["user"].get_username()
         listening = self.signals is not None
-        if self.arrival is not None:
-            users = await online.listed(self.room_id, others=self.arrival.others, listening=listening)
+        if self.arrival is not None:  # entered already (chat.arrival): who else listens?
+            others = self.arrival.others
+            users = await online.listed(self.room_id, others=others, listening=listening)
         else:
             users = await online.enter(self.room_id, username, self.session, listening=listening)
         await self._signal_presence(users)
