@@ -94,14 +94,14 @@ def admit_call(user_id: int, slot: str, now: float) -> tuple[list[str], list]:
     return [sockets_key(user_id)], [*args, online.TTL_SECONDS * 2]
 
 
-def admitted(consumer, slot: str, admitted: object) -> bool:
+def admitted(consumer, slot: str, answer: object) -> bool:
     """Whether the consumer's socket may stay open, given what ``ADMIT`` answered for ``slot``
     (or the Redis error met instead: the cap is not enforced then). Sets
     ``consumer.socket_slot`` (what ``release_socket`` gives back) when admitted by Redis."""
-    if isinstance(admitted, redis.RedisError | OSError):
-        log.warning("socket cap not enforced, Redis unreachable: %s", admitted)
+    if isinstance(answer, redis.RedisError | OSError):
+        log.warning("socket cap not enforced, Redis unreachable: %s", answer)
         return True
-    if not admitted:
+    if not answer:
         return False
     user_id = consumer.scope["user"].pk
     consumer.socket_slot = (user_id, slot)
