@@ -38,7 +38,7 @@ SIGNUP_WINDOW_SECONDS = 3600
 
 # Drop the user's expired entries, then add this socket if the user is under the cap.
 # KEYS[1] the user's set; ARGV: socket id, now, expiry, cap, key ttl. Returns 1 if admitted.
-_ADMIT = """
+ADMIT = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
@@ -82,50 +82,72 @@ def rate_limited_detail() -> str:
     )
 
 
-def _sockets_key(user_id: int) -> str:
+def sockets_key(user_id: int) -> str:
+    """The user's sockets (a key without braces hashes whole: chat.presence tags its keys with
+    this name, so they share its Cluster slot)."""
     return redis_keys.key("sockets", user_id)
 
 
-async def admit_socket(consumer) -> bool:
-    """Count the consumer's socket against its user's cap; True if it may stay open. Sets
-    ``consumer.socket_slot`` (what ``release_socket`` gives back) when admitted by Redis.
-    Call after authentication; the caller closes a refused socket."""
-    user_id = consumer.scope["user"].pk
-    slot = uuid.uuid4().hex
-    now = time.time()
-    try:
-        admitted = await online.redis_client().eval(
-            _ADMIT,
-            1,
-            _sockets_key(user_id),
-            slot,
-            now,
-            now + online.TTL_SECONDS,
-            settings.PARLEY["MAX_SOCKETS_PER_USER"],
-            online.TTL_SECONDS * 2,
-        )
-    except (redis.RedisError, OSError) as exc:
-        log.warning("socket cap not enforced, Redis unreachable: %s", exc)
+def admit_call(user_id: int, slot: str, now: float) -> tuple[list[str], list]:
+    """The keys and arguments of ``ADMIT`` for a socket of ``user_id`` taking place ``slot``."""
+    args = [slot, now, now + online.TTL_SECONDS, settings.PARLEY["MAX_SOCKETS_PER_USER"]]
+    return [sockets_key(user_id)], [*args, online.TTL_SECONDS * 2]
+
+
+def admitted(consumer, slot: str, answer: object) -> bool:
+    """Whether the consumer's socket may stay open, given what ``ADMIT`` answered for ``slot``
+    (or the Redis error met instead: the cap is not enforced then). Sets
+    ``consumer.socket_slot`` (what ``release_socket`` gives back) when admitted by Redis."""
+    if isinstance(answer, redis.RedisError | OSError):
+        log.warning("socket cap not enforced, Redis unreachable: %s", answer)
         return True
-    if not admitted:
+    if not answer:
         return False
+    user_id = consumer.scope["user"].pk
     consumer.socket_slot = (user_id, slot)
-    online.refresher().track_key(_sockets_key(user_id), slot)
+    online.refresher().track_key(sockets_key(user_id), slot)
     return True
+
+
+async def admit_socket(consumer) -> bool:
+    """Count the consumer's socket against its user's cap; True if it may stay open (see
+    ``admitted``). Call after authentication; the caller closes a refused socket."""
+    slot = uuid.uuid4().hex
+    keys, args = admit_call(consumer.scope["user"].pk, slot, time.time())
+    try:
+        answer = await online.redis_client().eval(ADMIT, len(keys), *keys, *args)
+    except (redis.RedisError, OSError) as exc:
+        answer = exc
+    return admitted(consumer, slot, answer)
+
+
+def give_back(consumer) -> tuple[str, str] | None:
+    """The socket's place (key, member) to remove from its user's set, no longer kept alive;
+    None for a socket that holds none. Gives it once."""
+    held = getattr(consumer, "socket_slot", None)
+    if held is None:
+        return None
+    consumer.socket_slot = None
+    user_id, slot = held
+    online.refresher().untrack_key(sockets_key(user_id), slot)
+    return sockets_key(user_id), slot
+
+
+def released(result: object) -> None:
+    """Log what the removal of a socket's place met, if Redis was unreachable."""
+    if isinstance(result, redis.RedisError | OSError):
+        log.warning("socket slot not released (it expires), Redis unreachable: %s", result)
 
 
 async def release_socket(consumer) -> None:
     """Give the socket's place back (no-op for a socket that holds none). Runs once."""
-    held = getattr(consumer, "socket_slot", None)
+    held = give_back(consumer)
     if held is None:
         return
-    consumer.socket_slot = None
-    user_id, slot = held
-    online.refresher().untrack_key(_sockets_key(user_id), slot)
     try:
-        await online.redis_client().zrem(_sockets_key(user_id), slot)
+        await online.redis_client().zrem(*held)
     except (redis.RedisError, OSError) as exc:
-        log.warning("socket slot not released (it expires), Redis unreachable: %s", exc)
+        released(exc)
 
 
 def allow_signup(address: str) -> bool:

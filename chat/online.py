@@ -119,24 +119,60 @@ async def leave(room_id: int, username: str, session: str) -> list[str] | None:
     return await _update(room_id, remove=f"{username}|{session}")
 
 
-async def _update(
-    room_id: int, *, add: str | None = None, remove: str | None = None, listening: bool = False
-):
+def queue(pipe, room_id: int, *, add: str | None = None, remove: str | None = None) -> int:
+    """Add the update of the room's set to ``pipe`` (a pipeline, not a transaction): how many
+    results it adds. The last of them is for ``listened``."""
     now = time.time()
+    if add:
+        pipe.zadd(_key(room_id), {add: now + TTL_SECONDS})
+    if remove:
+        pipe.zrem(_key(room_id), remove)
+    pipe.zremrangebyscore(_key(room_id), "-inf", now)
+    pipe.expire(_key(room_id), TTL_SECONDS * 2)
+    pipe.pubsub_numsub(_signals_channel(room_id))
+    return 4
+
+
+def listened(results: list) -> bool | None:
+    """Whether some process has a socket listening for the room's presence frames, from the
+    results of a ``queue``; None if the update met an error (Redis unreachable)."""
+    for result in results:
+        if isinstance(result, redis.RedisError | OSError):
+            log.warning("presence not updated, Redis unreachable: %s", result)
+            return None
+    [(_, others)] = results[-1]
+    return bool(others)
+
+
+async def listed(room_id: int, *, others: bool | None, listening: bool) -> list[str] | None:
+    """The room's online usernames when some socket wants them (``others`` listening, per
+    ``listened``, or this one); None when nobody does (or Redis is unreachable)."""
+    if others is None or not (listening or others):
+        return None  # nobody opted in to presence frames: don't read the set
     try:
-        pipe = redis_client().pipeline(transaction=False)
-        if add:
-            pipe.zadd(_key(room_id), {add: now + TTL_SECONDS})
-        if remove:
-            pipe.zrem(_key(room_id), remove)
-        pipe.zremrangebyscore(_key(room_id), "-inf", now)
-        pipe.expire(_key(room_id), TTL_SECONDS * 2)
-        pipe.pubsub_numsub(_signals_channel(room_id))
-        *_, [(_, others)] = await pipe.execute()
-        if not (listening or others):
-            return None  # nobody opted in to presence frames: don't read the set
         members = await redis_client().zrange(_key(room_id), 0, -1)
     except (redis.RedisError, OSError) as exc:
         log.warning("presence not updated, Redis unreachable: %s", exc)
         return None
     return sorted({m.decode().rsplit("|", 1)[0] for m in members})
+
+
+async def _update(
+    room_id: int, *, add: str | None = None, remove: str | None = None, listening: bool = False
+):
+    pipe = redis_client().pipeline(transaction=False)
+    queue(pipe, room_id, add=add, remove=remove)
+    try:
+        results = await pipe.execute()
+    except (redis.RedisError, OSError) as exc:
+        results = [exc]
+    return await listed(room_id, others=listened(results), listening=listening)
+
+
+async def forget(room_id: int, member: str) -> None:
+    """Take ``member`` out of the room's set at once, telling nobody (a socket refused right
+    after it entered: chat.arrival)."""
+    try:
+        await redis_client().zrem(_key(room_id), member)
+    except (redis.RedisError, OSError) as exc:
+        log.warning("presence entry not removed (it expires), Redis unreachable: %s", exc)

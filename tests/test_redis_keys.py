@@ -23,7 +23,7 @@ from redis.exceptions import ResponseError
 
 from broker import groups, loss, registry
 from broker.worker import Worker
-from chat import actions, limits, online, presence, relay
+from chat import actions, arrival, limits, online, relay
 from chat.models import Message
 from contract import events, redis_keys
 from infra.redis_client import get_redis
@@ -106,12 +106,13 @@ async def test_every_key_has_the_prefix_and_each_script_one_slot(acme, lobby, al
     await database_sync_to_async(post_edit_and_consume)(lobby, alice, bob)
     socket = SimpleNamespace(scope={"user": bob})
     assert await limits.admit_socket(socket)
-    await presence.socket_opened(user=bob, room=lobby, session="s1")
     await online.enter(lobby.pk, "bob", "s1", listening=True)
     await online.refresher().refresh()
     await online.leave(lobby.pk, "bob", "s1")
-    await presence.socket_closed(user=bob, room=lobby, session="s1")
     await limits.release_socket(socket)
+    room_socket = SimpleNamespace(scope={"user": bob})  # a room socket: one script for both
+    assert await arrival.arrive(room_socket, room=lobby, session="s2")
+    await arrival.depart(room_socket, room=lobby, session="s2")
     commands = await database_sync_to_async(monitor.stop)()
 
     touched: set[str] = set()
@@ -131,8 +132,8 @@ async def test_every_key_has_the_prefix_and_each_script_one_slot(acme, lobby, al
     expected = {
         stream,
         f"{PREFIX}:{{{stream}}}:published-change",
-        f"{PREFIX}:{{presence:{lobby.pk}:{bob.pk}}}:sockets",
-        f"{PREFIX}:{{presence:{lobby.pk}:{bob.pk}}}:session",
+        f"{PREFIX}:{{{PREFIX}:sockets:{bob.pk}}}:presence:{lobby.pk}:sockets",
+        f"{PREFIX}:{{{PREFIX}:sockets:{bob.pk}}}:presence:{lobby.pk}:session",
         f"{PREFIX}:sockets:{bob.pk}",
         f"{PREFIX}:online:{lobby.pk}",
         f"{PREFIX}:dead:analytics",
@@ -144,7 +145,7 @@ async def test_every_key_has_the_prefix_and_each_script_one_slot(acme, lobby, al
     }
     assert expected <= touched, expected - touched
     assert any(k.startswith(f"{PREFIX}:rate:") for k in touched)
-    assert len(scripts) >= 5  # relay publishes, socket admission, presence open and close
+    assert len(scripts) >= 5  # relay publishes, socket admission (alone, with presence), close
 
 
 def test_default_prefix_keeps_todays_names():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from urllib.parse import parse_qs
 
 from channels.layers import get_channel_layer
@@ -131,9 +132,10 @@ class ListeningConsumer(limits.FrameRate, ClientGoneSafeSend, DirectConsumer):
         if turns is not None:
             turns.release()
 
-    async def admitted(self) -> bool:
-        """Whether the user is under their socket cap (chat.limits); else close the socket."""
-        if await limits.admit_socket(self):
+    async def admitted(self, admit: Awaitable[bool] | None = None) -> bool:
+        """Whether the user is under their socket cap (chat.limits; or as ``admit`` answers,
+        which takes the place in the cap with more); else close the socket."""
+        if await (admit if admit is not None else limits.admit_socket(self)):
             return True
         await self.close(code=limits.CLOSE_TOO_MANY_SOCKETS, reason="too many sockets")
         return False

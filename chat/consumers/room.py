@@ -23,7 +23,7 @@ import uuid
 
 from django.conf import settings
 
-from chat import access, connecting, limits, presence, protocol, selectors
+from chat import access, arrival, connecting, limits, presence, protocol, selectors
 from chat.consumers.base import ListeningConsumer, chosen_subprotocol, query_value
 from chat.consumers.signals import RoomSignals
 from chat.consumers.stream import RoomStream
@@ -74,14 +74,14 @@ class RoomConsumer(RoomSignals, RoomStream, ListeningConsumer):
         except protocol.ProtocolError as exc:
             await self.close(code=protocol.CLOSE_BAD_REQUEST, reason=exc.detail)
             return
-        if not await self.admitted():
+        if not await self.admitted(self._arrive(room)):
             self.room_id = None
             return
         connecting.learn(slug, room.pk)
         self.room = room
         self.room_id = room.pk
-        self.session = uuid.uuid4().hex
-        await self._record_presence(events.USER_CONNECTED)
+        if self.arrival.started:
+            await self._record_presence(events.USER_CONNECTED, self.session)
         await self._replay(resume, announce=True, ahead=ahead)
         await self._go_online()
 
@@ -132,8 +132,10 @@ class RoomConsumer(RoomSignals, RoomStream, ListeningConsumer):
     async def disconnect(self, code: int) -> None:
         await self._stop_listening()
         if self.session:
-            await self._record_presence(events.USER_DISCONNECTED)
-            await self._go_offline()
+            departure = await arrival.depart(self, room=self.room, session=self.session)
+            if departure.ended:
+                await self._record_presence(events.USER_DISCONNECTED, departure.ended)
+            await self._go_offline(departure)
 
     async def _stop_delivering(self) -> None:
         if self.group:
@@ -152,10 +154,18 @@ class RoomConsumer(RoomSignals, RoomStream, ListeningConsumer):
             for _, future in self.delivery.inflight:
                 future.cancel()
 
-    async def _record_presence(self, type: str) -> None:
+    async def _arrive(self, room) -> bool:
+        # The socket cap, presence coalescing and the online set: one Redis round trip.
+        session = uuid.uuid4().hex
+        self.arrival = await arrival.arrive(self, room=room, session=session)
+        if self.arrival is None:
+            return False
+        self.session = session
+        return True
+
+    async def _record_presence(self, type: str, session: str) -> None:
         # Coalesced per user and room, and rated (chat.presence): churn writes bounded rows.
-        record = presence.socket_opened if type == events.USER_CONNECTED else presence.socket_closed
-        await record(user=self.scope["user"], room=self.room, session=self.session)
+        await presence.record(type, user=self.scope["user"], room=self.room, session=session)
 
     # --- access changes (chat.access), called by the gate (must not block) -----------------------
     def access_changed(self, message: dict, *, definitive: bool) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from chat import online
+from chat.arrival import Arrival, Departure
 from chat.consumers.base import query_value
 from contract import events
 
@@ -21,6 +22,7 @@ class RoomSignals:
     signals: str | None = None  # the room's presence/typing group, if the socket opted in
     online = False  # the process' presence refresher keeps this socket's entry alive
     last_typing = 0.0
+    arrival: Arrival | None = None  # a room socket's connect entered the online set already
 
     def wants_signals(self) -> bool:
         """Whether the socket opted in to presence and typing frames (``?presence=1``)."""
@@ -31,18 +33,26 @@ class RoomSignals:
             self.signals = online.signals_group(self.room_id)
             await self.layer.listen(self.signals, self, self._on_signal)
         username = self.scope["user"].get_username()
-        users = await online.enter(
-            self.room_id, username, self.session, listening=self.signals is not None
-        )
+        listening = self.signals is not None
+        if self.arrival is not None:  # entered already (chat.arrival): who else listens?
+            others = self.arrival.others
+            users = await online.listed(self.room_id, others=others, listening=listening)
+        else:
+            users = await online.enter(self.room_id, username, self.session, listening=listening)
         await self._signal_presence(users)
         online.refresher().track(self.room_id, online.member(username, self.session))
         self.online = True
 
-    async def _go_offline(self) -> None:
+    async def _go_offline(self, departure: Departure | None = None) -> None:
+        """Leave the online set (or see who listens, when ``departure`` left it already)."""
         username = self.scope["user"].get_username()
         if self.online:
             online.refresher().untrack(self.room_id, online.member(username, self.session))
-        await self._signal_presence(await online.leave(self.room_id, username, self.session))
+        if departure is not None:
+            users = await online.listed(self.room_id, others=departure.others, listening=False)
+        else:
+            users = await online.leave(self.room_id, username, self.session)
+        await self._signal_presence(users)
 
     async def _signal_presence(self, users: list[str] | None) -> None:
         if users is not None:

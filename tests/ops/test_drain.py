@@ -18,7 +18,8 @@ import websockets
 from channels.db import database_sync_to_async
 from django.db import connections
 
-from chat.models import Message
+from chat.models import Message, OutboxEvent
+from contract import events
 from realtime import uvicorn_server
 from tests.support.procs import RemoteSocket, async_wait_until
 
@@ -109,8 +110,8 @@ async def test_sigterm_turns_readyz_503_while_still_serving(processes, cookies, 
 @real_servers
 async def test_sigterm_answers_received_posts_then_closes_with_1012(processes, cookies, server):
     """Posts pipelined right before SIGTERM: each one the server stored was acked before the
-    1012 close (none acked and lost, none stored unanswered); the process exits and refuses
-    new connections."""
+    1012 close (none acked and lost, none stored unanswered); the sockets' user.disconnected
+    rows are written; the process exits and refuses new connections."""
     srv = processes.daphne(server=server, PARLEY_DRAIN_SECONDS="0")
     with processes.explain():
         sock, _ = await RemoteSocket.open(srv.ws_url("lobby"), cookies["bob"])
@@ -134,5 +135,14 @@ async def test_sigterm_answers_received_posts_then_closes_with_1012(processes, c
         )()
         assert {str(c) for c in stored} == set(acked)
         assert acked == client_ids[: len(acked)]  # in order
+        # Both sockets' disconnects during the drain had their presence rows written.
+        presence = await database_sync_to_async(
+            lambda: sorted(
+                OutboxEvent.objects.filter(topic=events.TOPIC_PRESENCE).values_list(
+                    "type", flat=True
+                )
+            )
+        )()
+        assert presence == [events.USER_CONNECTED] * 2 + [events.USER_DISCONNECTED] * 2
         with pytest.raises(OSError):
             await websockets.connect(srv.ws_url("lobby"))
