@@ -53,6 +53,7 @@ STEPS: list[tuple[str, bool, str]] = [
     ("presence row (outbox INSERT, transaction)", True, r"record_connection"),
     ("presence coalescing (Redis script)", True, r"socket_opened"),
     ("token lookup, last_used_at UPDATE", True, r"token_for"),
+    ("token last_used_at flush (timer thread, batched)", True, r"flush_last_used"),
     ("session lookup", True, r"_session_user"),
     ("room and membership read", True, r"room_for_user"),
     ("resume: room position read", True, r"room_position"),
