@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts import last_used
 from accounts.models import ApiToken
-from database import sql
+from database.joined import joined_row
 
 PREFIX = "plt_"
 
@@ -86,7 +86,7 @@ def token_for(raw: str) -> ApiToken | None:
         return None
     # One read by the unique digest, token and user (written by hand: the ORM spent several
     # times the query's CPU building it); what makes a token inactive is checked here.
-    token = sql.joined_row(ApiToken, "user", "digest", _digest(raw))
+    token = joined_row(ApiToken, "user", "digest", _digest(raw))
     if token is None:
         return None
     now = timezone.now()

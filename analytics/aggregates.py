@@ -9,10 +9,9 @@ from datetime import datetime
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from analytics import erasure, latency
+from analytics import erasure, latency, sessions
 from analytics.models import (
     BehaviourRecord,
-    ConnectionSession,
     LatencyMinute,
     RoomMinute,
     UserMinute,
@@ -55,6 +54,7 @@ def apply(batch: list[events.Event]) -> None:
     room_counts: dict[tuple[str, datetime], list[int]] = {}
     user_counts: Counter[tuple[str, datetime]] = Counter()
     latencies: dict[datetime, list[float]] = {}
+    seen: list[sessions.Seen] = []
     gone = erasure.forgotten({name for event in batch for name in _names_in(event)})
     for event in batch:
         occurred = parse_datetime(event["ts"])
@@ -83,14 +83,16 @@ def apply(batch: list[events.Event]) -> None:
             user_counts[(user, minute)] += 1
             latencies.setdefault(minute_of(now), []).append(latency_ms)
         if event["type"] in (events.USER_CONNECTED, events.USER_DISCONNECTED):
-            _session(event, user, occurred)
+            seen.append(
+                sessions.Seen(event["payload"]["session"], event["type"], user, room, occurred)
+            )
     sql.insert(BehaviourRecord, _RECORD_COLUMNS, records)
     sql.upsert_add(RoomMinute, ("room", "minute"), _ROOM_COUNTER_NAMES, room_counts)
     sql.upsert_add(
         UserMinute, ("user", "minute"), ("messages",), {k: (n,) for k, n in user_counts.items()}
     )
-    for minute, values in latencies.items():
-        _add_latencies(minute, values)
+    sessions.apply(seen)
+    _add_latencies(latencies)
 
 
 def _user_of(event: events.Event) -> str:
@@ -105,23 +107,24 @@ def _names_in(event: events.Event) -> tuple[str, ...]:
     return (payload.get("user", ""), payload.get("message", {}).get("author", ""))
 
 
-def _session(event: events.Event, user: str, at: datetime) -> None:
-    session, _ = ConnectionSession.objects.get_or_create(
-        session=event["payload"]["session"], defaults={"user": user, "room": event["room"] or ""}
+def _add_latencies(latencies: dict[datetime, list[float]]) -> None:
+    """Merge the batch's latencies into their minutes' histograms: one INSERT of the minutes
+    not there yet, one SELECT of the batch's minutes (locked on PostgreSQL, in order), one
+    UPDATE, however many minutes the batch spans."""
+    if not latencies:
+        return
+    minutes = sorted(latencies)
+    sql.insert_new(
+        LatencyMinute,
+        ("minute", "count", "total_ms", "max_ms", "buckets"),
+        [(minute, 0, 0.0, 0.0, {}) for minute in minutes],
+        unique=("minute",),
     )
-    if event["type"] == events.USER_CONNECTED:
-        session.connected_at = at
-    else:
-        session.disconnected_at = at
-    if session.connected_at and session.disconnected_at:
-        session.duration_s = (session.disconnected_at - session.connected_at).total_seconds()
-    session.save()
-
-
-def _add_latencies(minute: datetime, values: list[float]) -> None:
-    row, _ = LatencyMinute.objects.select_for_update().get_or_create(minute=minute)
-    row.count += len(values)
-    row.total_ms += sum(values)
-    row.max_ms = max(row.max_ms, *values)
-    row.buckets = latency.add(row.buckets, values)
-    row.save()
+    changed = sql.rows_in(LatencyMinute, "minute", minutes, lock=True)
+    for row in changed:
+        values = latencies[row.minute]
+        row.count += len(values)
+        row.total_ms += sum(values)
+        row.max_ms = max(row.max_ms, *values)
+        row.buckets = latency.add(row.buckets, values)
+    sql.update_instances(changed, ("count", "total_ms", "max_ms", "buckets"))

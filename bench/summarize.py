@@ -73,6 +73,9 @@ def measures(report: Report) -> dict[str, Any]:
             )
         pg = _row(report, "throughput", f"{target} postgres")
         out[f"{server}: throughput PostgreSQL msg/s"] = pg.get("messages_per_s") if pg else None
+        out[f"{server}: throughput PostgreSQL / raw"] = _ratio(
+            _get(pg, "messages_per_s"), _get(_row(report, "throughput", "raw"), "messages_per_s")
+        )
         out[f"{server}: throughput PostgreSQL lost == 0"] = _clean(pg)
         push = _row(report, "idle", f"{target} push")
         poll = _row(report, "idle", "parley poll 1s")
@@ -145,6 +148,7 @@ TARGETS: list[tuple[str, str, Callable[[Any], bool] | None]] = [
     ("CPU/delivery at 100, server process / raw", "(the ASGI server only)", None),
     ("CPU/delivery at 1000, server process / raw", "(the ASGI server only)", None),
     ("throughput PostgreSQL msg/s", ">= 2000", lambda v: v >= 2000),
+    ("throughput PostgreSQL / raw", "(reported)", None),
     ("throughput PostgreSQL lost == 0", "all runs", bool),
     ("idle CPU, polling / push", ">= 20", lambda v: v >= 20),
     ("memory per idle socket / raw", "<= 2", lambda v: v <= 2),

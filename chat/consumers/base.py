@@ -6,6 +6,11 @@ each event decoded once per process, and sends live frames with the server's own
 straight to its connection (realtime.sockets). It registers with the process' access gate
 (chat.access), closes when its access is lost or its token expires, and holds a place in its
 user's socket cap (chat.limits) until it ends.
+
+Connect work takes turns: at most ``PARLEY["CONNECT_CONCURRENCY"]`` sockets of a process do
+theirs at once (``take_turn``), so that a wave of connects does not queue the database threads
+and the event loop ahead of the live traffic of sockets already connected. A socket waits for
+its turn after the handshake; one whose client leaves meanwhile gives its place up unused.
 """
 
 from __future__ import annotations
@@ -15,15 +20,19 @@ import logging
 from urllib.parse import parse_qs
 
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.utils import timezone
 
 from accounts.authentication import SUBPROTOCOL
 from chat import access, limits, protocol
 from chat.consumers.direct import DirectConsumer
+from infra.loops import per_loop
 from realtime.sending import ClientGoneSafeSend
 from realtime.sockets import connection, text_frame
 
 log = logging.getLogger("parley.ws")
+
+connect_turns = per_loop(lambda: asyncio.Semaphore(settings.PARLEY["CONNECT_CONCURRENCY"]))
 
 
 class ListeningConsumer(limits.FrameRate, ClientGoneSafeSend, DirectConsumer):
@@ -39,6 +48,7 @@ class ListeningConsumer(limits.FrameRate, ClientGoneSafeSend, DirectConsumer):
     closer: asyncio.Task | None = None
     expiry: asyncio.TimerHandle | None = None  # closes the socket when its token expires
     restarting = False  # drained for a graceful restart: the 1012 close is on its way
+    turn: asyncio.Semaphore | None = None  # held while the socket does its connect work
 
     @property
     def credential(self):
@@ -59,7 +69,8 @@ class ListeningConsumer(limits.FrameRate, ClientGoneSafeSend, DirectConsumer):
             self.connection.received()  # daphne: stops reading a client far ahead of us
 
     async def closed(self) -> None:
-        # Never leave a callback behind, nor a place in the user's socket cap.
+        # Never leave a callback behind, nor a place in the user's socket cap, nor a turn.
+        self.end_turn()
         self.forget_connection()
         await self._stop_listening()
         await limits.release_socket(self)
@@ -83,6 +94,42 @@ class ListeningConsumer(limits.FrameRate, ClientGoneSafeSend, DirectConsumer):
             if self.write_direct(wire, message["frame"]):
                 return None
         return self.send_prepared(_ws_text(message))
+
+    async def take_turn(self) -> bool:
+        """Wait for this socket's turn to do its connect work (``end_turn`` when done; the
+        consumer's end gives it back too). False if the client left first: its disconnect is
+        handled next, and the turn was never taken."""
+        turns = connect_turns()
+        if not turns.locked():
+            await turns.acquire()  # a free place: taken without waiting
+            self.turn = turns
+            return True
+        acquired = asyncio.ensure_future(turns.acquire())
+        left = self.receive_ahead()
+        try:
+            await asyncio.wait({acquired, left}, return_when=asyncio.FIRST_COMPLETED)
+            if not acquired.done() and not _leaving(left):
+                await acquired  # a frame came early: it is handled after the connect
+        except BaseException:
+            if acquired.done() and not acquired.cancelled():
+                turns.release()
+            else:
+                acquired.cancel()  # the semaphore hands a place given meanwhile on
+            raise
+        if not acquired.done():
+            acquired.cancel()
+            return False
+        self.turn = turns
+        if _leaving(left):
+            self.end_turn()  # taken as the client left: unused
+            return False
+        return True
+
+    def end_turn(self) -> None:
+        """The connect work is done (or ended): the next waiting socket may start its own."""
+        turns, self.turn = self.turn, None
+        if turns is not None:
+            turns.release()
 
     async def admitted(self) -> bool:
         """Whether the user is under their socket cap (chat.limits); else close the socket."""
@@ -130,6 +177,13 @@ class ListeningConsumer(limits.FrameRate, ClientGoneSafeSend, DirectConsumer):
         await self._stop_delivering()
         reason = "credentials no longer valid" if code == 4401 else "room no longer readable"
         await self.close(code=code, reason=reason)
+
+
+def _leaving(receiving: asyncio.Task) -> bool:
+    """Whether a message read ahead says the client has gone (or reading it failed)."""
+    if not receiving.done() or receiving.cancelled():
+        return False
+    return receiving.exception() is not None or receiving.result()["type"] == "websocket.disconnect"
 
 
 def _ws_text(message: dict) -> dict:

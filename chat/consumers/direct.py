@@ -11,11 +11,16 @@ thread round trip per frame received, each post's included. Sockets built on thi
 the database only through ``infra.db``, whose calls close old connections on the threads that
 hold them, so the hop is left out.
 
+A socket waiting for its turn to connect (chat.consumers.base) reads its next message ahead
+(``receive_ahead``), to see a client that leaves meanwhile; the loop takes that message first.
+
 Everything else is channels' public API: the handlers named by ``get_handler_name``,
 ``StopConsumer`` to end, ``AsyncWebsocketConsumer``'s handshake, send and close.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
@@ -31,21 +36,37 @@ class DirectConsumer(AsyncWebsocketConsumer):
 
     channel_layer_alias = None
     channel_layer = None  # what AsyncConsumer sets for channel_layer_alias None
+    ahead: asyncio.Task | None = None  # the next message, being read ahead (receive_ahead)
 
     async def __call__(self, scope, receive, send) -> None:
         self.scope = scope
         self.base_send = send
+        self.base_receive = receive
         self.opened(receive, send)
         try:
             while True:
-                self.receiving()
-                message = await receive()
+                if self.ahead is None:
+                    self.receiving()
+                    message = await receive()
+                else:
+                    message = await self.ahead
+                    self.ahead = None
                 self.received()
                 await self.dispatch(message)
         except StopConsumer:
             pass  # the socket closed: exit cleanly, as AsyncConsumer does
         finally:
+            if self.ahead is not None:
+                self.ahead.cancel()
             await self.closed()
+
+    def receive_ahead(self) -> asyncio.Task:
+        """The next message, read while a handler still runs (it is dispatched after it): a
+        task to wait on beside something else, never cancelled (no message is lost)."""
+        if self.ahead is None:
+            self.receiving()
+            self.ahead = asyncio.ensure_future(self.base_receive())
+        return self.ahead
 
     async def dispatch(self, message: dict) -> None:
         """channels' dispatch without its hop to the sync thread (see the module docstring)."""

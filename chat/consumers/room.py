@@ -23,11 +23,12 @@ import uuid
 
 from django.conf import settings
 
-from chat import access, limits, presence, protocol, selectors
+from chat import access, connecting, limits, presence, protocol, selectors
 from chat.consumers.base import ListeningConsumer, chosen_subprotocol, query_value
 from chat.consumers.signals import RoomSignals
 from chat.consumers.stream import RoomStream
 from chat.delivery import CATCH_UP, RoomDelivery
+from chat.models import Room
 from chat.selectors import RoomAccessError
 from contract import events
 from infra.db import db
@@ -47,36 +48,86 @@ class RoomConsumer(RoomSignals, RoomStream, ListeningConsumer):
         # Accept before refusing: a close code sent during the handshake never reaches the
         # client (the server answers HTTP 403 instead), and clients need the code to decide.
         await self.accept(subprotocol=chosen_subprotocol(self.scope))
+        if not await self.take_turn():
+            return  # the client left while waiting: its disconnect is handled next
+        try:
+            await self._open()
+        finally:
+            self.end_turn()
+
+    async def _open(self) -> None:
+        """The connect's work: access, the socket cap, listening, presence and the replay."""
         # A new delivery replays first (below): an access change from the gate meanwhile is
         # only noted, and the replay re-checks access before sending anything.
         self.delivery = RoomDelivery(keep=settings.PARLEY["REPLAY_PAGE_SIZE"])
         if self.scope["user"].is_authenticated:
             await self._enter_gate()
+        slug = self.scope["url_route"]["kwargs"]["slug"]
         try:
-            after_seq = self._query_seq("after_seq")
-            after_change = self._query_seq("after_change")
-            room = await db(selectors.room_for_user)(
-                user=self.scope["user"], slug=self.scope["url_route"]["kwargs"]["slug"]
-            )
+            resume = (self._query_seq("after_seq"), self._query_seq("after_change"))
+            room, ahead = await self._find_room(slug, resume)
         except RoomAccessError as exc:
+            self.room_id = None  # refused: no frame of the client's is handled
+            connecting.forget(slug)
             await self.close(code=exc.code, reason=exc.detail)
             return
         except protocol.ProtocolError as exc:
             await self.close(code=protocol.CLOSE_BAD_REQUEST, reason=exc.detail)
             return
         if not await self.admitted():
+            self.room_id = None
             return
+        connecting.learn(slug, room.pk)
         self.room = room
         self.room_id = room.pk
-        # Listen before reading the database: an event committed from here on arrives live,
-        # or is in the replay below, or both (deduplicated). Until the replay is done, live
-        # events are kept for after it (chat.delivery).
-        self.group = events.room_group(room.pk)
-        await self.layer.listen(self.group, self, self._on_room_event)
         self.session = uuid.uuid4().hex
         await self._record_presence(events.USER_CONNECTED)
-        await self._replay((after_seq, after_change), announce=True)
+        await self._replay(resume, announce=True, ahead=ahead)
         await self._go_online()
+
+    async def _find_room(
+        self, slug: str, resume: tuple[int | None, int | None]
+    ) -> tuple[Room, connecting.ReadAhead | None]:
+        """The room, once access is checked, listened on; and, when the room's id was known,
+        its position and first replay pages, read in the same hop (chat.connecting).
+
+        Listen before reading the position: an event committed from then on arrives live, or
+        is in the replay, or both (deduplicated). Until the replay is done, live events are
+        kept for after it (chat.delivery): none is sent before access is checked."""
+        user = self.scope["user"]
+        guessed = connecting.guess(slug) if user.is_authenticated else None
+        if guessed is not None:
+            # The gate hands this room's access changes to the socket from now on (the replay
+            # re-checks before sending anything): none committed after the read below is missed.
+            self.room_id = guessed
+            await self._listen(guessed)
+            room, ahead = await db(connecting.open_room)(
+                user=user,
+                slug=slug,
+                guessed=guessed,
+                after_seq=resume[0],
+                after_change=resume[1],
+                page_size=settings.PARLEY["REPLAY_PAGE_SIZE"],
+            )
+            if ahead is not None:
+                return room, ahead
+            # Another room has the slug now: what was noted so far was the other room's.
+            self.room_id = room.pk
+            await self.layer.unlisten(self.group, self)
+            self.group = None
+            wrong = self.delivery
+            self.delivery = RoomDelivery(keep=wrong.keep)
+            self.delivery.access_dirty = wrong.access_dirty
+            if wrong.stopped:
+                self.delivery.stop()
+        else:
+            room = await db(selectors.room_for_user)(user=user, slug=slug)
+        await self._listen(room.pk)
+        return room, None
+
+    async def _listen(self, room_id: int) -> None:
+        self.group = events.room_group(room_id)
+        await self.layer.listen(self.group, self, self._on_room_event)
 
     async def disconnect(self, code: int) -> None:
         await self._stop_listening()

@@ -18,8 +18,7 @@ import logging
 
 from django.conf import settings
 
-from chat import access, actions, batching, protocol, selectors
-from chat.catchup import MessagesAfter
+from chat import access, actions, batching, connecting, protocol, selectors
 from chat.delivery import CATCH_UP, SEND, RoomDelivery
 from infra.db import db
 
@@ -72,10 +71,16 @@ class RoomStream:
 
     # --- replays from the database ---------------------------------------------------------
     async def _replay(
-        self, resume: tuple[int | None, int | None] | None, *, announce: bool = False
+        self,
+        resume: tuple[int | None, int | None] | None,
+        *,
+        announce: bool = False,
+        ahead: connecting.ReadAhead | None = None,
     ) -> None:
         """Re-check access if asked, resume from ``resume`` (after_seq, after_change) if given
-        (after_seq None: from now; after_change None: no edits replayed), then catch up again
+        (after_seq None: from now; after_change None: no edits replayed; the position and first
+        pages read in one hop, or given in ``ahead`` by a connect that read them with the room,
+        after listening: chat.connecting), then catch up again
         only while the live events kept meanwhile do not follow where it got to; then
         ``sync.done`` when the delivery says so (always when ``announce``), then the kept
         events as live frames."""
@@ -89,9 +94,15 @@ class RoomStream:
                     return
                 d.start_replay()
                 if resume is not None:
-                    newest = await self._position()
-                    d.resume(*resume, newest)
-                    await self._catch_up(newest)
+                    if ahead is None:
+                        ahead = await db(connecting.read_ahead)(
+                            room_id=self.room_id,
+                            after_seq=resume[0],
+                            after_change=resume[1],
+                            page_size=settings.PARLEY["REPLAY_PAGE_SIZE"],
+                        )
+                    d.resume(*resume, ahead.newest)
+                    await self._catch_up(ahead.newest, ahead)
                 while d.catch_up_owed():
                     await self._catch_up()
                 done = d.replay_done(announce=announce)
@@ -113,9 +124,12 @@ class RoomStream:
             if pending is not None:
                 await pending
 
-    async def _catch_up(self, newest: tuple[int, int] | None = None) -> None:
+    async def _catch_up(
+        self, newest: tuple[int, int] | None = None, ahead: connecting.ReadAhead | None = None
+    ) -> None:
         """One pass up to the room's position ``newest`` (read first when not given: every
-        change up to it is committed, so the pages below reflect it), page by page."""
+        change up to it is committed, so the pages below reflect it), page by page (those
+        read ahead with the position taken from ``ahead``)."""
         plan = self.delivery.catch_up(
             newest or await self._position(), settings.PARLEY["REPLAY_PAGE_SIZE"]
         )
@@ -123,19 +137,12 @@ class RoomStream:
         while query is not None and not self.client_gone:  # gone: closed as too slow
             if not await self._may_send():
                 return
-            if isinstance(query, MessagesAfter):
-                page = await db(selectors.messages_after)(
-                    room_id=self.room_id,
-                    after_seq=query.after_seq,
-                    up_to_seq=query.up_to_seq,
-                    limit=query.limit,
-                )
-            else:
-                page = await db(selectors.replay_changes_after)(
-                    room_id=self.room_id,
-                    up_to_seq=query.up_to_seq,
-                    after_change=query.after_change,
-                    limit=query.limit,
+            page = None if ahead is None else ahead.page(query)
+            if page is None:
+                page = (
+                    []
+                    if plan.needless(query)
+                    else await db(connecting.read_page)(self.room_id, query)
                 )
             for frame in plan.frames(page):
                 if not await self._may_send():

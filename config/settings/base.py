@@ -182,10 +182,9 @@ PARLEY = {
     "SIGNUPS_PER_HOUR": env.int("PARLEY_SIGNUPS_PER_HOUR", default=20),
     # Error frames a socket may earn in a row before it is closed as a flood (code 4429).
     "FLOOD_CLOSE_AFTER_ERRORS": 50,
-    # Unsafe REST requests per user per minute (messages have their own limit above).
+    # Unsafe REST requests per user per minute (messages: their own limit).
     "API_WRITES_PER_MINUTE": env.int("PARLEY_API_WRITES_PER_MINUTE", default=120),
-    # Messages per replay page on resume, and live events a replay keeps to send after it (the
-    # newest; more ask for another pass, chat.delivery): bounds memory per socket.
+    # Messages per replay page, and live events a replay keeps (chat.delivery): memory per socket.
     "REPLAY_PAGE_SIZE": 200,
     # A client that does not read (realtime.sockets): a socket's replays, acks and pongs wait while
     # the server holds more than this for it unsent...
@@ -197,7 +196,7 @@ PARLEY = {
     "SLOW_CLIENT_GRACE_SECONDS": env.float("PARLEY_SLOW_CLIENT_GRACE_SECONDS", default=10.0),
     # The relay's reconciliation sweep of the outbox (only the recovery path waits on it).
     "RELAY_SWEEP_SECONDS": env.float("PARLEY_RELAY_SWEEP_SECONDS", default=1.0),
-    # How often the relay looks for events subscribers went past unprocessed (chat/reconcile.py).
+    # How often the relay looks for events subscribers skipped unprocessed (chat/reconcile.py).
     "RELAY_RECONCILE_SECONDS": env.float("PARLEY_RELAY_RECONCILE_SECONDS", default=5.0),
     # Outbox rows younger than this are left to the fast path that committed them.
     "RELAY_GRACE_SECONDS": env.float("PARLEY_RELAY_GRACE_SECONDS", default=0.5),
@@ -207,13 +206,14 @@ PARLEY = {
     # ...or at the latest after this long, processed or not: the cap on what a subscriber that
     # stays away (or a Redis loss noticed later than this) can recover from the outbox.
     "OUTBOX_MAX_RETENTION_HOURS": env.int("PARLEY_OUTBOX_MAX_RETENTION_HOURS", default=24 * 7),
-    # A token's last_used_at is written at most once per this many seconds (a reconnect wave
-    # would otherwise write every token's row at once)...
+    # A token's last_used_at is written at most once per this many seconds (per token)...
     "TOKEN_LAST_USED_EVERY_SECONDS": env.int("PARLEY_TOKEN_LAST_USED_EVERY_SECONDS", default=60),
     # ...and the uses a server process noted are written together this often (accounts.last_used).
     "TOKEN_LAST_USED_FLUSH_SECONDS": env.float("PARLEY_TOKEN_LAST_USED_FLUSH_SECONDS", default=1.0),
     # Threads per server process for the sockets' database work (infra.db).
     "DB_THREADS": env.int("PARLEY_DB_THREADS", default=4),
+    # Sockets per process doing connect work at once; others wait (chat.consumers.base).
+    "CONNECT_CONCURRENCY": env.int("PARLEY_CONNECT_CONCURRENCY", default=16),
 }
 
 # --- Deleting a user (accounts.actions.delete_user; README "Deleting a user and exporting data")

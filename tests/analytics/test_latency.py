@@ -28,8 +28,8 @@ def test_percentiles_of_known_latencies_across_two_minutes():
     first = [11.0 + i for i in range(60)]  # 11 .. 70 ms
     second = [71.0 + i for i in range(40)]  # 71 .. 110 ms
     with transaction.atomic():  # _add_latencies runs inside the subscriber's transaction
-        _add_latencies(now - timedelta(minutes=1), first)
-        _add_latencies(now, second)
+        _add_latencies({now - timedelta(minutes=1): first[:30], now: second})
+        _add_latencies({now - timedelta(minutes=1): first[30:]})  # adds to the minute's row
     summary = latency_summary(since=now - timedelta(minutes=5))
     assert summary["count"] == 100 and summary["max_ms"] == 110.0
     # Nearest rank: the 50th value is 60 ms, the 95th 105 ms (bucket bounds said 100 and 250).

@@ -12,11 +12,12 @@ from django.utils import timezone
 
 from accounts.models import ApiToken
 from accounts.tokens import create_token
-from analytics.models import RoomMinute
+from analytics.models import ConnectionSession, LatencyMinute, RoomMinute
 from broker.models import ProcessedEvent
 from chat import actions
 from chat.models import Message, OutboxEvent, Room
 from database import sql
+from database.joined import joined_row
 from tests.support.rooms import C
 
 pytestmark = pytest.mark.django_db
@@ -44,14 +45,14 @@ def test_joined_row_is_what_select_related_reads(alice, django_assert_num_querie
     alice.save()
     orm = ApiToken.objects.select_related("user").get(pk=token.pk)
     with django_assert_num_queries(1):  # the user comes with it
-        found = sql.joined_row(ApiToken, "user", "digest", token.digest)
+        found = joined_row(ApiToken, "user", "digest", token.digest)
         user = found.user
     for obj, expected in ((found, orm), (user, orm.user)):
         for field in type(obj)._meta.concrete_fields:
             got, want = getattr(obj, field.attname), getattr(expected, field.attname)
             assert (got, type(got)) == (want, type(want)), field.name  # aware datetimes, bools
     assert found.expires_at == T0 and user.is_active is True and not found._state.adding
-    assert sql.joined_row(ApiToken, "user", "digest", "no such digest") is None
+    assert joined_row(ApiToken, "user", "digest", "no such digest") is None
 
 
 # --- bulk writes of any model -------------------------------------------------------------------
@@ -111,6 +112,60 @@ def test_update_instances_writes_the_named_fields_only(lobby, alice, bob):
     assert (stored[a.pk].body, stored[a.pk].edited_at, stored[a.pk].author_id) == ("a2", T0, bob.pk)
     assert stored[a.pk].client_id == a.client_id
     assert (stored[b.pk].body, stored[b.pk].seq) == ("b2", 2)
+
+
+def test_insert_new_skips_rows_whose_key_is_taken_and_returns_those_written():
+    names = ("session", "user", "room", "connected_at", "disconnected_at", "duration_s")
+    ConnectionSession.objects.create(session="taken", user="alice", room="lobby")
+    rows = [
+        ("taken", "mallory", "secret", T0, T0, 0.0),
+        ("s1", "bob", "lobby", T0, None, None),
+        ("s2", "carol", "lobby", None, T0, 1.5),
+    ]
+    written = sql.insert_new(
+        ConnectionSession, names, rows, unique=("session",), returning="session"
+    )
+    assert sorted(written) == ["s1", "s2"]
+    stored = {s.session: s for s in ConnectionSession.objects.all()}
+    assert (stored["taken"].user, stored["taken"].connected_at) == ("alice", None)  # untouched
+    s1 = stored["s1"]
+    assert (s1.user, s1.connected_at, s1.disconnected_at, s1.duration_s) == ("bob", T0, None, None)
+    assert (stored["s2"].disconnected_at, stored["s2"].duration_s) == (T0, 1.5)
+    # Nothing returned unless asked; a JSON column; past the parameter limit in chunks.
+    minutes = [(T0 + timedelta(minutes=i), 0, 0.0, 0.0, {"1": i}) for i in range(400)]
+    columns = ("minute", "count", "total_ms", "max_ms", "buckets")
+    assert sql.insert_new(LatencyMinute, columns, minutes[:1], unique=("minute",)) == []
+    written = sql.insert_new(LatencyMinute, columns, minutes, unique=("minute",), returning="id")
+    assert len(written) == 399 and LatencyMinute.objects.count() == 400
+    assert LatencyMinute.objects.get(minute=T0 + timedelta(minutes=7)).buckets == {"1": 7}
+
+
+def test_rows_in_reads_instances_by_key_in_key_order():
+    for i in (3, 1, 2):
+        LatencyMinute.objects.create(minute=T0 + timedelta(minutes=i), count=i, buckets={"5": i})
+    ConnectionSession.objects.create(session="b", user="bob", room="lobby", connected_at=T0)
+    ConnectionSession.objects.create(session="a", user="alice", room="lobby", duration_s=1.5)
+
+    sessions = sql.rows_in(ConnectionSession, "session", ["b", "zz", "a", "b"], lock=True)
+    assert [(s.session, s.user, s.connected_at, s.duration_s) for s in sessions] == [
+        ("a", "alice", None, 1.5),
+        ("b", "bob", T0, None),
+    ]
+    assert sessions[0].pk == ConnectionSession.objects.get(session="a").pk
+    minutes = sql.rows_in(LatencyMinute, "minute", [T0 + timedelta(minutes=i) for i in (3, 2, 9)])
+    assert [(m.minute, m.count, m.buckets) for m in minutes] == [
+        (T0 + timedelta(minutes=2), 2, {"5": 2}),
+        (T0 + timedelta(minutes=3), 3, {"5": 3}),
+    ]
+    assert sql.rows_in(LatencyMinute, "minute", []) == []
+    event_id = uuid.uuid4()
+    names = ("subscriber", "event_id", "topic", "stream_id", "worker", "processed_at")
+    sql.insert(ProcessedEvent, names, [(n, event_id, "t", "1-0", "w", T0) for n in ("s", "t")])
+    ids = [event_id, uuid.uuid4()]
+    ledger = sql.rows_in(ProcessedEvent, "event_id", ids, where={"subscriber": "t"})
+    assert [(row.subscriber, row.event_id) for row in ledger] == [("t", event_id)]
+    many = [T0 + timedelta(minutes=i) for i in range(1200)]  # past the parameter limit
+    assert len(sql.rows_in(LatencyMinute, "minute", many, lock=True)) == 3
 
 
 def test_upsert_add_creates_and_adds():
