@@ -1,24 +1,21 @@
-"""Token actions: create, revoke, and resolve a presented token to its user (and note when it
-was last used: at most once per token per ``PARLEY["TOKEN_LAST_USED_EVERY_SECONDS"]``)."""
+"""Token actions: create, revoke, and resolve a presented token to its user (noting the use:
+accounts.last_used writes last_used_at in batches)."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
+from accounts import last_used
 from accounts.models import ApiToken
+from database.joined import joined_row
 
 PREFIX = "plt_"
-# Tokens (by digest) this process wrote last_used_at of, and when (time.monotonic()).
-_touched: dict[str, float] = {}
 
 
 def _digest(raw: str) -> str:
@@ -84,39 +81,18 @@ def user_for_token(raw: str) -> AbstractBaseUser | None:
 
 def token_for(raw: str) -> ApiToken | None:
     """The active token ``raw`` is (not revoked nor expired, its user active, loaded with it),
-    or None."""
+    or None. Its use is noted for ``last_used_at`` (accounts.last_used: written in batches)."""
     if not raw.startswith(PREFIX) or len(raw) > 100:
         return None
-    now = timezone.now()
-    token = (
-        ApiToken.objects.select_related("user")
-        .filter(digest=_digest(raw), revoked_at__isnull=True, user__is_active=True)
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-        .first()
-    )
+    # One read by the unique digest, token and user (written by hand: the ORM spent several
+    # times the query's CPU building it); what makes a token inactive is checked here.
+    token = joined_row(ApiToken, "user", "digest", _digest(raw))
     if token is None:
         return None
-    _touch(token, now)
+    now = timezone.now()
+    if token.revoked_at is not None or not token.user.is_active:
+        return None
+    if token.expires_at is not None and token.expires_at <= now:
+        return None
+    last_used.note(token, now)
     return token
-
-
-def _touch(token: ApiToken, now: datetime) -> None:
-    """Set the token's ``last_used_at`` to ``now`` unless it was set within the setting's
-    interval: by its row as read, by this process (sockets of one token connecting at once read
-    the same old value), or by another process (the UPDATE's condition). A reconnect wave of a
-    token's sockets writes once, not once per socket."""
-    every = settings.PARLEY["TOKEN_LAST_USED_EVERY_SECONDS"]
-    stale = now - timedelta(seconds=every)
-    if token.last_used_at is not None and token.last_used_at > stale:
-        return
-    clock = time.monotonic()
-    written = _touched.get(token.digest)
-    if written is not None and clock - written < every:
-        return
-    if len(_touched) > 10_000:  # forget what is past its interval anyway
-        for digest in [d for d, at in _touched.items() if clock - at >= every]:
-            del _touched[digest]
-    _touched[token.digest] = clock
-    ApiToken.objects.filter(pk=token.pk).filter(
-        Q(last_used_at__isnull=True) | Q(last_used_at__lte=stale)
-    ).update(last_used_at=now)

@@ -54,6 +54,7 @@ STEPS: list[tuple[str, bool, str]] = [
     ("cap, presence coalescing, online set (one Redis round trip)", True, r"chat/arrival\.py"),
     ("presence batch writer (loop side)", True, r"infra/batches\.py"),
     ("token lookup, last_used_at UPDATE", True, r"token_for"),
+    ("token last_used_at flush (timer thread, batched)", True, r"flush_last_used"),
     ("session lookup", True, r"_session_user"),
     ("room and membership read", True, r"room_for_user"),
     ("resume: room position read", True, r"room_position"),

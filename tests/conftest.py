@@ -12,6 +12,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from accounts.last_used import discard_pending_last_used
 from chat import actions
 from infra.embedded_redis import RedisServer
 from infra.redis_client import get_redis
@@ -52,6 +53,13 @@ def _delete_parley_keys() -> None:
     keys = [*client.scan_iter("parley:*"), *client.scan_iter("chat.*")]
     if keys:
         client.delete(*keys)
+
+
+@pytest.fixture(autouse=True)
+def _token_uses():
+    """A test's token uses not written by its own flush_last_used() are forgotten after it."""
+    yield
+    discard_pending_last_used()
 
 
 def _user(username: str):

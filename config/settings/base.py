@@ -200,16 +200,16 @@ PARLEY = {
     "RELAY_RECONCILE_SECONDS": env.float("PARLEY_RELAY_RECONCILE_SECONDS", default=5.0),
     # Outbox rows younger than this are left to the fast path that committed them.
     "RELAY_GRACE_SECONDS": env.float("PARLEY_RELAY_GRACE_SECONDS", default=0.5),
-    # Published outbox rows are kept this long (for inspection in the admin), then deleted once
-    # every started subscriber of their topic has processed them (what the relay republishes
-    # if Redis loses its data: chat/repair.py)...
+    # Published outbox rows are kept this long (for the admin), then deleted once every started
+    # subscriber of their topic processed them (republished after a Redis loss: chat/repair.py)...
     "OUTBOX_RETENTION_HOURS": env.int("PARLEY_OUTBOX_RETENTION_HOURS", default=24),
     # ...or at the latest after this long, processed or not: the cap on what a subscriber that
     # stays away (or a Redis loss noticed later than this) can recover from the outbox.
     "OUTBOX_MAX_RETENTION_HOURS": env.int("PARLEY_OUTBOX_MAX_RETENTION_HOURS", default=24 * 7),
-    # A token's last_used_at is written at most once per this many seconds (a reconnect wave
-    # would otherwise write every token's row at once), so it is exact to within this interval.
+    # A token's last_used_at is written at most once per this many seconds (per token)...
     "TOKEN_LAST_USED_EVERY_SECONDS": env.int("PARLEY_TOKEN_LAST_USED_EVERY_SECONDS", default=60),
+    # ...and the uses a server process noted are written together this often (accounts.last_used).
+    "TOKEN_LAST_USED_FLUSH_SECONDS": env.float("PARLEY_TOKEN_LAST_USED_FLUSH_SECONDS", default=1.0),
     # Threads per server process for the sockets' database work (infra.db).
     "DB_THREADS": env.int("PARLEY_DB_THREADS", default=4),
     # Sockets per process doing connect work at once; others wait (chat.consumers.base).

@@ -28,6 +28,9 @@ PARLEY["RELAY_RECONCILE_SECONDS"] = 1.0
 PARLEY["RATE_LIMIT_FRAMES"] = env.int("PARLEY_RATE_LIMIT_FRAMES", default=100_000)
 PARLEY["MAX_SOCKETS_PER_USER"] = env.int("PARLEY_MAX_SOCKETS_PER_USER", default=10_000)
 PARLEY["SIGNUPS_PER_HOUR"] = env.int("PARLEY_SIGNUPS_PER_HOUR", default=10_000)
+# A test's token uses are written by its own flush_last_used() (a timer's write would wait on,
+# or land in, another test's rows); tests/accounts/test_token_last_used.py times it.
+PARLEY["TOKEN_LAST_USED_FLUSH_SECONDS"] = 3600.0
 # A server process the tests stop has no load balancer to wait for: SIGTERM drains at once
 # (5 s per stopped server otherwise). tests/ops/test_drain.py and the nginx test set their own.
 PARLEY_DRAIN["DELAY_SECONDS"] = env.float("PARLEY_DRAIN_SECONDS", default=0.0)

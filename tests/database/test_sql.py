@@ -10,11 +10,14 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.models import ApiToken
+from accounts.tokens import create_token
 from analytics.models import ConnectionSession, LatencyMinute, RoomMinute
 from broker.models import ProcessedEvent
 from chat import actions
 from chat.models import Message, OutboxEvent, Room
 from database import sql
+from database.joined import joined_row
 from tests.support.rooms import C
 
 pytestmark = pytest.mark.django_db
@@ -30,6 +33,26 @@ def _outbox(room: Room | None, n: int = 1) -> list[OutboxEvent]:
         )
         for i in range(n)
     ]
+
+
+# --- one row with its related row ---------------------------------------------------------------
+
+
+def test_joined_row_is_what_select_related_reads(alice, django_assert_num_queries):
+    token, _ = create_token(user=alice, expires_at=T0)
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=T0 - timedelta(days=1))
+    alice.last_login = T0
+    alice.save()
+    orm = ApiToken.objects.select_related("user").get(pk=token.pk)
+    with django_assert_num_queries(1):  # the user comes with it
+        found = joined_row(ApiToken, "user", "digest", token.digest)
+        user = found.user
+    for obj, expected in ((found, orm), (user, orm.user)):
+        for field in type(obj)._meta.concrete_fields:
+            got, want = getattr(obj, field.attname), getattr(expected, field.attname)
+            assert (got, type(got)) == (want, type(want)), field.name  # aware datetimes, bools
+    assert found.expires_at == T0 and user.is_active is True and not found._state.adding
+    assert joined_row(ApiToken, "user", "digest", "no such digest") is None
 
 
 # --- bulk writes of any model -------------------------------------------------------------------
