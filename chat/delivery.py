@@ -51,6 +51,7 @@ CATCH_UP: Final = "catch_up"  # start a catch-up from the database (a replay of 
 MAX_INFLIGHT = 64  # a socket's posts awaiting their ack before the server stops reading it
 KEEP = 200  # live events a replay keeps by default (the newest; the room consumer: a page)
 RECONNECTED = "layer.reconnected"  # chat.layers: Redis came back, what it carried meanwhile is lost
+NO_POSITION: Final = (0, 0)  # replay_from outside a replay: one shared tuple, not one per socket
 
 
 class RoomDelivery:
@@ -87,7 +88,8 @@ class RoomDelivery:
         self.kept: collections.deque[dict] | None = None
         self.keep = keep
         self.pass_owed = False  # a pass over the database is owed, whatever it finds
-        self.replay_from: tuple[int, int | None] = (0, 0)  # the position the replay started at
+        # the position the running replay started at (between start_replay and end_replay)
+        self.replay_from: tuple[int, int | None] = NO_POSITION
         self.access_dirty = False  # access may have changed: re-check before delivering
         self.stopped = False  # access was lost: nothing more is delivered
         self.held: list[dict] | None = None  # live events set aside while posts are in flight
@@ -276,6 +278,7 @@ class RoomDelivery:
         beyond the position (kept events not sent are only noted from here: the next replay's
         pass covers them), a Redis reconnect, an access change to re-check."""
         self.kept = None
+        self.replay_from = NO_POSITION  # an idle socket keeps no tuple of its own
         owed = (
             completed
             and not self.stopped

@@ -51,7 +51,6 @@ class Subscription(RoomSignals, RoomStream):
         self.slug = room.slug
         self.group = events.room_group(room.pk)
         self.delivery = RoomDelivery(keep=settings.PARLEY["REPLAY_PAGE_SIZE"])
-        self.replay_lock = asyncio.Lock()
 
     # --- what RoomStream asks of its host: the socket's, with the room added ------------------
     @property

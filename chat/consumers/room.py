@@ -17,7 +17,6 @@ order by one task (``_ack``).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 
@@ -39,10 +38,6 @@ log = logging.getLogger("parley.ws")
 class RoomConsumer(RoomSignals, RoomStream, ListeningConsumer):
     group: str | None = None
     session: str | None = None
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.replay_lock = asyncio.Lock()
 
     async def connect(self) -> None:
         # Accept before refusing: a close code sent during the handshake never reaches the

@@ -5,7 +5,7 @@ multiplexed socket (``/ws/``, chat.consumers.mux).
 ``RoomStream`` is a mixin: live events from the room's group (``_on_room_event``), access
 re-checks, replays from the database (one at a time, ``replay_lock``) and the room's posts,
 answered in order by one task (``_ack``). Its host provides the delivery and the room
-(``delivery``, ``room``, ``room_id``, ``replay_lock``), who is asking (``scope``, ``user_id``,
+(``delivery``, ``room``, ``room_id``), who is asking (``scope``, ``user_id``,
 ``credential``) and the transport: ``send`` (a frame of this room), ``push`` (a live event's
 pre-made frame), ``client_gone``, ``close``, ``_refuse`` (an error frame) and ``_lose`` (access
 to the room, or the credential, is gone).
@@ -31,6 +31,9 @@ class RoomStream:
     delivery: RoomDelivery | None = None  # made at connect, before access is first checked
     errors_in_a_row = 0
     access_lock: asyncio.Lock | None = None  # made when access is first re-checked
+    # Replays run one at a time: the lock exists while one runs or waits (``replays`` of them)
+    replay_lock: asyncio.Lock | None = None
+    replays = 0
     acker: asyncio.Task | None = None
     catch_up_task: asyncio.Task | None = None
 
@@ -86,32 +89,41 @@ class RoomStream:
         events as live frames."""
         d = self.delivery
         d.begin_replay()
-        async with self.replay_lock:
-            d.begin_replay()
-            completed = False
-            try:
-                if not await self._recheck():
-                    return
-                d.start_replay()
-                if resume is not None:
-                    if ahead is None:
-                        ahead = await db(connecting.read_ahead)(
-                            room_id=self.room_id,
-                            after_seq=resume[0],
-                            after_change=resume[1],
-                            page_size=settings.PARLEY["REPLAY_PAGE_SIZE"],
-                        )
-                    d.resume(*resume, ahead.newest)
-                    await self._catch_up(ahead.newest, ahead)
-                while d.catch_up_owed():
-                    await self._catch_up()
-                done = d.replay_done(announce=announce)
-                if done is not None:
-                    await self.send(done)
-                await self._send_kept()
-                completed = True
-            finally:
-                again = d.end_replay(completed=completed)
+        if self.replay_lock is None:
+            self.replay_lock = asyncio.Lock()
+        lock = self.replay_lock
+        self.replays += 1
+        try:
+            async with lock:
+                d.begin_replay()
+                completed = False
+                try:
+                    if not await self._recheck():
+                        return
+                    d.start_replay()
+                    if resume is not None:
+                        if ahead is None:
+                            ahead = await db(connecting.read_ahead)(
+                                room_id=self.room_id,
+                                after_seq=resume[0],
+                                after_change=resume[1],
+                                page_size=settings.PARLEY["REPLAY_PAGE_SIZE"],
+                            )
+                        d.resume(*resume, ahead.newest)
+                        await self._catch_up(ahead.newest, ahead)
+                    while d.catch_up_owed():
+                        await self._catch_up()
+                    done = d.replay_done(announce=announce)
+                    if done is not None:
+                        await self.send(done)
+                    await self._send_kept()
+                    completed = True
+                finally:
+                    again = d.end_replay(completed=completed)
+        finally:
+            self.replays -= 1
+            if not self.replays:  # none runs or waits: an idle socket keeps no lock
+                self.replay_lock = None
         if again is CATCH_UP:
             self._start_catch_up()
 
