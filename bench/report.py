@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 Row = dict[str, Any]
+
+
+def save_results(name: str, results: dict[str, Any]) -> Path:
+    """Write a side benchmark's results to bench/results/<name>-<time>.json; print the path."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = Path(__file__).resolve().parent / "results" / f"{name}-{stamp}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"-> {out}")
+    return out
 
 
 def fmt(value: Any, digits: int = 1) -> str:

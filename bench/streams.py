@@ -15,12 +15,12 @@ Prints one line per figure and writes bench/results/streams-<time>.json.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import socket
 import time
-from pathlib import Path
+
+from bench.report import save_results
 
 BODY = "x" * 120  # a short chat message
 
@@ -143,9 +143,5 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         client.close()
         server.stop()
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = Path(__file__).resolve().parent / "results" / f"streams-{stamp}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"-> {out}")
+    save_results("streams", results)
     return 0

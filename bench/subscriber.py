@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import json
 import os
 import socket
 import statistics
@@ -25,6 +24,8 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from bench.report import save_results
 
 
 def _free_port() -> int:
@@ -133,11 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{connection.vendor}: median {results['median_cpu_ms_per_event']:.3f} ms of worker CPU "
         f"per event (batches of {worker.batch}); load average {os.getloadavg()[0]:.2f}"
     )
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = Path(__file__).resolve().parent / "results" / f"subscriber-{stamp}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"-> {out}")
+    save_results("subscriber", results)
     return 0
 
 
