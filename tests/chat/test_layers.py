@@ -76,8 +76,18 @@ async def test_the_last_listener_unsubscribes(layer, private_redis):
     await layer.unlisten("room.1", "a")
     assert client.pubsub_numsub(channel) == [(channel.encode(), 1)]
     await layer.unlisten("room.1", "b")
-    assert client.pubsub_numsub(channel) == [(channel.encode(), 0)]
+    # UNSUBSCRIBE is written, not awaited: Redis applies it after its reply to this other
+    # connection may already have been sent, so wait (bounded) for the count to reach 0.
+    await _numsub_becomes(client, channel, 0)
     await layer.unlisten("room.1", "b")  # again: nothing to do
+
+
+async def _numsub_becomes(client, channel: str, expected: int, deadline: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    while client.pubsub_numsub(channel) != [(channel.encode(), expected)]:
+        assert loop.time() < end, f"{channel} still has {client.pubsub_numsub(channel)}"
+        await asyncio.sleep(0.01)
 
 
 async def test_a_failing_listener_costs_the_others_nothing(layer, caplog):
