@@ -1,16 +1,17 @@
 """Per-user rates, shared by every socket and process of the user (Redis counters).
 
-Each limit counts in fixed windows of ``window`` seconds aligned on the clock: a window's
-counter is reset when the next window starts, so ``retry_after`` is the time left in the
-current window (what REST's ``Retry-After``/``RateLimit-Reset`` and the socket's
-``rate_limited`` error frame's ``retry_after`` say).
+Each limit counts in fixed windows of ``window`` seconds that start at the user's first counted
+action (the counter's key is created with that expiry, atomically with the count): when it
+expires, the next action starts a fresh window, so ``retry_after`` is the time left in the
+user's current window (what REST's ``Retry-After``/``RateLimit-Reset`` and the socket's
+``rate_limited`` error frame's ``retry_after`` say). Windows anchored on the user rather than
+on the clock mean a burst is never split by a clock boundary it cannot see.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import time
 from dataclasses import dataclass
 
 import redis
@@ -32,13 +33,22 @@ class Quota:
     reset: int
 
 
-def retry_after(window: int) -> int:
-    """Whole seconds until the current window of ``window`` seconds ends (at least 1)."""
-    return max(1, math.ceil(window - time.time() % window))
+# One key, one script: counts an action in the key's window, opening the window (the key with
+# its expiry) first if there is none; answers the count and the window's milliseconds left.
+_COUNT = """
+redis.call('SET', KEYS[1], 0, 'PX', ARGV[1], 'NX')
+local count = redis.call('INCR', KEYS[1])
+return {count, redis.call('PTTL', KEYS[1])}
+"""
+
+
+def _seconds_left(milliseconds: int, window: int) -> int:
+    """Whole seconds until a window with ``milliseconds`` left ends (1 to ``window``)."""
+    return min(window, max(1, math.ceil(milliseconds / 1000)))
 
 
 def _key(scope: str, user_id: int | str, window: int) -> str:
-    return redis_keys.key("rate", scope, user_id, int(time.time() // window))
+    return redis_keys.key("rate", scope, user_id, window)
 
 
 def allow(scope: str, user_id: int | str, *, limit: int, window: int) -> bool:
@@ -56,8 +66,18 @@ def allow_many(
 ) -> list[bool]:
     """``allow`` for one action of each of ``user_ids`` (repeats count again), in order, with
     one Redis round trip."""
+    return [wait is None for wait in waits(scope, user_ids, limit=limit, window=window)]
+
+
+def waits(
+    scope: str, user_ids: list[int] | list[str], *, limit: int, window: int
+) -> list[int | None]:
+    """Count one action of each of ``user_ids`` (repeats count again), in order, in one round
+    trip: None for each allowed, the seconds left in the user's window for each refused."""
     counts = _count(scope, user_ids, window)
-    return [True] * len(user_ids) if counts is None else [count <= limit for count in counts]
+    if counts is None:
+        return [None] * len(user_ids)
+    return [None if c <= limit else _seconds_left(left, window) for c, left in counts]
 
 
 def take(scope: str, user_id: int, *, limit: int, window: int) -> tuple[bool, Quota | None]:
@@ -66,22 +86,23 @@ def take(scope: str, user_id: int, *, limit: int, window: int) -> tuple[bool, Qu
     counts = _count(scope, [user_id], window)
     if counts is None:
         return True, None
-    remaining = max(0, limit - counts[0])
-    return counts[0] <= limit, Quota(limit, remaining, retry_after(window))
+    [(count, left)] = counts
+    return count <= limit, Quota(limit, max(0, limit - count), _seconds_left(left, window))
 
 
-def _count(scope: str, user_ids: list[int] | list[str], window: int) -> list[int] | None:
-    """Count one action of each of ``user_ids`` in the current window; the counts after it,
-    or None (logged) if Redis is unreachable."""
+def _count(
+    scope: str, user_ids: list[int] | list[str], window: int
+) -> list[tuple[int, int]] | None:
+    """Count one action of each of ``user_ids`` in its current window: (count after it,
+    milliseconds left in the window) each, in order, in one round trip; None (logged) if Redis
+    is unreachable."""
     if not user_ids:
         return []
     try:
         pipe = get_redis().pipeline(transaction=False)
         for user_id in user_ids:
-            key = _key(scope, user_id, window)
-            pipe.incr(key)
-            pipe.expire(key, window * 2)
-        return pipe.execute()[::2]
+            pipe.eval(_COUNT, 1, _key(scope, user_id, window), window * 1000)
+        return [(int(n), int(left)) for n, left in pipe.execute()]
     except redis.RedisError as exc:
         log.warning("rate limit not enforced, Redis unreachable: %s", exc)
         return None
@@ -91,20 +112,21 @@ def quota(scope: str, user_id: int, *, limit: int, window: int) -> Quota | None:
     """Where ``user_id`` stands on ``scope`` now, counting nothing; None while Redis is
     unreachable (limits are not enforced then)."""
     try:
-        count = int(get_redis().get(_key(scope, user_id, window)) or 0)
+        pipe = get_redis().pipeline(transaction=False)
+        key = _key(scope, user_id, window)
+        count, left = pipe.get(key).pttl(key).execute()
     except redis.RedisError:
         return None
-    return Quota(limit=limit, remaining=max(0, limit - count), reset=retry_after(window))
+    count = int(count or 0)
+    reset = _seconds_left(left, window) if count else window  # no window open: a full one
+    return Quota(limit=limit, remaining=max(0, limit - count), reset=reset)
 
 
-def allow_post(user_id: int) -> bool:
-    """Messages: PARLEY RATE_LIMIT_MESSAGES per RATE_LIMIT_WINDOW_SECONDS."""
-    return allow_posts([user_id])[0]
-
-
-def allow_posts(user_ids: list[int]) -> list[bool]:
-    """``allow_post`` for several posts at once (a batch), in order."""
-    return allow_many(
+def post_waits(user_ids: list[int]) -> list[int | None]:
+    """Messages: PARLEY RATE_LIMIT_MESSAGES per RATE_LIMIT_WINDOW_SECONDS. Counts a post of
+    each of ``user_ids`` (a batch), in order: None for each allowed, the seconds to wait
+    (``retry_after``) for each refused."""
+    return waits(
         "post",
         user_ids,
         limit=settings.PARLEY["RATE_LIMIT_MESSAGES"],
@@ -120,8 +142,3 @@ def post_quota(user_id: int) -> Quota | None:
         limit=settings.PARLEY["RATE_LIMIT_MESSAGES"],
         window=settings.PARLEY["RATE_LIMIT_WINDOW_SECONDS"],
     )
-
-
-def post_refusal_wait() -> int:
-    """Seconds a post refused by the message limit should wait (``retry_after``)."""
-    return retry_after(settings.PARLEY["RATE_LIMIT_WINDOW_SECONDS"])

@@ -141,10 +141,10 @@ def _new_message(req: PostRequest, body: str) -> Message:
 def _limit_rate(fresh: dict[int, list[tuple[int, Message]]], results: Answers) -> None:
     """Count what passed the checks, in request order, in one round trip; refuse the excess."""
     counted = sorted(item for batch in fresh.values() for item in batch)
-    allowed = ratelimit.allow_posts([message.author_id for _, message in counted])
-    for (i, _), ok in zip(counted, allowed, strict=True):
-        if not ok:
-            results[i] = rate_limited(ratelimit.post_refusal_wait())
+    waits = ratelimit.post_waits([message.author_id for _, message in counted])
+    for (i, _), wait in zip(counted, waits, strict=True):
+        if wait is not None:
+            results[i] = rate_limited(wait)
 
 
 def _write(batch: list[tuple[int, Message]], requests: list[PostRequest], results: Answers) -> None:
