@@ -18,10 +18,12 @@ and uvicorn, the option); the raw reference runs once per measurement.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 from bench import catchup, storms
+from bench.clients import close_socket, open_socket
 from bench.load import LoadPlan, run_load
 from bench.measure import CpuWindow, rss_mib
 from bench.mux import mux
@@ -147,17 +149,17 @@ def idle(run: Run) -> list[dict]:
         if target == "raw push":
             with RawStack(run.out_dir) as raw:
                 plan = listener_plan(raw, "", n, cfg.client_procs)
-                before = _server_rss(raw.processes)
+                before = _warm_up(plan, raw.processes)
                 plan.before_go = lambda procs: idle_window(procs, before)
                 result = run_load(plan, raw.processes, opts)
             return make_row("idle", target, result, clients=n)
         server = cfg.servers[-1] if target.startswith("parley uvicorn") else cfg.servers[0]
         run.close()  # a fresh stack: the memory a socket adds is measured from a clean start
         stack = run.parley(server=server)
-        before = _server_rss(stack.processes)
         slug = "idle-push" if " push" in target else "idle-poll"
         stack.create_room(slug, stack.tokens)
         plan = listener_plan(stack, slug, n, cfg.client_procs)
+        before = _warm_up(plan, stack.processes)
         if target.endswith("poll 1s"):
             plan.pollers, plan.listeners = plan.listeners, []
             for spec in plan.pollers:
@@ -168,6 +170,27 @@ def idle(run: Run) -> list[dict]:
     targets = [f"{target_label(server)} push" for server in cfg.servers]
     targets.insert(1, f"{target_label(cfg.servers[0])} poll 1s")
     return [safe(lambda t=t: once(t), t) for t in (*targets, "raw push")]
+
+
+WARM_UP_SOCKETS = 20
+
+
+def _warm_up(plan: LoadPlan, processes: dict[str, int]) -> dict[str, float]:
+    """Open and close ``WARM_UP_SOCKETS`` sockets like the plan's listeners, then the servers'
+    RSS: what the idle sockets add is measured from a server that has served sockets before,
+    so one-off costs (modules and code paths first used, thread pools, the first database
+    connection, allocator arenas) are not counted as per-socket memory."""
+    spec = plan.listeners[0]
+
+    async def open_and_close() -> None:
+        sockets = await asyncio.gather(
+            *(open_socket(spec["url"], spec["token"], 30) for _ in range(WARM_UP_SOCKETS))
+        )
+        await asyncio.gather(*(close_socket(ws) for ws, _ in sockets))
+
+    asyncio.run(open_and_close())
+    time.sleep(2)  # the servers' disconnect handling ends
+    return _server_rss(processes)
 
 
 def _server_rss(processes: dict[str, int]) -> dict[str, float]:
