@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench streams   (events/s one Redis Stream carries: bench/streams.py)
     .venv/bin/python -m bench connect-profile   (where a connect's CPU goes: connect_profile.py)
+    .venv/bin/python -m bench floor   (a connect's least CPU on daphne and uvicorn: bench/floor.py)
     .venv/bin/python -m bench subscriber   (analytics worker CPU per event: bench/subscriber.py)
     .venv/bin/python -m bench [--quick] [--servers daphne,uvicorn] [--databases sqlite,postgres]
         [--scenarios fanout,throughput,idle,scaleout,catchup,connect_storm,reconnect_wave,mux]
@@ -92,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import subscriber
 
         return subscriber.main(argv[1:])
+    if argv[:1] == ["floor"]:  # the least a connect costs on the servers (bench/floor.py)
+        from bench import floor
+
+        return floor.main(argv[1:])
     if argv[:1] == ["connect-profile"]:  # where a connect's CPU goes (bench/connect_profile.py)
         from bench import connect_profile
 
