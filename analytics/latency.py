@@ -59,7 +59,7 @@ def percentiles(
         for index in order:
             seen += counts[index]
             if seen >= rank:
-                value = _middle(index)
-                result[q] = round(min(value, max_ms) if max_ms is not None else value, 3)
+                value = round(_middle(index), 3)  # clamped after rounding: never above max_ms
+                result[q] = min(value, max_ms) if max_ms is not None else value
                 break
     return result

@@ -47,6 +47,15 @@ def test_percentiles_within_half_a_percent_over_a_wide_spread():
     assert len(buckets) < 1000  # bounded: occupied 1 % buckets only
 
 
+def test_never_above_the_maximum_after_rounding():
+    """A maximum just under a thousandth (22.630999999999997 in CI) used to be reported below a
+    p95 that the rounding to 0.001 ms had pushed above it (22.631)."""
+    for k in range(1, 100_000, 7):
+        top = k / 1000 - 1e-12
+        got = latency.percentiles([latency.add({}, [top / 2, top])], (0.5, 0.95), max_ms=top)
+        assert got[0.5] <= got[0.95] <= top
+
+
 def test_edges_zero_single_value_and_nothing():
     assert latency.percentiles([{}], (0.5,)) == {0.5: None}
     assert latency.percentiles([latency.add({}, [0.0, 0.0, 0.004])], (0.95,)) == {0.95: 0.0}
