@@ -14,6 +14,7 @@ from django.db import connections
 
 from broker import groups, registry
 from broker.worker import Worker
+from infra.heap import freeze_startup_heap
 from infra.redis_client import get_redis
 
 log = logging.getLogger("parley.broker")
@@ -26,6 +27,7 @@ class Command(BaseCommand):
         parser.add_argument("names", nargs="+", metavar="NAME")
 
     def handle(self, *args, names: list[str], **options) -> None:
+        freeze_startup_heap()
         try:
             subs = [registry.get(name) for name in names]
         except LookupError as exc:

@@ -35,6 +35,7 @@ from django.db import DatabaseError, connection
 from broker import groups, loss, registry, retention
 from chat import reconcile, relay, repair
 from contract import events
+from infra.heap import freeze_startup_heap
 from infra.redis_client import get_redis
 from ops import health, metrics
 
@@ -50,6 +51,7 @@ class Command(BaseCommand):
         parser.add_argument("--once", action="store_true", help="one sweep, then exit")
 
     def handle(self, *args, once: bool = False, **options) -> None:
+        freeze_startup_heap()
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
