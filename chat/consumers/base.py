@@ -124,6 +124,7 @@ class ListeningConsumer(limits.FrameRate, ClientGoneSafeSend, DirectConsumer):
         if _leaving(left):
             self.end_turn()  # taken as the client left: unused
             return False
+        self.stop_reading_ahead()  # nothing came meanwhile: no task kept waiting on receive()
         return True
 
     def end_turn(self) -> None:

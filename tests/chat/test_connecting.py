@@ -271,3 +271,43 @@ async def test_a_socket_that_leaves_while_waiting_for_its_turn_gives_its_place_u
     for sock in (holder, pinger, late):
         await sock.disconnect()
     assert not base.connect_turns().locked()
+
+
+async def test_a_socket_that_waited_for_its_turn_keeps_no_read_ahead_and_reads_on(
+    lobby, bob, monkeypatch
+):
+    """The read ahead that watched for a client leaving while it waited is given up once the
+    turn is taken (an idle socket kept that task for its whole life: ~670 bytes); the frames
+    the client sends afterwards are read and answered, none lost."""
+    monkeypatch.setitem(settings.PARLEY, "CONNECT_CONCURRENCY", 1)
+    release = asyncio.Event()
+    waiting = asyncio.Event()
+    consumers: list[RoomConsumer] = []
+    real_open, real_take_turn = RoomConsumer._open, RoomConsumer.take_turn
+
+    async def held(self):
+        consumers.append(self)
+        if len(consumers) == 1:
+            await release.wait()  # the first socket holds the only turn until released
+        await real_open(self)
+
+    async def noted(self):
+        if consumers:  # the holder has the turn: this one waits (set before its first await)
+            waiting.set()
+        return await real_take_turn(self)
+
+    monkeypatch.setattr(RoomConsumer, "_open", held)
+    monkeypatch.setattr(RoomConsumer, "take_turn", noted)
+    holder = await accepted(bob)
+    waiter = await accepted(bob)
+    await asyncio.wait_for(waiting.wait(), TIMEOUT)
+    release.set()
+    assert (await holder.recv())["type"] == "sync.done"
+    assert (await waiter.recv())["type"] == "sync.done"
+    assert len(consumers) == 2 and consumers[1].ahead is None
+    for n in range(3):
+        await waiter.send({"type": "ping"})
+        assert await waiter.recv() == {"type": "pong"}, n
+    for sock in (holder, waiter):
+        await sock.disconnect()
+    assert not base.connect_turns().locked()
