@@ -2,8 +2,8 @@
 
     .venv/bin/python -m bench floor [--sockets 1000] [--rounds 3]
 
-Starts raw's server (bench/raw_server.py) and daphne and uvicorn exactly as Parley runs them
-(realtime/servers.py) serving the floor apps of bench/floor_app.py instead of Parley: ``asgi``
+Starts raw's server (bench/raw_server.py, ``RawStack``) and daphne and uvicorn exactly as
+Parley runs them (realtime/servers.py), serving the floor apps of bench/floor_app.py instead of Parley: ``asgi``
 (accept, send ``sync.done``: the server's own handshake and frame) and ``db_read`` (the same
 after one read through Django's database thread, the least an authenticated connect does).
 Each round, for each target in turn, opens ``--sockets`` sockets at once from this process
@@ -22,14 +22,13 @@ import argparse
 import asyncio
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
 from bench.clients import close_socket, open_socket
 from bench.measure import cpu_seconds
 from bench.report import save_results
-from bench.stack import HOST, ROOT, Stack, wait_port
+from bench.stack import HOST, ROOT, RawStack, Stack, wait_port
 from infra.embedded_redis import RedisServer, free_port
 from realtime import servers
 
@@ -37,12 +36,11 @@ LEVELS = ("asgi", "db_read")
 
 
 class FloorStack(Stack):
-    """raw's server and one process per (server, floor app), all started at once."""
+    """One process per (server, floor app), all started at once (raw's is ``RawStack``)."""
 
     def __init__(self, log_dir: Path) -> None:
         super().__init__("floor", log_dir)
-        self.urls: dict[str, str] = {}
-        self.pids: dict[str, int] = {}
+        self.targets: dict[str, tuple[str, int]] = {}  # name -> (url, pid)
         try:
             self._start()
         except BaseException:
@@ -60,24 +58,16 @@ class FloorStack(Stack):
             "DEBUG": "false",
             "PYTHONUNBUFFERED": "1",
         }
-        commands = {"raw": [sys.executable, str(ROOT / "bench" / "raw_server.py"), "--port"]}
         for server in servers.SERVERS:
             for level in LEVELS:
-                commands[f"{server} {level}"] = [server, level]
-        for name, spec in commands.items():
-            port = free_port()
-            if name == "raw":
-                args = [*spec, str(port)]
-            else:
-                server, level = spec
+                port = free_port()
                 args = [
                     f"bench.floor_app:{level}" if arg == servers.APPLICATION else arg
                     for arg in servers.command(server, HOST, port, access_log=False)
                 ]
-            proc = self.spawn(name.replace(" ", "-"), args, env)
-            wait_port(port, proc, 60, name)
-            self.urls[name] = f"ws://{HOST}:{port}/"
-            self.pids[name] = proc.pid
+                proc = self.spawn(f"{server}-{level}", args, env)
+                wait_port(port, proc, 60, f"{server} {level}")
+                self.targets[f"{server} {level}"] = (f"ws://{HOST}:{port}/", proc.pid)
 
 
 async def _round(url: str, pid: int, sockets: int) -> float:
@@ -99,10 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = ROOT / "bench" / "results" / f"floor-logs-{time.strftime('%Y%m%d-%H%M%S')}"
     log_dir.mkdir(parents=True, exist_ok=True)
     per_round: dict[str, list[float]] = {}
-    with FloorStack(log_dir) as stack:
+    with RawStack(log_dir) as raw, FloorStack(log_dir) as floor:
+        targets = {"raw": (raw.ws_url(""), raw.processes["raw"]), **floor.targets}
         for i in range(args.rounds):
-            for name, url in stack.urls.items():
-                ms = asyncio.run(_round(url, stack.pids[name], args.sockets))
+            for name, (url, pid) in targets.items():
+                ms = asyncio.run(_round(url, pid, args.sockets))
                 per_round.setdefault(name, []).append(round(ms, 3))
                 print(f"round {i + 1}: {name:16} {ms:7.3f} ms CPU per connect", flush=True)
     medians = {name: statistics.median(values) for name, values in per_round.items()}
