@@ -3,9 +3,10 @@
     .venv/bin/python -m bench floor [--sockets 1000] [--rounds 3]
 
 Starts raw's server (bench/raw_server.py, ``RawStack``) and daphne and uvicorn exactly as
-Parley runs them (realtime/servers.py), serving the floor apps of bench/floor_app.py instead of Parley: ``asgi``
-(accept, send ``sync.done``: the server's own handshake and frame) and ``db_read`` (the same
-after one read through Django's database thread, the least an authenticated connect does).
+Parley runs them (realtime/servers.py), serving the floor apps of bench/floor_app.py instead of
+Parley: ``asgi`` (accept, send ``sync.done``: the server's own handshake and frame) and
+``db_read`` (the same after one read through Django's database thread, the least an
+authenticated connect does).
 Each round, for each target in turn, opens ``--sockets`` sockets at once from this process
 (all in flight together, like a connect storm), waits for every ``sync.done``, and counts the
 server process's CPU from the first connect to 0.5 s after the last; then closes them and
