@@ -41,6 +41,10 @@ class ChangesAfter:
 Row = tuple[events.MessageData | events.RoomEventData, int]
 
 
+def _new_message_frame(message: events.MessageData) -> str:
+    return events.replay_frame("message.new", message)
+
+
 class Position(Protocol):
     """Where a socket's delivery stands (chat.delivery.RoomDelivery): the newest message sent
     and the newest change accounted for (None: edits are not replayed)."""
@@ -104,8 +108,10 @@ class CatchUp:
         """The replay frames of the page just read, one at a time; the position moves as each
         is taken."""
         if self.phase is MessagesAfter:
+            # A page cut from the process' recent pages (chat.replaypages) has its frames made.
+            made = getattr(page, "frame", _new_message_frame)
             for message, _change in self._taken(page):
-                yield events.replay_frame("message.new", message)
+                yield made(message)
         else:
             for message, change in self._taken(page):
                 yield events.changed_replay_frame(message, change)

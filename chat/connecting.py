@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
-from chat import selectors
+from chat import replaypages, selectors
 from chat.catchup import ChangesAfter, MessagesAfter, Row
 from chat.delivery import RoomDelivery
 from chat.models import Room
@@ -76,19 +76,18 @@ def read_ahead(
     plan = scratch.catch_up(newest, page_size)
     query = plan.next_query()
     while query is not None and len(ahead.pages) < PAGES:
-        page = [] if plan.needless(query) else read_page(room_id, query)
+        page = [] if plan.needless(query) else read_page(room_id, query, newest[1])
         ahead.pages[query] = page
         plan.advance(page)
         query = plan.next_query(page)
     return ahead
 
 
-def read_page(room_id: int, query: MessagesAfter | ChangesAfter) -> list[Row]:
-    """The rows of one replay query (chat.catchup)."""
+def read_page(room_id: int, query: MessagesAfter | ChangesAfter, as_of: int) -> list[Row]:
+    """The rows of one replay query (chat.catchup) of a pass up to a position whose change is
+    ``as_of``: new messages through the process' recent pages (chat.replaypages)."""
     if isinstance(query, MessagesAfter):
-        return selectors.messages_after(
-            room_id=room_id, after_seq=query.after_seq, up_to_seq=query.up_to_seq, limit=query.limit
-        )
+        return replaypages.messages_after(room_id, query, as_of)
     return selectors.replay_changes_after(
         room_id=room_id,
         up_to_seq=query.up_to_seq,

@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from accounts.last_used import discard_pending_last_used
-from chat import actions
+from chat import actions, replaypages
 from infra.embedded_redis import RedisServer
 from infra.redis_client import get_redis
 from tests.support import contract, ws
@@ -53,6 +53,14 @@ def _delete_parley_keys() -> None:
     keys = [*client.scan_iter("parley:*"), *client.scan_iter("chat.*")]
     if keys:
         client.delete(*keys)
+
+
+@pytest.fixture(autouse=True)
+def _replay_pages():
+    """No test reads another's replay pages (a rolled-back room's id is used again)."""
+    replaypages.clear()
+    yield
+    replaypages.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -154,7 +154,7 @@ class RoomStream:
                 page = (
                     []
                     if plan.needless(query)
-                    else await db(connecting.read_page)(self.room_id, query)
+                    else await db(connecting.read_page)(self.room_id, query, plan.newest_change)
                 )
             for frame in plan.frames(page):
                 if not await self._may_send():
