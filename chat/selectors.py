@@ -9,6 +9,7 @@ from django.db.models import OuterRef, Q, QuerySet, Subquery
 from chat.models import Membership, Message, Room
 from contract import events
 from database import sql
+from database.joined import unique_row
 
 
 class RoomAccessError(Exception):
@@ -29,7 +30,7 @@ def room_for_user(*, user: AbstractBaseUser | AnonymousUser, slug: str) -> Room:
     """
     if not user.is_authenticated:
         raise RoomAccessError(4401, "authentication required")
-    room = Room.objects.filter(slug=slug).first()
+    room = unique_row(Room, "slug", slug)
     if room is None or (room.is_private and not is_member(user=user, room=room)):
         raise RoomAccessError(4404, f"no room {slug!r}")
     return room

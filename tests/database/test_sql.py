@@ -17,7 +17,7 @@ from broker.models import ProcessedEvent
 from chat import actions
 from chat.models import Message, OutboxEvent, Room
 from database import sql
-from database.joined import joined_row
+from database.joined import joined_row, unique_row
 from tests.support.rooms import C
 
 pytestmark = pytest.mark.django_db
@@ -53,6 +53,19 @@ def test_joined_row_is_what_select_related_reads(alice, django_assert_num_querie
             assert (got, type(got)) == (want, type(want)), field.name  # aware datetimes, bools
     assert found.expires_at == T0 and user.is_active is True and not found._state.adding
     assert joined_row(ApiToken, "user", "digest", "no such digest") is None
+
+
+def test_unique_row_is_what_filter_first_reads(lobby, django_assert_num_queries):
+    Room.objects.filter(pk=lobby.pk).update(is_private=True)
+    orm = Room.objects.filter(slug="lobby").first()
+    with django_assert_num_queries(1):
+        found = unique_row(Room, "slug", "lobby")
+    for field in Room._meta.concrete_fields:
+        got, want = getattr(found, field.attname), getattr(orm, field.attname)
+        assert (got, type(got)) == (want, type(want)), field.name  # aware datetimes, bools
+    assert found.is_private is True and not found._state.adding and found == orm
+    assert unique_row(Room, "slug", "LOBBY") is None  # exactly as filter(slug=...) matches
+    assert unique_row(Room, "slug", "no-such-room") is None
 
 
 # --- bulk writes of any model -------------------------------------------------------------------
