@@ -10,6 +10,11 @@ Both bound how long a client may take to send a request (``PARLEY["HTTP_REQUEST_
 against slowloris): daphne through ``realtime.daphne_server``, uvicorn through its protocol class
 ``realtime.uvicorn_http``; uvicorn also closes idle keep-alive connections after
 ``KEEP_ALIVE_SECONDS``. A WebSocket, once its handshake is in, is not affected.
+
+Both listen with a queue of ``BACKLOG`` connections not yet accepted (uvicorn's default; the
+kernel caps it at ``net.core.somaxconn``). daphne's Twisted endpoint defaults to 50: in a
+reconnect wave the kernel dropped the SYNs beyond it, and those clients waited 1, 3, 7 s for
+their retransmits (a 1,000-socket storm took 8 s to connect on daphne, 3 s on uvicorn).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ SERVERS = ("daphne", "uvicorn")
 DEFAULT = "daphne"
 APPLICATION = "config.asgi:application"
 KEEP_ALIVE_SECONDS = 5  # uvicorn: an idle keep-alive connection is closed after this
+BACKLOG = 2048  # connections the kernel queues for accept (uvicorn's default)
 
 
 def command(
@@ -37,14 +43,13 @@ def command(
     if server == "daphne":
         proxy = ["--proxy-headers"] if behind_proxy else []
         quiet = [] if access_log else ["--access-log", os.devnull]
+        interface = host.strip("[]").replace(":", r"\:")  # Twisted's endpoint escaping
         return [
             sys.executable,
             "-m",
             "realtime.daphne_server",
-            "-b",
-            host,
-            "-p",
-            str(port),
+            "-e",
+            f"tcp:port={int(port)}:interface={interface}:backlog={BACKLOG}",
             *proxy,
             *quiet,
             APPLICATION,
@@ -60,6 +65,8 @@ def command(
             host,
             "--port",
             str(port),
+            "--backlog",
+            str(BACKLOG),
             "--ws",
             "websockets-sansio",
             "--loop",
