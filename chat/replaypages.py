@@ -128,7 +128,7 @@ def _extend(entry: _Entry, room_id: int, last: int, limit: int) -> bool:
     at least ``entry.as_of``); False if what came back does not follow on."""
     hi = entry.hi
     rows = selectors.messages_after(room_id=room_id, after_seq=hi, up_to_seq=last, limit=limit)
-    if [row[0]["seq"] for row in rows] != list(range(hi + 1, hi + 1 + len(rows))):
+    if not _runs_on(rows, hi + 1):
         return False
     entry.rows.extend(rows)
     if len(entry.rows) > MAX_ROWS:
@@ -145,12 +145,17 @@ def _read(room_id: int, query: MessagesAfter, as_of: int) -> list[Row]:
         room_id=room_id, after_seq=query.after_seq, up_to_seq=query.up_to_seq, limit=query.limit
     )
     first = query.after_seq + 1
-    if not rows or [row[0]["seq"] for row in rows] != list(range(first, first + len(rows))):
+    if not rows or not _runs_on(rows, first):
         return rows
-    entry = _Entry(rows=list(rows), as_of=as_of)
+    entry = _Entry(rows=rows, as_of=as_of)
     with _entries_lock:
         _entries.pop(room_id, None)
         _entries[room_id] = entry
         while len(_entries) > MAX_ROOMS:
             del _entries[next(iter(_entries))]
     return entry.cut(first, entry.hi)
+
+
+def _runs_on(rows: list[Row], first: int) -> bool:
+    """Whether the rows' seqs are ``first``, ``first + 1``, ... (what was read follows on)."""
+    return all(row[0]["seq"] == seq for seq, row in enumerate(rows, first))
