@@ -11,7 +11,8 @@ each response; otherwise the connection is aborted. A request upgraded to a WebS
 complete once its handshake arrived: the socket then lives as long as it likes.
 
 A WebSocket may be closed with 1012 or 1001 (``_RestartCloseProtocol``), and SIGTERM drains the
-process (``_GracefulSigterm``) before daphne stops it.
+process (``_GracefulSigterm``) before daphne stops it. The server class is
+realtime.daphne_lean's (each connection's queue an ``Inbox``).
 
 This reaches into daphne through three points, both checked by
 tests/test_http_deadline.py at the pinned daphne (>=4.2,<4.3): ``daphne.server.HTTPFactory``
@@ -28,12 +29,13 @@ import signal
 import sys
 
 from daphne import server as daphne_server
-from daphne.cli import CommandLineInterface
 from daphne.http_protocol import HTTPFactory, WebRequest
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from django.conf import settings
 from twisted.internet import reactor
 from twisted.internet.interfaces import IListeningPort
+
+from realtime.daphne_lean import CommandLine
 
 log = logging.getLogger("parley.server")
 
@@ -158,7 +160,7 @@ def main(argv: list[str]) -> None:
     daphne_server.HTTPFactory = DeadlineHTTPFactory  # what Server.run builds its factory from
     daphne_server.WebSocketFactory = _WebSocketFactory  # likewise, for upgraded connections
     reactor.callWhenRunning(_GracefulSigterm().install)
-    CommandLineInterface().run(argv)
+    CommandLine().run(argv)
 
 
 if __name__ == "__main__":

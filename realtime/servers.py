@@ -68,7 +68,7 @@ def command(
             "--backlog",
             str(BACKLOG),
             "--ws",
-            "websockets-sansio",
+            "realtime.uvicorn_ws:LeanWebSocketsProtocol",  # websockets-sansio, leaner
             "--loop",
             "uvloop",
             "--http",

@@ -73,8 +73,9 @@ class DirectConsumer(AsyncWebsocketConsumer):
         """Give up a read ahead that has no message yet: the loop reads the next one itself,
         so an idle socket keeps no task of its own waiting on ``receive()`` (its task, coroutine
         and weak reference: ~670 bytes a socket, tracemalloc in the ``idle`` scenario). Safe on
-        the servers Parley runs on: their ``receive`` is an ``asyncio.Queue``'s ``get``, and a
-        cancelled ``get`` leaves the message in the queue for the next one."""
+        the servers Parley runs on: their ``receive`` is the ``get`` of a realtime.inbox ``Inbox``
+        (or an ``asyncio.Queue``), and a cancelled ``get`` leaves the message in the queue for the
+        next one."""
         if self.ahead is not None and not self.ahead.done():
             self.ahead.cancel()
             self.ahead = None

@@ -4,9 +4,10 @@
 Private state it reads (checked once, ``DaphneConnection.needs``; daphne, autobahn and Twisted
 have upper bounds in pyproject.toml for it): daphne's ASGI ``send`` is a ``functools.partial``
 of its server's reply handler with the protocol as first argument, and its ``receive`` the
-``get`` of the application's ``asyncio.Queue``; autobahn's ``state`` / ``STATE_OPEN``,
-``closeHandshakeTimeout`` and ``_perMessageCompress``; Twisted's transport write buffer
-(``dataBuffer``, ``offset``, ``_tempDataLen``, ``_writeDisconnected``) and its socket. Waiting
+``get`` of the application's queue (realtime.inbox's ``Inbox``, or daphne's ``asyncio.Queue``);
+autobahn's ``state`` / ``STATE_OPEN``, ``closeHandshakeTimeout`` and ``_perMessageCompress``;
+Twisted's transport write buffer (``dataBuffer``, ``offset``, ``_tempDataLen``,
+``_writeDisconnected``) and its socket. Waiting
 for a client to drain goes through Twisted's public producer API (IConsumer).
 """
 
@@ -18,6 +19,7 @@ import logging
 
 from django.conf import settings
 
+from realtime.inbox import Inbox
 from realtime.sockets.base import Adapter, Connection
 
 log = logging.getLogger("parley.ws")
@@ -45,7 +47,7 @@ def adopt(send: object, receive: object) -> Connection | None:
     ):
         return None
     inbox = getattr(receive, "__self__", None)  # daphne's receive: its queue's get
-    if not isinstance(inbox, asyncio.Queue):
+    if not isinstance(inbox, (Inbox, asyncio.Queue)):
         inbox = None
     protocol = send.args[0]
     transport = getattr(protocol, "transport", None)
@@ -85,7 +87,7 @@ class DaphneConnection(Adapter):
         "transport.resumeProducing",
     )
 
-    def __init__(self, protocol, inbox: asyncio.Queue | None = None) -> None:
+    def __init__(self, protocol, inbox: Inbox | asyncio.Queue | None = None) -> None:
         super().__init__(protocol)
         self.inbox = inbox
         self.paused = 0

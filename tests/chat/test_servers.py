@@ -162,6 +162,17 @@ runpy.run_module(sys.argv.pop(1), run_name="__main__", alter_sys=True)
 """
 
 
+def launched(processes, server: str, tmp_path, code: str) -> Server:
+    """A server started through ``code`` (a launcher that ends by running the server module)."""
+    launcher = tmp_path / "launch.py"
+    launcher.write_text(code)
+    srv = Server(processes.log_dir, server=server)
+    python, dash_m, module, *rest = srv.args
+    assert dash_m == "-m"
+    srv.args = [python, str(launcher), module, *rest]
+    return processes.start(srv)
+
+
 def frame_counts(port: int) -> tuple[float, float]:
     """(frames sent, of which through an adapter) as the server process reports them."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -208,13 +219,7 @@ async def test_the_fast_path_is_taken(processes, cookies, server):
 async def test_an_adapter_missing_an_attribute_declines_and_frames_still_arrive(
     processes, cookies, server, tmp_path
 ):
-    launcher = tmp_path / "launch.py"
-    launcher.write_text(LAUNCHER)
-    srv = Server(processes.log_dir, server=server)
-    python, dash_m, module, *rest = srv.args
-    assert dash_m == "-m"
-    srv.args = [python, str(launcher), module, *rest]
-    processes.start(srv)
+    srv = launched(processes, server, tmp_path, LAUNCHER)
     with processes.explain():
         await exchange(srv, cookies)
         sent, direct = await database_sync_to_async(frame_counts)(srv.port)
@@ -223,3 +228,54 @@ async def test_an_adapter_missing_an_attribute_declines_and_frames_still_arrive(
         output = srv.output()
         assert output.count(DECLINED) == 1, output  # one log line, not one per socket
         assert "transport.renamed_in_a_later_release" in output
+
+
+# --- each connection's queue and write event (realtime/inbox.py) ---------------------------------
+# Both servers hand the application a realtime.inbox.Inbox, and uvicorn waits on a Flag, in place
+# of asyncio's Queue and Event (3.3 and 1 KiB per idle socket); a release that changes what they
+# replace keeps the server's own, with one log line, and every frame still arrives.
+COUNTING_LAUNCHER = """
+import os, runpy, sys
+sys.path.insert(0, os.getcwd())
+from realtime import inbox
+for cls in (inbox.Inbox, inbox.Flag):
+    def init(self, *args, _init=cls.__init__, _name=cls.__name__):
+        if not getattr(inbox, "seen_" + _name, False):
+            setattr(inbox, "seen_" + _name, True)
+            print("made a realtime.inbox." + _name, flush=True)
+        _init(self, *args)
+    cls.__init__ = init
+{changed}
+runpy.run_module(sys.argv.pop(1), run_name="__main__", alter_sys=True)
+"""
+# What a later release renaming an attribute or a type would be to the checks.
+CHANGED = """
+from realtime import daphne_lean, uvicorn_ws
+daphne_lean.LeanServer.needs = (*daphne_lean.LeanServer.needs, "renamed_in_a_later_release")
+expected, make = uvicorn_ws.LeanWebSocketsProtocol.replaces["queue"]
+uvicorn_ws.LeanWebSocketsProtocol.replaces["queue"] = (dict, make)
+"""
+KEPT_OWN = "changed: its connections keep asyncio queues", "changed: it keeps asyncio's queue"
+
+
+@pytest.mark.parametrize("server", SERVERS)
+async def test_connections_hold_the_lean_queue(processes, cookies, server, tmp_path):
+    srv = launched(processes, server, tmp_path, COUNTING_LAUNCHER.replace("{changed}", ""))
+    with processes.explain():
+        await exchange(srv, cookies)
+        output = srv.output()
+        assert "made a realtime.inbox.Inbox" in output, output
+        assert ("made a realtime.inbox.Flag" in output) == (server == "uvicorn"), output
+        assert not any(line in output for line in KEPT_OWN), output
+
+
+@pytest.mark.parametrize("server", SERVERS)
+async def test_a_changed_server_keeps_its_own_queue_and_frames_still_arrive(
+    processes, cookies, server, tmp_path
+):
+    srv = launched(processes, server, tmp_path, COUNTING_LAUNCHER.replace("{changed}", CHANGED))
+    with processes.explain():
+        await exchange(srv, cookies)
+        output = srv.output()
+        assert "made a realtime.inbox" not in output, output
+        assert sum(output.count(line) for line in KEPT_OWN) == 1, output  # once, not per socket

@@ -1,0 +1,46 @@
+"""uvicorn's sans-I/O ``websockets`` protocol, its per-connection queue a
+``realtime.inbox.Inbox`` and its ``writable`` event a ``realtime.inbox.Flag`` (``--ws
+realtime.uvicorn_ws:LeanWebSocketsProtocol``, set by realtime/servers.py): 4.3 KiB less per
+idle socket than asyncio's ``Queue`` and ``Event``.
+
+The protocol's ``__init__`` makes ``queue`` (``put_nowait``, ``get``, ``empty``) and ``writable``
+(``set``, ``clear``, ``wait``; also read by realtime.sockets.uvicorn); they are replaced right
+after it, before anything is queued or awaited. Checked once, at the pinned uvicorn (<0.55) by
+tests/chat/test_servers.py: where either is not what this expects, connections keep uvicorn's
+own (one log line a process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from realtime.inbox import Flag, Inbox
+
+log = logging.getLogger("parley.server")
+
+
+class LeanWebSocketsProtocol(WebSocketsSansIOProtocol):
+    # What uvicorn's __init__ is expected to make, and what replaces it.
+    replaces = {"queue": (asyncio.Queue, Inbox), "writable": (asyncio.Event, lambda: Flag(True))}
+    lean: bool | None = None  # decided by the first connection
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        cls = LeanWebSocketsProtocol
+        if cls.lean is None:
+            cls.lean = (
+                all(
+                    type(getattr(self, name, None)) is expected
+                    for name, (expected, _) in self.replaces.items()
+                )
+                and self.queue.empty()
+                and self.writable.is_set()
+            )
+            if not cls.lean:
+                log.warning("uvicorn's WebSocket protocol changed: it keeps asyncio's queue")
+        if cls.lean:
+            for name, (_, make) in self.replaces.items():
+                setattr(self, name, make())
