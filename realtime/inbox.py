@@ -50,22 +50,16 @@ class Inbox:
 
     async def get(self) -> Any:
         while not self._items:
-            getter = asyncio.get_running_loop().create_future()
-            if self._getters is None:
-                self._getters = []
-            self._getters.append(getter)
+            self._getters, getter = _add_waiter(self._getters)
             try:
                 await getter
             except BaseException:
                 getter.cancel()  # in case it was not done
-                with suppress(ValueError):
-                    self._getters.remove(getter)
                 if self._items and not getter.cancelled():
                     self._wake_next()  # woken, then cancelled: the item goes to the next reader
                 raise
             finally:
-                if not self._getters:
-                    self._getters = None
+                self._getters = _forget(self._getters, getter)
         return self._items.pop(0)
 
     def _wake_next(self) -> None:
@@ -104,16 +98,27 @@ class Flag:
     async def wait(self) -> bool:
         if self._value:
             return True
-        waiter = asyncio.get_running_loop().create_future()
-        if self._waiters is None:
-            self._waiters = []
-        self._waiters.append(waiter)
+        self._waiters, waiter = _add_waiter(self._waiters)
         try:
             await waiter
             return True
         finally:
-            if self._waiters is not None:
-                with suppress(ValueError):
-                    self._waiters.remove(waiter)
-                if not self._waiters:
-                    self._waiters = None
+            self._waiters = _forget(self._waiters, waiter)
+
+
+def _add_waiter(waiters: list[asyncio.Future] | None) -> tuple[list, asyncio.Future]:
+    """A new future on the running loop, appended to ``waiters`` (made if None)."""
+    waiter = asyncio.get_running_loop().create_future()
+    if waiters is None:
+        waiters = []
+    waiters.append(waiter)
+    return waiters, waiter
+
+
+def _forget(waiters: list[asyncio.Future] | None, waiter: asyncio.Future) -> list | None:
+    """``waiters`` without ``waiter`` (already taken out by a wake-up, or not); None once empty,
+    so an idle connection keeps no list."""
+    if waiters is not None:
+        with suppress(ValueError):
+            waiters.remove(waiter)
+    return waiters or None

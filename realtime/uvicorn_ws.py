@@ -23,24 +23,19 @@ log = logging.getLogger("parley.server")
 
 
 class LeanWebSocketsProtocol(WebSocketsSansIOProtocol):
-    # What uvicorn's __init__ is expected to make, and what replaces it.
-    replaces = {"queue": (asyncio.Queue, Inbox), "writable": (asyncio.Event, lambda: Flag(True))}
+    expects = {"queue": asyncio.Queue, "writable": asyncio.Event}  # what uvicorn's __init__ makes
     lean: bool | None = None  # decided by the first connection
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        cls = LeanWebSocketsProtocol
-        if cls.lean is None:
-            cls.lean = (
-                all(
-                    type(getattr(self, name, None)) is expected
-                    for name, (expected, _) in self.replaces.items()
-                )
+        if LeanWebSocketsProtocol.lean is None:
+            LeanWebSocketsProtocol.lean = (
+                all(type(getattr(self, n, None)) is t for n, t in self.expects.items())
                 and self.queue.empty()
                 and self.writable.is_set()
             )
-            if not cls.lean:
+            if not LeanWebSocketsProtocol.lean:
                 log.warning("uvicorn's WebSocket protocol changed: it keeps asyncio's queue")
-        if cls.lean:
-            for name, (_, make) in self.replaces.items():
-                setattr(self, name, make())
+        if LeanWebSocketsProtocol.lean:
+            self.queue = Inbox()
+            self.writable = Flag(True)

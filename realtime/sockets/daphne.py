@@ -7,8 +7,8 @@ of its server's reply handler with the protocol as first argument, and its ``rec
 ``get`` of the application's queue (realtime.inbox's ``Inbox``, or daphne's ``asyncio.Queue``);
 autobahn's ``state`` / ``STATE_OPEN``, ``closeHandshakeTimeout`` and ``_perMessageCompress``;
 Twisted's transport write buffer (``dataBuffer``, ``offset``, ``_tempDataLen``,
-``_writeDisconnected``) and its socket. Waiting
-for a client to drain goes through Twisted's public producer API (IConsumer).
+``_writeDisconnected``) and its socket. Waiting for a client to drain goes through Twisted's
+public producer API (IConsumer).
 """
 
 from __future__ import annotations

@@ -252,8 +252,7 @@ runpy.run_module(sys.argv.pop(1), run_name="__main__", alter_sys=True)
 CHANGED = """
 from realtime import daphne_lean, uvicorn_ws
 daphne_lean.LeanServer.needs = (*daphne_lean.LeanServer.needs, "renamed_in_a_later_release")
-expected, make = uvicorn_ws.LeanWebSocketsProtocol.replaces["queue"]
-uvicorn_ws.LeanWebSocketsProtocol.replaces["queue"] = (dict, make)
+uvicorn_ws.LeanWebSocketsProtocol.expects["queue"] = dict
 """
 KEPT_OWN = "changed: its connections keep asyncio queues", "changed: it keeps asyncio's queue"
 
